@@ -1,0 +1,187 @@
+"""Image bridge: any bpy Image to the engine's array and back.
+
+Blender stores rows bottom-up; float buffers hold scene-linear, premultiplied values; byte buffers hold
+the values of their colour space (sRGB for colour images) with straight alpha. The engine wants
+display-referred sRGB-encoded float32 (H, W, C), row 0 at the top, straight alpha.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import bpy
+import numpy as np
+
+from ..core import linear_to_srgb, srgb_to_linear
+from ..errors import ArtAIError, InputError
+
+RESULT_TAG = "art_ai_result"
+
+
+def is_data_image(image) -> bool:
+    cs = image.colorspace_settings
+    return bool(getattr(cs, "is_data", False)) or cs.name in {"Non-Color", "Raw", "Generic Data"}
+
+
+def is_render_result(image) -> bool:
+    return image.type in {"RENDER_RESULT", "COMPOSITING"}
+
+
+def find_image(name: str, what: str = "image"):
+    """The datablock called `name`; an error that says what to pick when it is missing."""
+    if not name:
+        raise InputError(f"{what}: no image chosen; pick one in the Art AI panel or pass {what}='<image name>'")
+    image = bpy.data.images.get(name)
+    if image is None:
+        raise InputError(f"{what}: there is no image called {name!r} in this file")
+    return image
+
+
+def image_to_array(image, scene=None) -> np.ndarray:
+    """float32 (H, W, C) as the artist sees it; C is the image's channel count (1, 3 or 4)."""
+    if is_render_result(image):
+        return render_result_to_array(image, scene or bpy.context.scene)
+    w, h = image.size
+    if w == 0 or h == 0:
+        if image.source == "FILE" and image.filepath:
+            raise InputError(f"image {image.name!r}: its file {image.filepath!r} cannot be read (missing or "
+                             "not an image); relink it or reload it")
+        raise InputError(f"image {image.name!r} has no pixels")
+    ch = image.channels
+    buf = np.empty(w * h * ch, dtype=np.float32)
+    image.pixels.foreach_get(buf)
+    arr = buf.reshape(h, w, ch)[::-1]
+    if image.is_float and not is_data_image(image):
+        out = np.empty_like(arr)
+        if ch == 4:
+            a = arr[:, :, 3:]
+            rgb = np.divide(arr[:, :, :3], a, out=np.zeros_like(arr[:, :, :3]), where=a > 1e-6)
+            out[:, :, :3] = linear_to_srgb(rgb)
+            out[:, :, 3:] = a
+        else:
+            out[...] = linear_to_srgb(arr)
+        np.clip(out, 0.0, 1.0, out=out)
+        np.nan_to_num(out, copy=False, nan=0.0)
+        return out
+    if image.is_float:  # data maps in float: keep values, but finite and in range
+        out = np.ascontiguousarray(arr)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+    return arr  # a top-down view of the buffer: no copy (byte values are already in [0, 1])
+
+
+def render_result_to_array(image, scene) -> np.ndarray:
+    """Render Result has no readable pixels: save it (view transform applied) to a temporary PNG and load that."""
+    tmp = tempfile.mkdtemp(prefix="art_ai_render_")
+    path = os.path.join(tmp, "render.png")
+    settings = scene.render.image_settings
+    saved = {k: getattr(settings, k) for k in ("media_type", "file_format", "color_mode", "color_depth")
+             if hasattr(settings, k)}
+    loaded = None
+    try:
+        if hasattr(settings, "media_type"):
+            settings.media_type = "IMAGE"
+        settings.file_format = "PNG"
+        settings.color_mode = "RGBA"
+        settings.color_depth = "8"
+        try:
+            image.save_render(path, scene=scene)
+        except RuntimeError as exc:
+            raise InputError("Render Result is empty: render first (F12), then run Art AI on it") from exc
+        if not os.path.exists(path):
+            raise InputError("Render Result is empty: render first (F12), then run Art AI on it")
+        loaded = bpy.data.images.load(path, check_existing=False)
+        loaded.colorspace_settings.name = "sRGB"
+        return image_to_array(loaded)
+    finally:
+        for k, v in saved.items():
+            try:
+                setattr(settings, k, v)
+            except (TypeError, AttributeError):
+                pass
+        if loaded is not None:
+            bpy.data.images.remove(loaded)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_or_reuse(name: str, w: int, h: int, float_buffer: bool, data: bool, protect: tuple = ()):
+    """Reuse an earlier Art AI result of this name (re-running updates it); never touch anything else."""
+    old = bpy.data.images.get(name)
+    if old is not None and old.get(RESULT_TAG) and old.name not in protect and old.is_float == float_buffer \
+            and old.source == "GENERATED":
+        if tuple(old.size) != (w, h):
+            old.scale(w, h)
+        return old
+    img = bpy.data.images.new(name, w, h, alpha=True, float_buffer=float_buffer, is_data=data)
+    return img
+
+
+def array_to_image(arr: np.ndarray, name: str, *, data: bool = False, float_buffer: bool = False,
+                   source=None, protect: tuple = ()):
+    """A new image (or our earlier result of the same name) holding `arr`; never the source image."""
+    a = np.asarray(arr, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    h, w, c = a.shape
+    protect = tuple(protect) + ((source.name,) if source is not None else ())
+    img = _new_or_reuse(name, w, h, float_buffer, data, protect)
+    if data:
+        img.colorspace_settings.name = "Non-Color"
+    direct = a[::-1]
+    if c == 4 and (data or not float_buffer) and direct.flags.c_contiguous:
+        img.pixels.foreach_set(direct.reshape(-1))  # a bottom-up buffer already (e.g. image_to_array's view)
+        return _tag(img, source)
+    rgba = np.empty((h, w, 4), dtype=np.float32)
+    flipped = rgba[::-1]
+    if c >= 3:
+        flipped[:, :, :3] = a[:, :, :3]
+    else:
+        flipped[:, :, :3] = a[:, :, :1]
+    if c == 4:
+        flipped[:, :, 3] = a[:, :, 3]
+    elif c == 2:
+        flipped[:, :, 3] = a[:, :, 1]
+    else:
+        rgba[:, :, 3] = 1.0
+    if float_buffer and not data:
+        rgba[:, :, :3] = srgb_to_linear(rgba[:, :, :3]) * rgba[:, :, 3:]
+    img.pixels.foreach_set(rgba.reshape(-1))
+    return _tag(img, source)
+
+
+def _tag(img, source):
+    img.update()
+    img.use_fake_user = True  # a result with no user yet (not shown anywhere) would be dropped on save
+    img[RESULT_TAG] = True
+    if source is not None:
+        img["art_ai_source"] = source.name
+    return img
+
+
+def pack_results() -> int:
+    """Pack Art AI results that live only in memory, so saving the .blend never loses them (save_pre)."""
+    n = 0
+    for img in bpy.data.images:
+        if img.get(RESULT_TAG) and img.source == "GENERATED" and (img.packed_file is None or img.is_dirty):
+            try:
+                img.pack()
+                n += 1
+            except RuntimeError:
+                pass
+    return n
+
+
+def show_in_editor(context, image) -> None:
+    """Show the result in the Image Editor the operator ran from, if any."""
+    space = getattr(context, "space_data", None)
+    if space is not None and getattr(space, "type", "") == "IMAGE_EDITOR":
+        space.image = image
+
+
+def check_writable_name(name: str, source) -> None:
+    if source is not None and name == source.name:
+        raise ArtAIError(f"output: {name!r} is the source image; choose another name (the source is never "
+                         "overwritten)")

@@ -1,0 +1,83 @@
+"""A small procedural scene (floor, sphere, cube, sun, camera) rendered with Cycles on the CPU.
+
+Used by the demo (`scripts/demo.py`) and the tests, so both exercise a real render.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+
+
+def _material(name, color, noise_scale=None, roughness=0.5, checker=None):
+    mat = bpy.data.materials.new(name)
+    if mat.node_tree is None:  # Blender < 5 makes materials without nodes
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Base Color"].default_value = (*color, 1.0)
+    bsdf.inputs["Roughness"].default_value = roughness
+    if checker:
+        tex = nodes.new("ShaderNodeTexChecker")
+        tex.inputs["Scale"].default_value = checker
+        tex.inputs["Color1"].default_value = (*color, 1.0)
+        tex.inputs["Color2"].default_value = (color[0] * 0.3, color[1] * 0.3, color[2] * 0.3, 1.0)
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    elif noise_scale:
+        noise = nodes.new("ShaderNodeTexNoise")
+        noise.inputs["Scale"].default_value = noise_scale
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].color = (color[0] * 0.2, color[1] * 0.2, color[2] * 0.2, 1.0)
+        ramp.color_ramp.elements[1].color = (*color, 1.0)
+        links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
+        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def build_demo_scene(size: int = 128, samples: int = 8, frames: int = 1):
+    """Reset to an empty scene and build the demo; returns the scene (Cycles, CPU, `size` px square)."""
+    bpy.ops.wm.read_homefile(use_empty=True)  # keeps add-ons enabled (factory settings would not)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = 1, frames
+    world = bpy.data.worlds.new("World")
+    if world.node_tree is None:
+        world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.55, 0.65, 0.85, 1.0)
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
+    scene.world = world
+
+    bpy.ops.mesh.primitive_plane_add(size=12)
+    floor = bpy.context.object
+    floor.data.materials.append(_material("Floor", (0.8, 0.75, 0.6), checker=6.0, roughness=0.8))
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=1.0, location=(-1.1, 0.3, 1.0), segments=48, ring_count=24)
+    sphere = bpy.context.object
+    bpy.ops.object.shade_smooth()
+    sphere.data.materials.append(_material("Sphere", (0.9, 0.25, 0.1), noise_scale=6.0, roughness=0.3))
+    bpy.ops.mesh.primitive_cube_add(size=1.3, location=(1.3, -0.4, 0.65), rotation=(0, 0, math.radians(30)))
+    cube = bpy.context.object
+    cube.data.materials.append(_material("Cube", (0.15, 0.45, 0.9), roughness=0.4))
+    if frames > 1:
+        cube.location.x = 1.0
+        cube.keyframe_insert("location", frame=1)
+        cube.location.x = 1.8
+        cube.keyframe_insert("location", frame=frames)
+
+    bpy.ops.object.light_add(type="SUN", rotation=(math.radians(45), 0, math.radians(35)))
+    bpy.context.object.data.energy = 3.5
+    bpy.ops.object.camera_add(location=(0.0, -6.5, 3.6), rotation=(math.radians(65), 0, 0))
+    scene.camera = bpy.context.object
+    return scene
+
+
+def render_still(scene=None):
+    """Render the current frame into Render Result (F12 equivalent)."""
+    scene = scene or bpy.context.scene
+    bpy.ops.render.render(write_still=False)
+    return bpy.data.images["Render Result"]

@@ -1,0 +1,198 @@
+"""Panels: Image Editor sidebar ("Art AI" tab), Shader Editor sidebar, Render properties."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import jobs
+
+
+def _draw_job(layout, context) -> bool:
+    """Progress bar + cancel while a job runs; returns True when one is running."""
+    settings = context.scene.art_ai
+    if not settings.job_running or jobs.running_job(context.scene) is None:
+        return False
+    row = layout.row(align=True)
+    row.progress(factor=settings.job_progress, type="BAR",
+                 text=f"{settings.job_label}: {settings.job_message}")
+    row.operator("art_ai.cancel_job", text="", icon="CANCEL")
+    return True
+
+
+def _editor_image(context):
+    space = context.space_data
+    return getattr(space, "image", None)
+
+
+class _ImageEditorPanel:
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Art AI"
+
+
+class ARTAI_PT_main(_ImageEditorPanel, bpy.types.Panel):
+    bl_label = "Art AI"
+
+    def draw(self, context):
+        layout = self.layout
+        if not _draw_job(layout, context):
+            image = _editor_image(context)
+            layout.label(text=f"Image: {image.name}" if image else "Open an image or render (F12)",
+                         icon="IMAGE_DATA")
+
+
+class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):
+    bl_label = "Stylize"
+    bl_parent_id = "ARTAI_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        layout.template_ID(s, "style_image", open="image.open")
+        if s.style_image is None:
+            layout.prop(s, "style_path")
+        layout.prop(s, "stylize_method")
+        if s.stylize_method in {"FAST", "AUTO"}:
+            layout.prop(s, "model")
+        layout.prop(s, "strength")
+        layout.prop(s, "preserve_color")
+        layout.prop_search(s, "stylize_mask", bpy.data, "images", text="Mask")
+        if s.stylize_method in {"GATYS", "AUTO"}:
+            layout.prop(s, "steps")
+        image = _editor_image(context)
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running
+        for preview in (True, False):
+            op = col.operator("art_ai.stylize", text="Preview" if preview else "Stylize",
+                              icon="HIDE_OFF" if preview else "BRUSH_DATA")
+            op.image = image.name if image else ""
+            op.style = s.style_image.name if s.style_image else ""
+            op.style_path = s.style_path
+            op.method = s.stylize_method
+            op.strength = s.strength
+            op.preserve_color = s.preserve_color
+            op.mask = s.stylize_mask.name if s.stylize_mask else ""
+            op.model = s.model
+            op.steps = s.steps
+            op.seed = s.seed
+            op.preview = preview
+
+
+class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):
+    bl_label = "Texture"
+    bl_parent_id = "ARTAI_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        layout.prop(s, "texture_method")
+        col = layout.column(align=True)
+        col.prop(s, "texture_width")
+        col.prop(s, "texture_height")
+        layout.prop(s, "tileable")
+        layout.prop(s, "seed")
+        image = _editor_image(context)
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running
+        op = col.operator("art_ai.generate_texture", icon="TEXTURE")
+        op.image = image.name if image else ""
+        op.width, op.height = s.texture_width, s.texture_height
+        op.method, op.tileable, op.seed, op.steps = s.texture_method, s.tileable, s.seed, s.steps
+        col.operator("art_ai.make_seamless", icon="MOD_ARRAY").image = image.name if image else ""
+        col.separator()
+        col.prop(s, "normal_strength")
+        col.prop(s, "use_displacement")
+        op = col.operator("art_ai.create_pbr_material", icon="MATERIAL")
+        op.image = image.name if image else ""
+        op.normal_strength, op.displacement = s.normal_strength, s.use_displacement
+
+
+class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):
+    bl_label = "Repair"
+    bl_parent_id = "ARTAI_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        image = _editor_image(context)
+        name = image.name if image else ""
+        layout.prop_search(s, "reference", bpy.data, "images")
+        layout.prop(s, "sensitivity")
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running
+        op = col.operator("art_ai.detect_damage", icon="VIEWZOOM")
+        op.image, op.sensitivity = name, s.sensitivity
+        op.reference = s.reference.name if s.reference else ""
+        layout.prop_search(s, "damage_mask", bpy.data, "images")
+        if s.damage_mask is not None:
+            layout.operator("art_ai.edit_mask", icon="BRUSH_DATA").mask = s.damage_mask.name
+        layout.prop(s, "inpaint_method")
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running
+        op = col.operator("art_ai.inpaint", icon="BRUSHES_ALL")
+        op.image, op.method, op.sensitivity, op.steps, op.seed = name, s.inpaint_method, s.sensitivity, s.steps, s.seed
+        op.mask = s.damage_mask.name if s.damage_mask else ""
+        op.reference = s.reference.name if s.reference else ""
+
+
+class ARTAI_PT_shader(bpy.types.Panel):
+    bl_label = "Art AI Material"
+    bl_space_type = "NODE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Art AI"
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.space_data, "tree_type", "") == "ShaderNodeTree"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        _draw_job(layout, context)
+        node = getattr(context, "active_node", None)
+        image = getattr(node, "image", None) if node is not None and node.type == "TEX_IMAGE" else None
+        if image is None:
+            layout.label(text="Select an Image Texture node", icon="INFO")
+            return
+        layout.label(text=image.name, icon="IMAGE_DATA")
+        layout.prop(s, "normal_strength")
+        layout.prop(s, "use_displacement")
+        op = layout.operator("art_ai.create_pbr_material", icon="MATERIAL")
+        op.image, op.normal_strength, op.displacement = image.name, s.normal_strength, s.use_displacement
+        op = layout.operator("art_ai.make_seamless", icon="MOD_ARRAY")
+        op.image = image.name
+
+
+class ARTAI_PT_render(bpy.types.Panel):
+    bl_label = "Art AI Stylize"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.art_ai, "stylize_on_render", text="")
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        layout.active = s.stylize_on_render
+        layout.template_ID(s, "style_image", open="image.open")
+        if s.style_image is None:
+            layout.prop(s, "style_path")
+        layout.prop(s, "stylize_method")
+        layout.prop(s, "strength")
+        layout.prop(s, "preserve_color")
+        layout.label(text="Saves <frame>_stylized beside each written frame", icon="INFO")
+        op = layout.operator("art_ai.stylize", text="Stylize Render Result", icon="RENDER_RESULT")
+        op.image = "Render Result"
+        op.style = s.style_image.name if s.style_image else ""
+        op.style_path, op.method, op.strength, op.preserve_color = (s.style_path, s.stylize_method, s.strength,
+                                                                     s.preserve_color)
+
+
+classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_shader, ARTAI_PT_render)

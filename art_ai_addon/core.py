@@ -1,0 +1,207 @@
+"""Shared helpers: image checks, alpha, masks, progress/cancel, colour encoding, device choice."""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import Cancelled, InputError
+
+ProgressFn = Callable[[float, str], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def as_image(img, what: str = "image") -> np.ndarray:
+    """Return img as float32 (H, W, C) in [0, 1], C in 1..4; integers are scaled by their range.
+
+    NaN becomes 0 and +/-inf is clipped, so a broken float render never poisons a whole result.
+    """
+    if img is None:
+        raise InputError(f"{what}: no image given")
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"{what}: expected an array of shape (H, W) or (H, W, 1-4), got {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"{what}: the image is empty ({arr.shape[1]}x{arr.shape[0]} pixels)")
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        out = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == bool:
+        out = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.number):
+        out = np.asarray(arr, dtype=np.float32)
+        if not np.isfinite(out).all():
+            out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+        out = np.clip(out, 0.0, 1.0)
+    else:
+        raise InputError(f"{what}: unsupported pixel type {arr.dtype}")
+    if arr.shape[2] == 2:  # grey + alpha
+        out = np.concatenate([out[:, :, :1]] * 3 + [out[:, :, 1:]], axis=2)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def split_alpha(img: np.ndarray):
+    """(rgb (H, W, 3), alpha (H, W, 1) or None); grey becomes 3 equal channels."""
+    if img.shape[2] == 4:
+        return img[:, :, :3], img[:, :, 3:]
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2), None
+    return img[:, :, :3], None
+
+
+def merge_alpha(rgb: np.ndarray, alpha, like: np.ndarray | None = None) -> np.ndarray:
+    """Re-attach alpha; if `like` was single-channel, return a single channel again."""
+    rgb = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+    if like is not None and like.shape[2] == 1:
+        return np.ascontiguousarray(luminance(rgb)[:, :, None])
+    if alpha is not None:
+        return np.ascontiguousarray(np.concatenate([rgb, alpha.astype(np.float32)], axis=2))
+    return np.ascontiguousarray(rgb)
+
+
+def as_mask(mask, shape, what: str = "mask") -> np.ndarray | None:
+    """A float (H, W) mask in [0, 1] for an image of `shape`; colour masks use their luminance or alpha."""
+    if mask is None:
+        return None
+    m = as_image(mask, what)
+    if m.shape[:2] != tuple(shape[:2]):
+        raise InputError(
+            f"{what}: size {m.shape[1]}x{m.shape[0]} does not match the image's {shape[1]}x{shape[0]}; "
+            "resize the mask or paint it on an image of the same size"
+        )
+    if m.shape[2] == 4 and np.ptp(m[:, :, :3]) < 1e-6:
+        return np.ascontiguousarray(m[:, :, 3])
+    if m.shape[2] >= 3:
+        return np.ascontiguousarray(luminance(m[:, :, :3]))
+    return np.ascontiguousarray(m[:, :, 0])
+
+
+def blend_masked(original: np.ndarray, result: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """original where mask is 0, result where it is 1, linear in between (exactly original where 0)."""
+    if mask is None:
+        return result
+    m = mask[:, :, None].astype(np.float32)
+    out = original * (1.0 - m) + result * m
+    out[mask <= 0] = original[mask <= 0]
+    return out.astype(np.float32)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec.709 luma of sRGB-encoded values, (H, W)."""
+    return (rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722).astype(np.float32)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, None)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055).astype(
+        np.float32
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and cancel
+
+
+class Reporter:
+    """Wraps the caller's progress callback and cancel event; sub-ranges let nested steps report."""
+
+    def __init__(self, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                 start: float = 0.0, end: float = 1.0):
+        self.progress = progress
+        self.cancel = cancel
+        self.start = start
+        self.end = end
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        self.check()
+        if self.progress is not None:
+            f = self.start + (self.end - self.start) * min(max(float(fraction), 0.0), 1.0)
+            self.progress(f, message)
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def sub(self, a: float, b: float) -> Reporter:
+        span = self.end - self.start
+        return Reporter(self.progress, self.cancel, self.start + span * a, self.start + span * b)
+
+
+def reporter(progress=None, cancel=None) -> Reporter:
+    if isinstance(progress, Reporter):
+        return progress
+    return Reporter(progress, cancel)
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices (torch is imported only here, lazily)
+
+
+def require_torch(what: str = "this method"):
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from .errors import NotAvailableError
+
+        raise NotAvailableError(
+            f"{what} needs PyTorch, which is not installed; install it (Preferences > Add-ons > Art AI > "
+            "Dependencies, or `pip install torch`) or use a method that needs no torch"
+        ) from exc
+    return torch
+
+
+def resolve_device(device: str = "auto"):
+    """'auto' picks CUDA, then Apple MPS, then CPU; an unavailable explicit device falls back with a warning."""
+    torch = require_torch()
+    name = (device or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn("CUDA was asked for but is not available; using the CPU", RuntimeWarning, stacklevel=2)
+        return torch.device("cpu")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            warnings.warn("MPS was asked for but is not available; using the CPU", RuntimeWarning, stacklevel=2)
+            return torch.device("cpu")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise InputError(f"device: unknown device {device!r}; use auto, cuda, mps or cpu")
+    return torch.device(name)
+
+
+def set_threads(n: int = 0) -> None:
+    """Limit torch/OpenCV CPU threads (0 = leave the library defaults)."""
+    if n and n > 0:
+        os.environ.setdefault("OMP_NUM_THREADS", str(n))
+        try:
+            import torch
+
+            torch.set_num_threads(n)
+        except ImportError:
+            pass
+        try:
+            import cv2
+
+            cv2.setNumThreads(n)
+        except ImportError:
+            pass
