@@ -76,7 +76,7 @@ def test_stylize_render_result_with_cycles(blender, demo_render):
     render = bridge.image_to_array(bpy.data.images["Render Result"], demo_render).copy()
     assert render.shape == (96, 96, 4)
     assert render[:, :, :3].std() > 0.05  # a real picture, not an empty buffer
-    style = new_image(bpy, "style", rgba(skimage_rgb("coffee", 64)))
+    new_image(bpy, "style", rgba(skimage_rgb("coffee", 64)))
     assert bpy.ops.art_ai.stylize(image="Render Result", style="style", method="COLOR") == {"FINISHED"}
     out = bpy.data.images["Render Result.stylized"]
     assert tuple(out.size) == (96, 96)
@@ -238,7 +238,6 @@ def test_disable_leaves_nothing_and_enable_again(blender):
         assert pkg._cli_handle is None
         for handlers in (bpy.app.handlers.save_pre, bpy.app.handlers.render_write, bpy.app.handlers.render_post):
             assert not any("art_ai" in getattr(h, "__module__", "") for h in handlers)
-        assert not bpy.app.timers.is_registered(getattr(pkg, "_pack_results_on_save"))
     finally:
         bpy.ops.preferences.addon_enable(module=ADDON)
     assert hasattr(bpy.types, "ART_AI_OT_stylize") and hasattr(bpy.types.Scene, "art_ai")

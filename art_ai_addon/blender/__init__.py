@@ -45,7 +45,7 @@ def register():
     global _cli_handle
     for cls in _classes():
         bpy.utils.register_class(cls)
-    bpy.types.Scene.art_ai = bpy.props.PointerProperty(type=props.ArtAISettings)
+    bpy.types.Scene.art_ai = bpy.props.PointerProperty(type=props.ArtAISettings)  # type: ignore[attr-defined]
     bpy.app.handlers.save_pre.append(_pack_results_on_save)
     _handlers.append((bpy.app.handlers.save_pre, _pack_results_on_save))
     render = _optional("render")
@@ -75,7 +75,7 @@ def unregister():
     from .. import models
 
     models.set_preference_dir(None)
-    del bpy.types.Scene.art_ai
+    del bpy.types.Scene.art_ai  # type: ignore[attr-defined]
     for cls in reversed(_classes()):
         if getattr(cls, "is_registered", False):
             bpy.utils.unregister_class(cls)

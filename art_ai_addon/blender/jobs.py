@@ -11,6 +11,8 @@ import queue
 import threading
 import traceback
 
+from typing import TYPE_CHECKING
+
 import bpy
 
 from ..errors import ArtAIError, Cancelled
@@ -87,7 +89,13 @@ def _describe(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (details in the system console)"
 
 
-class JobOperator:
+if TYPE_CHECKING:  # every user of the mixin also inherits bpy.types.Operator (report, bl_idname, ...)
+    _OperatorBase = bpy.types.Operator
+else:
+    _OperatorBase = object
+
+
+class JobOperator(_OperatorBase):
     """Mixin for operators whose work is an engine call."""
 
     job_label = "Art AI"

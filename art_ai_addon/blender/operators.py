@@ -66,7 +66,7 @@ class _ImageJob(JobOperator):
     """Shared bits: the source image, the engine settings, and where the result goes."""
 
     def _begin(self, context, what="image"):
-        self._src = source_image(context, self.image, what)
+        self._src = source_image(context, self.image, what)  # type: ignore[attr-defined]
         self._src_name = self._src.name
         self._float = bool(self._src.is_float) and not bridge.is_render_result(self._src)
         self._settings = engine_settings(context)
@@ -90,7 +90,7 @@ class _ImageJob(JobOperator):
         return work
 
     def _output(self, context, arr, default_suffix, data=False):
-        name = self.output or f"{self._src_name}.{default_suffix}"
+        name = self.output or f"{self._src_name}.{default_suffix}"  # type: ignore[attr-defined]
         src = bpy.data.images.get(self._src_name)
         bridge.check_writable_name(name, src)
         img = bridge.array_to_image(arr, name, data=data, float_buffer=self._float and not data, source=src)
@@ -140,7 +140,7 @@ class ARTAI_OT_stylize(_ImageJob, bpy.types.Operator):
             options["steps"] = self.steps
         if self.model:
             options["model"] = bpy.path.abspath(self.model) if os.sep in self.model else self.model
-        self._info = {}
+        self._info: dict = {}
         kwargs = dict(method=self.method.lower(), strength=self.strength, preserve_color=self.preserve_color,
                       mask=mask, device=self._settings["device"], info=self._info, **options)
         return self._wrap(lambda progress, cancel: stylize(content, style, progress=progress, cancel=cancel,

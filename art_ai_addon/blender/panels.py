@@ -30,7 +30,7 @@ class _ImageEditorPanel:
     bl_category = "Art AI"
 
 
-class ARTAI_PT_main(_ImageEditorPanel, bpy.types.Panel):
+class ARTAI_PT_main(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
     bl_label = "Art AI"
 
     def draw(self, context):
@@ -41,7 +41,7 @@ class ARTAI_PT_main(_ImageEditorPanel, bpy.types.Panel):
                          icon="IMAGE_DATA")
 
 
-class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):
+class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
     bl_label = "Stylize"
     bl_parent_id = "ARTAI_PT_main"
 
@@ -79,7 +79,7 @@ class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):
             op.preview = preview
 
 
-class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):
+class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
     bl_label = "Texture"
     bl_parent_id = "ARTAI_PT_main"
 
@@ -109,7 +109,7 @@ class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):
         op.normal_strength, op.displacement = s.normal_strength, s.use_displacement
 
 
-class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):
+class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
     bl_label = "Repair"
     bl_parent_id = "ARTAI_PT_main"
 
@@ -187,6 +187,7 @@ class ARTAI_PT_render(bpy.types.Panel):
         layout.prop(s, "stylize_method")
         layout.prop(s, "strength")
         layout.prop(s, "preserve_color")
+        layout.prop(s, "temporal")
         layout.label(text="Saves <frame>_stylized beside each written frame", icon="INFO")
         op = layout.operator("art_ai.stylize", text="Stylize Render Result", icon="RENDER_RESULT")
         op.image = "Render Result"

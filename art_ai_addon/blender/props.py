@@ -62,6 +62,9 @@ class ArtAISettings(bpy.types.PropertyGroup):
                        description="Optimisation steps for Gatys/DIP/GAN (0 = the method's default)")
     seed: IntProperty(name="Seed", min=0, default=0)
     preview: BoolProperty(name="Preview", default=False, description="Run at a quarter of the size, quickly")
+    temporal: BoolProperty(name="Temporal Coherence", default=True,
+                           description="On animations, blend each frame with the previous result warped by "
+                                       "motion, to stop flicker")
     stylize_on_render: BoolProperty(
         name="Stylize on Render", default=False,
         description="Stylize every rendered frame and save <frame>_stylized beside the normal output")

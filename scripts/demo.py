@@ -1,0 +1,156 @@
+"""The demo: build a small scene, render it with Cycles headless (bpy module), run every feature on it through the
+installed extension's operators and the Python API, and write the results to a folder (paths on stdout).
+
+    .venv/bin/python scripts/demo.py --out out
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="art_ai_demo_user_"))
+ADDON = "bl_ext.user_default.art_ai"
+
+
+def painted_style(size=256, seed=7):
+    """A procedural 'painting': thick oriented brush strokes in a warm/cool palette (no downloads)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    palette = np.array([[0.95, 0.78, 0.25], [0.85, 0.35, 0.15], [0.15, 0.3, 0.6], [0.1, 0.55, 0.55],
+                        [0.97, 0.93, 0.8], [0.35, 0.15, 0.35]], np.float32)
+    img = np.full((size, size, 3), 0.2, np.float32)
+    for _ in range(900):
+        x, y = rng.integers(0, size, 2)
+        angle = np.sin(x / 40.0) + np.cos(y / 33.0) + rng.normal(0, 0.2)
+        length = rng.integers(6, 22)
+        dx, dy = int(np.cos(angle) * length), int(np.sin(angle) * length)
+        color = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.1)
+        cv2.line(img, (int(x - dx), int(y - dy)), (int(x + dx), int(y + dy)), color.tolist(),
+                 int(rng.integers(2, 6)), cv2.LINE_AA)
+    return np.clip(cv2.GaussianBlur(img, (3, 3), 0), 0, 1)
+
+
+def damaged(img, seed=3):
+    """The render with synthetic scratches and a blob (what the repair feature is for)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = img.copy()
+    mask = np.zeros(img.shape[:2], np.uint8)
+    h, w = mask.shape
+    for _ in range(4):
+        pts = np.cumsum(rng.normal(0, w / 10, (5, 2)), axis=0) + (w / 2, h / 2)
+        cv2.polylines(mask, [pts.astype(np.int32)], False, 255, int(rng.integers(1, 3)))
+    cv2.circle(mask, (int(w * 0.7), int(h * 0.3)), max(3, w // 30), 255, -1)
+    out[mask > 0, :3] = 0.95
+    return out, mask.astype(np.float32) / 255.0
+
+
+def install_extension(bpy, tool):
+    dist = Path(tempfile.mkdtemp(prefix="art_ai_dist_"))
+    subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(ROOT), "--output-dir", str(dist)],
+                   check=True, capture_output=True)
+    zip_path = next(dist.glob("art_ai-*.zip"))
+    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    assert ADDON in bpy.context.preferences.addons, "the extension did not enable"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out")
+    parser.add_argument("--size", type=int, default=192, help="render size in pixels")
+    parser.add_argument("--samples", type=int, default=16)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import importlib.util
+
+    wheel = Path(importlib.util.find_spec("bpy").origin).parent  # before the import replaces the module
+    tool = wheel / "5.0" / "scripts" / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    import bpy
+    import numpy as np
+
+    install_extension(bpy, tool)
+    import importlib
+
+    art = importlib.import_module(f"{ADDON}.art_ai_addon")
+    demo_scene = importlib.import_module(f"{ADDON}.art_ai_addon.blender.demo_scene")
+    bridge = importlib.import_module(f"{ADDON}.art_ai_addon.blender.bridge")
+
+    written: list[Path] = []
+    skipped: list[str] = []
+
+    def save(name, img, data=False):
+        p = art.write_image(out / name, img, data=data)
+        written.append(p)
+        print(p, flush=True)
+
+    def step(label, fn):
+        t = time.perf_counter()
+        try:
+            fn()
+            print(f"demo: {label}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        except art.NotAvailableError as exc:
+            skipped.append(f"{label}: {exc}")
+            print(f"demo: {label}: skipped ({exc})", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    scene = demo_scene.build_demo_scene(size=args.size, samples=args.samples)
+    demo_scene.render_still(scene)
+    render = bridge.image_to_array(bpy.data.images["Render Result"], scene).copy()
+    print(f"demo: Cycles render {args.size}x{args.size}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    save("render.png", render)
+    style = painted_style()
+    save("style.png", style)
+    style_img = bridge.array_to_image(style, "style")
+
+    def stylize_color():
+        assert bpy.ops.art_ai.stylize(image="Render Result", style=style_img.name, method="COLOR") == {"FINISHED"}
+        save("stylized_color.png", bridge.image_to_array(bpy.data.images["Render Result.stylized"]))
+
+    def stylize_gatys():
+        save("stylized_gatys.png", art.stylize(render, style, method="gatys", steps=60, seed=0))
+
+    def texture():
+        crop = render[args.size // 2:, : args.size // 2, :3]  # the checkered floor under the objects
+        exemplar = art.read_image(out / "style.png")[:96, :96]
+        tex = art.synthesize_texture(exemplar, size=(256, 256), method="patch", seed=1)
+        save("texture_exemplar.png", exemplar)
+        save("texture_patch.png", tex)
+        save("texture_patch_tiled2x2.png", np.tile(tex, (2, 2, 1)))
+        save("floor_seamless.png", art.make_seamless(crop))
+        maps = art.pbr_maps(tex)
+        for key, value in maps.items():
+            save(f"pbr_{key}.png", value, data=True)
+
+    def repair():
+        broken, truth_mask = damaged(render)
+        save("damaged.png", broken)
+        mask = art.detect_damage(broken, sensitivity=0.5)
+        save("damage_mask.png", mask, data=True)
+        fixed = art.inpaint(broken, truth_mask, method="auto")
+        save("repaired.png", fixed)
+
+    step("stylize (colour, operator on Render Result)", stylize_color)
+    step("stylize (gatys, built-in encoder)", stylize_gatys)
+    step("textures (patch synthesis, seamless, PBR maps)", texture)
+    step("repair (detect + inpaint)", repair)
+    print(f"demo: {len(written)} files in {out}/ in {time.perf_counter() - t0:.1f} s"
+          + (f"; skipped: {'; '.join(skipped)}" if skipped else ""), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
