@@ -153,6 +153,8 @@ def cmd_stylize(args, progress) -> int:
     inputs = expand_inputs(args.content, "content")
     if len(inputs) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
         raise InputError(f"-o: with several inputs the output must be a folder, and {args.output} is a file")
+    everything = inputs  # output names follow the whole list, so a one-frame chunk still writes into the folder
+    first = (len(inputs) * (args.chunk[0] - 1) // args.chunk[1]) if args.chunk else 0
     inputs = chunk_slice(inputs, args.chunk)
     styles = [_read(s, "style") for s in args.style]
     style = styles[0] if len(styles) == 1 else styles
@@ -169,6 +171,14 @@ def cmd_stylize(args, progress) -> int:
         from .stylize import stylize_sequence  # noqa: F401  (raises NotAvailable until it exists)
     failed = 0
     previous = None
+    if args.temporal and first > 0 and inputs:  # a later chunk: carry on from the frame before it (not written)
+        from .stylize import stylize_sequence
+
+        print(f"art_ai: re-stylizing {everything[first - 1].name} so the sequence stays coherent across the "
+              "chunk boundary", file=sys.stderr)
+        _, previous = stylize_sequence(_read(everything[first - 1], "content"), style, None, method=args.method,
+                                       strength=args.strength, preserve_color=args.preserve_color, mask=mask,
+                                       device=args.device, **options)
     for k, path in enumerate(inputs):
         prog = progress.item(f"[{k + 1}/{len(inputs)}] " if len(inputs) > 1 else "")
         try:
@@ -187,13 +197,24 @@ def cmd_stylize(args, progress) -> int:
                                  progress=prog, info=info, **options)
             if info.get("note"):
                 print(f"art_ai: {info['note']}", file=sys.stderr)
-            _write(output_for(inputs, args.output, k), result)
+            _write(output_for(everything, args.output, first + k), result)
         except ArtAIError as exc:
-            if len(inputs) == 1:
+            if len(everything) == 1:
                 raise
             failed += 1
             print(f"art_ai: error: {path}: {exc}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_train_style(args, progress) -> int:
+    from .stylize import train_fast_style
+
+    images = expand_inputs(args.images, "training image")
+    path = train_fast_style(args.style, [str(p) for p in images], steps=args.steps, name=args.name,
+                            models_dir=args.models_dir, progress=progress, device=args.device, size=args.size,
+                            batch_size=args.batch_size, seed=args.seed, init_model=args.init_model)
+    print(str(path), flush=True)
+    return 0
 
 
 def cmd_texture(args, progress) -> int:
@@ -322,6 +343,20 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=parse_chunk, help="I/N: only the I-th of N slices of the inputs")
     _device(p)
     p.set_defaults(func=cmd_stylize)
+
+    p = sub.add_parser("train-style", help="train a fast-style model for a style on your own images",
+                       description="Train a fast_neural_style TransformerNet and save it in the model store.")
+    p.add_argument("images", nargs="+", help="training images (renders, photos) or a folder")
+    p.add_argument("--style", required=True, help="style image")
+    p.add_argument("--name", required=True, help="model name in the store (use it with stylize --model NAME)")
+    p.add_argument("--steps", type=int, default=2000, help="training steps (thousands for good quality)")
+    p.add_argument("--size", type=int, default=256, help="training crop size in pixels")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-model", help="continue from this checkpoint (path or store name)")
+    p.add_argument("--models-dir", help="model store folder")
+    _device(p)
+    p.set_defaults(func=cmd_train_style)
 
     p = sub.add_parser("texture", help="synthesize a larger, tileable texture from an exemplar",
                        description="Synthesize a texture of any size from one exemplar photo.")

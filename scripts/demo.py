@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="out")
     parser.add_argument("--size", type=int, default=192, help="render size in pixels")
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=60, help="Gatys optimisation steps")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,10 +108,14 @@ def main(argv=None) -> int:
             print(f"demo: {label}: skipped ({exc})", file=sys.stderr)
 
     t0 = time.perf_counter()
+    swatch_scene = demo_scene.build_swatch_scene(size=128, samples=args.samples)
+    demo_scene.render_still(swatch_scene)
+    exemplar = bridge.image_to_array(bpy.data.images["Render Result"], swatch_scene)[:, :, :3].copy()
+    save("texture_exemplar.png", exemplar)
     scene = demo_scene.build_demo_scene(size=args.size, samples=args.samples)
     demo_scene.render_still(scene)
     render = bridge.image_to_array(bpy.data.images["Render Result"], scene).copy()
-    print(f"demo: Cycles render {args.size}x{args.size}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(f"demo: Cycles renders: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     save("render.png", render)
     style = painted_style()
     save("style.png", style)
@@ -121,27 +126,34 @@ def main(argv=None) -> int:
         save("stylized_color.png", bridge.image_to_array(bpy.data.images["Render Result.stylized"]))
 
     def stylize_gatys():
-        save("stylized_gatys.png", art.stylize(render, style, method="gatys", steps=60, seed=0))
+        save("stylized_gatys.png", art.stylize(render, style, method="gatys", steps=args.steps, seed=0))
 
     def texture():
-        crop = render[args.size // 2:, : args.size // 2, :3]  # the checkered floor under the objects
-        exemplar = art.read_image(out / "style.png")[:96, :96]
         tex = art.synthesize_texture(exemplar, size=(256, 256), method="patch", seed=1)
-        save("texture_exemplar.png", exemplar)
         save("texture_patch.png", tex)
         save("texture_patch_tiled2x2.png", np.tile(tex, (2, 2, 1)))
-        save("floor_seamless.png", art.make_seamless(crop))
-        maps = art.pbr_maps(tex)
-        for key, value in maps.items():
+        save("exemplar_seamless.png", art.make_seamless(exemplar))
+        for key, value in art.pbr_maps(tex, tileable=True).items():
             save(f"pbr_{key}.png", value, data=True)
+        # the one-click material on the floor, rendered again with Cycles
+        tex_img = bridge.array_to_image(tex, "stones.texture")
+        floor = bpy.data.objects["Plane"]
+        for obj in bpy.context.view_layer.objects:
+            obj.select_set(obj == floor)
+        bpy.context.view_layer.objects.active = floor
+        assert bpy.ops.art_ai.create_pbr_material(image=tex_img.name, name="Stones") == {"FINISHED"}
+        floor.data.uv_layers.active.data.foreach_set(
+            "uv", np.array([uv.uv[:] for uv in floor.data.uv_layers.active.data], np.float32).ravel() * 3)
+        demo_scene.render_still(scene)
+        save("material_render.png", bridge.image_to_array(bpy.data.images["Render Result"], scene))
 
     def repair():
         broken, truth_mask = damaged(render)
         save("damaged.png", broken)
         mask = art.detect_damage(broken, sensitivity=0.5)
         save("damage_mask.png", mask, data=True)
-        fixed = art.inpaint(broken, truth_mask, method="auto")
-        save("repaired.png", fixed)
+        save("repaired.png", art.inpaint(broken, mask, method="auto"))
+        save("repaired_with_true_mask.png", art.inpaint(broken, truth_mask, method="auto"))
 
     step("stylize (colour, operator on Render Result)", stylize_color)
     step("stylize (gatys, built-in encoder)", stylize_gatys)

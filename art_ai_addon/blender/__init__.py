@@ -43,6 +43,9 @@ def _cli(argv):
 
 def register():
     global _cli_handle
+    models_ui = _optional("models_ui")
+    if models_ui is not None:
+        models_ui.enable_site_packages()  # PyTorch installed by the Dependencies panel in an earlier session
     for cls in _classes():
         bpy.utils.register_class(cls)
     bpy.types.Scene.art_ai = bpy.props.PointerProperty(type=props.ArtAISettings)  # type: ignore[attr-defined]
@@ -75,6 +78,9 @@ def unregister():
     from .. import models
 
     models.set_preference_dir(None)
+    models_ui = _optional("models_ui")
+    if models_ui is not None:
+        models_ui.disable_site_packages()
     del bpy.types.Scene.art_ai  # type: ignore[attr-defined]
     for cls in reversed(_classes()):
         if getattr(cls, "is_registered", False):

@@ -14,7 +14,7 @@ import tempfile
 import bpy
 import numpy as np
 
-from ..core import linear_to_srgb, srgb_to_linear
+from ..core import linear_to_srgb_fast, srgb_to_linear_fast
 from ..errors import ArtAIError, InputError
 
 RESULT_TAG = "art_ai_result"
@@ -54,23 +54,35 @@ def image_to_array(image, scene=None) -> np.ndarray:
     image.pixels.foreach_get(buf)
     arr = buf.reshape(h, w, ch)[::-1]
     if image.is_float and not is_data_image(image):
-        out = np.empty_like(arr)
-        if ch == 4:
-            a = arr[:, :, 3:]
-            rgb = np.divide(arr[:, :, :3], a, out=np.zeros_like(arr[:, :, :3]), where=a > 1e-6)
-            out[:, :, :3] = linear_to_srgb(rgb)
-            out[:, :, 3:] = a
-        else:
-            out[...] = linear_to_srgb(arr)
-        np.clip(out, 0.0, 1.0, out=out)
-        np.nan_to_num(out, copy=False, nan=0.0)
-        return out
+        return _linear_premul_to_display(arr)
     if image.is_float:  # data maps in float: keep values, but finite and in range
         out = np.ascontiguousarray(arr)
         np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
         np.clip(out, 0.0, 1.0, out=out)
         return out
     return arr  # a top-down view of the buffer: no copy (byte values are already in [0, 1])
+
+
+def _linear_premul_to_display(arr: np.ndarray) -> np.ndarray:
+    """Float buffer (linear, premultiplied, maybe NaN) to sRGB straight alpha, in row blocks that stay in cache."""
+    h, w, ch = arr.shape
+    out = np.empty((h, w, ch), dtype=np.float32)
+    step = max(1, (1 << 18) // max(w * ch, 1))
+    for y in range(0, h, step):
+        blk = out[y:y + step]
+        np.fmax(arr[y:y + step], 0.0, out=blk)  # fmax/fmin also turn NaN into 0
+        np.fmin(blk, 1.0 if ch != 4 else np.inf, out=blk)
+        if ch == 4:
+            a = blk[:, :, 3:]
+            np.fmin(a, 1.0, out=a)
+            inv = np.divide(1.0, a, out=np.zeros_like(a), where=a > 1e-6)
+            blk[:, :, :3] *= inv
+            alpha = a.copy()
+            linear_to_srgb_fast(blk, out=blk)
+            blk[:, :, 3:] = alpha
+        else:
+            linear_to_srgb_fast(blk, out=blk)
+    return out
 
 
 def render_result_to_array(image, scene) -> np.ndarray:
@@ -136,18 +148,26 @@ def array_to_image(arr: np.ndarray, name: str, *, data: bool = False, float_buff
         return _tag(img, source)
     rgba = np.empty((h, w, 4), dtype=np.float32)
     flipped = rgba[::-1]
-    if c >= 3:
+    if c == 4:
+        np.copyto(flipped, a)
+    elif c >= 3:
         flipped[:, :, :3] = a[:, :, :3]
     else:
         flipped[:, :, :3] = a[:, :, :1]
     if c == 4:
-        flipped[:, :, 3] = a[:, :, 3]
+        pass
     elif c == 2:
         flipped[:, :, 3] = a[:, :, 1]
     else:
         rgba[:, :, 3] = 1.0
     if float_buffer and not data:
-        rgba[:, :, :3] = srgb_to_linear(rgba[:, :, :3]) * rgba[:, :, 3:]
+        step = max(1, (1 << 18) // (w * 4))
+        for y in range(0, h, step):
+            blk = rgba[y:y + step]
+            alpha = blk[:, :, 3:].copy()
+            srgb_to_linear_fast(blk, out=blk)
+            blk[:, :, :3] *= alpha  # float buffers are premultiplied
+            blk[:, :, 3:] = alpha
     img.pixels.foreach_set(rgba.reshape(-1))
     return _tag(img, source)
 

@@ -81,3 +81,64 @@ def render_still(scene=None):
     scene = scene or bpy.context.scene
     bpy.ops.render.render(write_still=False)
     return bpy.data.images["Render Result"]
+
+
+def build_swatch_scene(size: int = 128, samples: int = 8):
+    """A top-down render of a procedural stone material: an exemplar for texture synthesis made by Cycles."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.view_settings.view_transform = "Standard"
+    mat = bpy.data.materials.new("Stones")
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    def op_node(op, a, b):
+        node = nodes.new("ShaderNodeMath")
+        node.operation = op
+        for i, v in enumerate((a, b)):
+            if isinstance(v, float):
+                node.inputs[i].default_value = v
+            else:
+                links.new(v, node.inputs[i])
+        return node.outputs[0]
+
+    edges = nodes.new("ShaderNodeTexVoronoi")  # cobblestones: dark joints where the distance to an edge is small
+    edges.feature = "DISTANCE_TO_EDGE"
+    edges.inputs["Scale"].default_value = 6.0
+    cells = nodes.new("ShaderNodeTexVoronoi")  # one random shade per stone
+    cells.inputs["Scale"].default_value = 6.0
+    shade = nodes.new("ShaderNodeRGBToBW")
+    links.new(cells.outputs["Color"], shade.inputs["Color"])
+    noise = nodes.new("ShaderNodeTexNoise")
+    noise.inputs["Scale"].default_value = 30.0
+    joint = op_node("MINIMUM", op_node("MULTIPLY", edges.outputs["Distance"], 12.0), 1.0)
+    value = op_node("MULTIPLY", joint, op_node("ADD", op_node("MULTIPLY", shade.outputs["Val"], 0.5), 0.45))
+    value = op_node("ADD", value, op_node("MULTIPLY", noise.outputs["Fac"], 0.15))
+    ramp = nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.elements[0].color = (0.08, 0.06, 0.05, 1.0)
+    ramp.color_ramp.elements[1].color = (0.8, 0.62, 0.42, 1.0)
+    links.new(value, ramp.inputs["Fac"])
+    links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    bump = nodes.new("ShaderNodeBump")
+    bump.inputs["Strength"].default_value = 0.5
+    links.new(joint, bump.inputs["Height"])
+    links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    bpy.ops.mesh.primitive_plane_add(size=2)
+    bpy.context.object.data.materials.append(mat)
+    bpy.ops.object.light_add(type="SUN", rotation=(math.radians(30), math.radians(20), 0))
+    bpy.context.object.data.energy = 3.0
+    cam_data = bpy.data.cameras.new("Top")
+    cam_data.type = "ORTHO"
+    cam_data.ortho_scale = 2.0
+    cam = bpy.data.objects.new("Top", cam_data)
+    cam.location = (0.0, 0.0, 3.0)
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    return scene

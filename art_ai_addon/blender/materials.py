@@ -81,8 +81,12 @@ def build_pbr_material(name: str, albedo, maps: dict, *, normal_strength: float 
         node.location = (-400, y)
         node.image = image
         if image is not None:
-            image.colorspace_settings.name = "Non-Color" if data else "sRGB"
+            # pack first: changing the colour space of an unsaved (generated) image regenerates it blank,
+            # while a packed one is re-read from its packed bytes
             pack_or_keep(image)
+            space = "Non-Color" if data else "sRGB"
+            if image.colorspace_settings.name != space:
+                image.colorspace_settings.name = space
         node.interpolation = "Linear"
         if box:
             node.projection = "BOX"

@@ -306,7 +306,7 @@ def stylize_frame_file(path, settings: dict) -> Path:
     out = stylized_path(p)
     if out.resolve() == p.resolve():  # cannot happen with the suffix, but never overwrite the render
         raise InputError(f"stylize on render: {out} would replace the rendered frame")
-    kwargs = dict(method=str(settings.get("method") or "auto").lower(),
+    kwargs: dict = dict(method=str(settings.get("method") or "auto").lower(),
                   strength=float(settings.get("strength", 1.0)),
                   preserve_color=bool(settings.get("preserve_color", False)),
                   mask=settings.get("mask"), device=str(settings.get("device") or "auto").lower())

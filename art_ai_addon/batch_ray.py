@@ -1,0 +1,112 @@
+"""`batch JOB.toml --ray [ADDRESS]`: the items of each step as Ray tasks, with the same outputs and resume rules.
+
+Independent items (files, non-temporal frames of a folder) are one task each. Sequences (temporal stylize,
+render) are cut into as many contiguous segments as the cluster has CPUs; each segment starts from the frame
+before it, re-stylized, exactly like a `--chunk` would. A GPU is requested only for methods that use torch,
+only when the device is not "cpu", and only when the cluster reports GPUs (so tasks never wait forever for a
+GPU that does not exist). Ray is optional: `pip install art_ai_addon[ray]`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .batch import CPU_METHODS, Item, Step, _groups, run_segment
+from .errors import NotAvailableError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise NotAvailableError("--ray needs Ray, which is not installed: pip install art_ai_addon[ray] "
+                                "(or pip install -r requirements-ray.txt)") from None
+    return ray
+
+
+def _segment_task(task, opts, items, before, before_done, force, job_path):
+    """Runs inside a Ray worker: no progress lines (the driver reports), written files on the shared disk."""
+    return run_segment(task, opts, items, before, before_done, force, None, job_path)
+
+
+def wants_gpu(step: Step, cluster_gpus: float) -> bool:
+    o = step.opts
+    if cluster_gpus < 1 or o.get("device", "auto") == "cpu" or step.task in ("seamless", "pbr", "detect"):
+        return False
+    method = o.get("method", "auto")
+    return method not in CPU_METHODS
+
+
+def split(run: list[Item], parts: int) -> list[list[Item]]:
+    """Contiguous, nearly equal segments of one run of consecutive items."""
+    parts = max(1, min(parts, len(run)))
+    k = len(run)
+    return [run[i * k // parts:(i + 1) * k // parts] for i in range(parts)]
+
+
+class RayRunner:
+    def __init__(self, address: str | None, progress):
+        ray = require_ray()
+        self.ray = ray
+        self.progress = progress
+        self.owned = False
+        if not ray.is_initialized():
+            # "auto" (plain --ray): an existing cluster if there is one (RAY_ADDRESS, or one started here),
+            # else a local instance on this machine
+            ray.init(address=None if address in (None, "auto") else address, include_dashboard=False,
+                     log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE_DIR)]})
+            self.owned = True
+            self.runtime_env = None
+        else:  # the caller's instance: workers on this machine find the package beside this file (on a remote
+            # cluster the caller installs art_ai_addon there or passes py_modules to their own ray.init)
+            self.runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                p for p in (str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)}}
+        resources = ray.cluster_resources()
+        self.cpus = max(1, int(resources.get("CPU", 1)))
+        self.gpus = float(resources.get("GPU", 0))
+        self.remote = ray.remote(_segment_task)
+        self._log(f"Ray: {self.cpus} CPU(s), {self.gpus:g} GPU(s)")
+
+    def _log(self, msg: str) -> None:
+        if not getattr(self.progress, "quiet", False):
+            print(f"art_ai: {msg}", file=sys.stderr, flush=True)
+
+    def run_step(self, step: Step, pending: list[Item], items: list[Item], force: bool, job_path):
+        options = {"num_cpus": 1, "num_gpus": 1 if wants_gpu(step, self.gpus) else 0, "max_retries": 0}
+        if self.runtime_env:
+            options["runtime_env"] = self.runtime_env
+        fn = self.remote.options(**options)
+        first = items[0].index if items else 0
+        by_index = {it.index: it for it in step.items}
+        job = str(job_path)
+        owner = {}  # task -> its items
+        if step.sequential:
+            for run in _groups(pending):
+                for k, seg in enumerate(split(run, self.cpus)):
+                    before = by_index.get(seg[0].index - 1)
+                    done = k == 0 and before is not None and before.index >= first
+                    owner[fn.remote(step.task, step.opts, seg, before, done, force, job)] = seg
+        else:
+            for it in pending:
+                owner[fn.remote(step.task, step.opts, [it], None, False, force, job)] = [it]
+        results, left, finished = [], list(owner), 0
+        while left:
+            ready, left = self.ray.wait(left, num_returns=1)
+            for ref in ready:
+                try:
+                    got = self.ray.get(ref)
+                except Exception as exc:  # a worker that died: its items failed, the others go on
+                    got = [(it.index, f"Ray task failed: {type(exc).__name__}: {str(exc)[:300]}")
+                           for it in owner[ref]]
+                results += got
+                finished += len(got)
+                self._log(f"[step {step.number}] {finished}/{len(pending)} item(s) finished")
+        return results
+
+    def close(self) -> None:
+        if self.owned:
+            self.ray.shutdown()

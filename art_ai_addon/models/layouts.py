@@ -1,0 +1,171 @@
+"""Expected key/shape layouts per architecture, so a file is recognised before it is accepted or run.
+
+A layout is (shapes, required): `shapes` maps every key we know to its shape, `required` names the keys a
+file must have. Keys a file has beyond these are ignored (the fast-style checkpoints carry old
+InstanceNorm running stats); a known key with another shape is a mismatch.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from ..errors import ModelError
+
+Layout = tuple[dict[str, tuple], frozenset]
+
+# (output channels per conv, with "M" for a max-pool) of VGG19, configuration "E" of the paper
+_VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+
+
+def _conv(shapes: dict, prefix: str, cout: int, cin: int, k: int) -> None:
+    shapes[f"{prefix}.weight"] = (cout, cin, k, k)
+    shapes[f"{prefix}.bias"] = (cout,)
+
+
+def vgg19_layout() -> Layout:
+    """torchvision `vgg19`: Sequential `features` of conv+ReLU (2 modules per conv) and pools (1 module)."""
+    shapes: dict[str, tuple] = {}
+    index, cin = 0, 3
+    for v in _VGG19_CFG:
+        if v == "M":
+            index += 1
+            continue
+        _conv(shapes, f"features.{index}", v, cin, 3)
+        cin = v
+        index += 2
+    required = frozenset(shapes)
+    shapes["classifier.0.weight"] = (4096, 512 * 7 * 7)
+    shapes["classifier.0.bias"] = (4096,)
+    shapes["classifier.3.weight"] = (4096, 4096)
+    shapes["classifier.3.bias"] = (4096,)
+    shapes["classifier.6.weight"] = (1000, 4096)
+    shapes["classifier.6.bias"] = (1000,)
+    return shapes, required
+
+
+def adain_vgg_layout() -> Layout:
+    """AdaIN's normalised VGG19: a 1x1 colour conv, then reflection-pad+conv+ReLU (3 modules) and pools."""
+    shapes: dict[str, tuple] = {}
+    _conv(shapes, "0", 3, 3, 1)
+    index, cin = 1, 3
+    required = set(shapes)
+    for v in _VGG19_CFG[:-1]:  # the published file stops at relu5_4, before the last pool
+        if v == "M":
+            index += 1
+            continue
+        _conv(shapes, str(index + 1), v, cin, 3)
+        if index + 1 <= 29:  # up to relu4_1, which AdaIN encodes to
+            required.update((f"{index + 1}.weight", f"{index + 1}.bias"))
+        cin = v
+        index += 3
+    return shapes, frozenset(required)
+
+
+def adain_decoder_layout() -> Layout:
+    """AdaIN decoder: mirrors the encoder to relu4_1, pad+conv+ReLU blocks with 3 nearest upsamplings."""
+    plan = [(512, 256), "U", (256, 256), (256, 256), (256, 256), (256, 128), "U", (128, 128), (128, 64), "U",
+            (64, 64), (64, 3)]
+    shapes: dict[str, tuple] = {}
+    index = 0
+    for step in plan:
+        if step == "U":
+            index += 1
+            continue
+        cin, cout = step
+        _conv(shapes, str(index + 1), cout, cin, 3)
+        index += 3
+    return shapes, frozenset(shapes)
+
+
+def transformer_net_layout() -> Layout:
+    """Johnson et al.'s image transformation network as in pytorch/examples fast_neural_style."""
+    shapes: dict[str, tuple] = {}
+
+    def norm(prefix, c):
+        shapes[f"{prefix}.weight"] = (c,)
+        shapes[f"{prefix}.bias"] = (c,)
+
+    _conv(shapes, "conv1.conv2d", 32, 3, 9)
+    norm("in1", 32)
+    _conv(shapes, "conv2.conv2d", 64, 32, 3)
+    norm("in2", 64)
+    _conv(shapes, "conv3.conv2d", 128, 64, 3)
+    norm("in3", 128)
+    for r in range(1, 6):
+        _conv(shapes, f"res{r}.conv1.conv2d", 128, 128, 3)
+        norm(f"res{r}.in1", 128)
+        _conv(shapes, f"res{r}.conv2.conv2d", 128, 128, 3)
+        norm(f"res{r}.in2", 128)
+    _conv(shapes, "deconv1.conv2d", 64, 128, 3)
+    norm("in4", 64)
+    _conv(shapes, "deconv2.conv2d", 32, 64, 3)
+    norm("in5", 32)
+    _conv(shapes, "deconv3.conv2d", 3, 32, 9)
+    return shapes, frozenset(shapes)
+
+
+_LAYOUTS: dict[str, Layout] = {}
+TORCHSCRIPT = {"lama_torchscript"}
+
+
+def _builtin() -> dict[str, Layout]:
+    if not _LAYOUTS:
+        _LAYOUTS.update({
+            "vgg19": vgg19_layout(),
+            "transformer_net": transformer_net_layout(),
+            "adain_vgg_normalised": adain_vgg_layout(),
+            "adain_decoder": adain_decoder_layout(),
+        })
+    return _LAYOUTS
+
+
+def register_layout(architecture: str, shapes: dict, required=None) -> None:
+    """Let an engine (e.g. the texture GAN) declare its own layout so imports of its files are checked."""
+    _builtin()[architecture] = ({k: tuple(v) for k, v in shapes.items()},
+                                frozenset(shapes if required is None else required))
+
+
+def known_architectures() -> list[str]:
+    return sorted(set(_builtin()) | TORCHSCRIPT)
+
+
+def layout(architecture: str) -> Layout | None:
+    return _builtin().get(architecture)
+
+
+def mismatch(state_dict: dict, architecture: str) -> str | None:
+    """None when `state_dict` fits `architecture`, else the first problem, naming the key."""
+    lay = layout(architecture)
+    if lay is None:
+        return None  # an architecture without a declared layout: only "a dict of tensors" is checked
+    shapes, required = lay
+    for key in shapes:  # registry order, so the message names the first key a reader would look at
+        if key in required and key not in state_dict:
+            return f"has no key {key!r} (expected for {architecture})"
+        if key in state_dict and tuple(state_dict[key].shape) != shapes[key]:
+            return (f"key {key!r} has shape {tuple(state_dict[key].shape)}, expected {shapes[key]} "
+                    f"for {architecture}")
+    return None
+
+
+def detect(state_dict: dict) -> str | None:
+    """The architecture whose layout `state_dict` fits, or None."""
+    for name in _builtin():
+        if mismatch(state_dict, name) is None and layout(name)[1] <= set(state_dict):
+            return name
+    return None
+
+
+def check_torchscript(path) -> None:
+    """A TorchScript archive is a zip with code/ and constants.pkl; anything else is refused unread."""
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise ModelError(f"{p.name} is not a TorchScript archive (not a zip file); LaMa needs the TorchScript "
+                         "export big-lama.pt") from None
+    if not any("/code/" in n for n in names) or not any(n.endswith("constants.pkl") for n in names):
+        raise ModelError(f"{p.name} is a zip but not a TorchScript archive (no code/ or constants.pkl); "
+                         "it may be a plain checkpoint, which LaMa cannot use")

@@ -1,0 +1,577 @@
+"""Model store: find, import, verify, remove and safely load weights files.
+
+Signatures of `sha256_file`, `find`, `load_weights` and `save_user_model` are used by the stylize, texture
+and repair engines: keep them stable.
+
+Every file in the store has a recorded checksum: the registry's (for the public models it can vouch for)
+or the one in the file's JSON sidecar (`<stem>.json`: user-made and imported models, and registry models
+without a published checksum, recorded when they entered the store). A file whose bytes no longer match
+is reported by `verify_store` and refused by `find`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+from ..errors import ArtAIError, InputError, ModelError
+from . import layouts, models_dir, registry
+
+CACHE_FILE = ".checksums.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_mem_cache: dict[str, dict] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hashing
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def md5_file(path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidecars and the recorded checksum of each file
+
+
+def sidecar_path(path) -> Path:
+    p = Path(path)
+    return p.with_name(p.stem + ".json")
+
+
+def read_sidecar(path) -> dict | None:
+    """The sidecar of a weights file (None if there is none or it is not ours)."""
+    sc = sidecar_path(path)
+    if not sc.is_file():
+        return None
+    try:
+        meta = json.loads(sc.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("file") != Path(path).name:
+        return None
+    return meta
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    from ..imageio import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def expected_checksum(path) -> tuple[str, str, str] | None:
+    """(algorithm, hex digest, where it comes from) recorded for a store file, or None."""
+    meta = read_sidecar(path)
+    if meta and meta.get("sha256"):
+        return "sha256", meta["sha256"], "sidecar"
+    entry = registry.get(Path(path).name)
+    if entry and entry["file"] == Path(path).name and registry.has_checksum(entry):
+        if entry.get("sha256"):
+            return "sha256", entry["sha256"], "registry"
+        return "md5", entry["md5"], "registry"
+    return None
+
+
+def _cache_load(root: Path) -> dict:
+    key = str(root)
+    if key not in _mem_cache:
+        try:
+            _mem_cache[key] = json.loads((root / CACHE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _mem_cache[key] = {}
+    return _mem_cache[key]
+
+
+def _cache_store(root: Path, name: str, record: dict | None) -> None:
+    cache = _cache_load(root)
+    if record is None:
+        cache.pop(name, None)
+    else:
+        cache[name] = record
+    try:
+        _write_json_atomic(root / CACHE_FILE, cache)
+    except ArtAIError:
+        pass  # a read-only store still works; the hashes are kept in memory for this session
+
+
+def file_digest(path, algorithm: str = "sha256", *, use_cache: bool = True) -> str:
+    """Hash of a store file; cached by size and modification time so big files are read once."""
+    p = Path(path)
+    st = p.stat()
+    root = p.parent
+    cache = _cache_load(root)
+    rec = cache.get(p.name)
+    if use_cache and rec and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns \
+            and rec.get(algorithm):
+        return rec[algorithm]
+    digest = sha256_file(p) if algorithm == "sha256" else md5_file(p)
+    rec = dict(rec or {}) if rec and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns else {}
+    rec.update({"size": st.st_size, "mtime_ns": st.st_mtime_ns, algorithm: digest})
+    _cache_store(root, p.name, rec)
+    return digest
+
+
+def check_file(path, *, use_cache: bool = True) -> tuple[str, str]:
+    """("ok" | "corrupt" | "unrecorded", detail) for one file in the store."""
+    p = Path(path)
+    expected = expected_checksum(p)
+    if expected is None:
+        return "unrecorded", "no recorded checksum (add it with `models import`)"
+    algorithm, want, origin = expected
+    have = file_digest(p, algorithm, use_cache=use_cache)
+    if have != want:
+        return "corrupt", (f"{algorithm.upper()} {have[:16]}... does not match the {origin}'s {want[:16]}... "
+                           "(damaged, truncated or replaced)")
+    return "ok", f"{algorithm.upper()} matches the {origin}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and loading
+
+
+def find(name_or_file, models_dir_=None) -> Path | None:
+    """An existing path, or a registry name / file / `<name>.pth` / `<name>.pt` in the store; None if absent.
+
+    A store file whose bytes do not match its recorded checksum raises ModelError instead of being used.
+    """
+    if not name_or_file:
+        return None
+    p = Path(name_or_file).expanduser()
+    if p.is_file():
+        return p
+    root = models_dir(models_dir_)
+    names = []
+    entry = registry.get(str(name_or_file))
+    if entry is not None:
+        names.append(entry["file"])
+    names += [str(name_or_file), f"{name_or_file}.pth", f"{name_or_file}.pt"]
+    for candidate_name in names:
+        candidate = root / candidate_name
+        if candidate.is_file():
+            status, detail = check_file(candidate)
+            if status == "corrupt":
+                raise ModelError(f"{candidate} is corrupt: {detail}; it is not used. Run "
+                                 "`python -m art_ai_addon models verify`, then download or import it again")
+            return candidate
+    return None
+
+
+def _torch_load(torch, p: Path, mmap: bool):
+    kwargs = {"map_location": "cpu", "weights_only": True}
+    if mmap:
+        try:
+            return torch.load(str(p), mmap=True, **kwargs)
+        except RuntimeError as exc:  # legacy (pre-zip) files cannot be memory-mapped
+            if "mmap" not in str(exc).lower() and "zip" not in str(exc).lower():
+                raise
+    return torch.load(str(p), **kwargs)
+
+
+def load_weights(path, *, expected: dict | None = None, what: str = "weights", mmap: bool = False):
+    """torch.load(weights_only=True) only; a pickle that needs code is refused without running it.
+
+    `expected` maps key -> shape tuple; a missing key or other shape raises ModelError naming both.
+    Returns a dict of tensors (a checkpoint wrapped as {"state_dict": ...} is unwrapped).
+    """
+    from ..core import require_torch
+
+    torch = require_torch(what)
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{what}: {p} does not exist")
+    try:
+        obj = _torch_load(torch, p, mmap)
+    except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for corrupt zips
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{what}: {p.name} is not a plain-tensor weights file or is damaged "
+                         f"(refused by the safe loader: {msg[:200]})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise ModelError(f"{what}: {p.name} does not hold a dict of tensors (a state_dict)")
+    if expected:
+        for key, shape in expected.items():
+            if key not in obj:
+                raise ModelError(f"{what}: {p.name} has no key {key!r}; it is not the expected layout")
+            if tuple(obj[key].shape) != tuple(shape):
+                raise ModelError(f"{what}: {p.name} key {key!r} has shape {tuple(obj[key].shape)}, "
+                                 f"expected {tuple(shape)}")
+    return obj
+
+
+def load_torchscript(path, *, device="cpu", what: str = "LaMa"):
+    """TorchScript (LaMa's published format) via torch.jit.load, after checking it is a TorchScript archive.
+
+    TorchScript archives hold TorchScript code, not Python pickles, so loading runs no arbitrary Python.
+    """
+    from ..core import require_torch
+
+    torch = require_torch(what)
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{what}: {p} does not exist")
+    layouts.check_torchscript(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is LaMa's published format
+            return torch.jit.load(str(p), map_location=device).eval()
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{what}: {p.name} could not be loaded as TorchScript ({msg[:200]})") from None
+
+
+def check_layout(path, architecture: str | None, *, what: str | None = None) -> str | None:
+    """Load `path` safely and check it against `architecture`'s layout; returns the architecture
+    (detected when None was given). Raises ModelError naming the file and the first mismatching key."""
+    p = Path(path)
+    what = what or p.name
+    if architecture in layouts.TORCHSCRIPT:
+        load_torchscript(p, what=what)
+        return architecture
+    sd = load_weights(p, what=what, mmap=True)
+    if architecture is None:
+        return layouts.detect(sd)
+    problem = layouts.mismatch(sd, architecture)
+    if problem:
+        raise ModelError(f"{what}: {p.name} {problem}; it is not a {architecture} weights file")
+    return architecture
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving, importing, verifying, removing
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 100 characters)")
+    return name
+
+
+def save_user_model(state_dict: dict, name: str, *, architecture: str, trained_on: str = "", extra: dict | None = None,
+                    models_dir_=None) -> Path:
+    """Save a user-made model (trained fast style, texture GAN) as `<name>.pth` + `<name>.json` sidecar."""
+    from ..core import require_torch
+    from ..imageio import write_bytes_atomic
+
+    torch = require_torch("saving a model")
+    _check_name(name)
+    root = models_dir(models_dir_)
+    root.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buf)
+    path = root / f"{name}.pth"
+    write_bytes_atomic(path, buf.getvalue())
+    meta = {
+        "name": name,
+        "file": path.name,
+        "architecture": architecture,
+        "trained_on": trained_on,
+        "created": _now(),
+        "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+        "user_made": True,
+    }
+    meta.update(extra or {})
+    _write_json_atomic(sidecar_path(path), meta)
+    return path
+
+
+def _copy_hashing(src: Path, dst_dir: Path, progress=None, label="") -> tuple[Path, str, str]:
+    """Copy src to a temporary file in dst_dir, hashing as it goes; returns (tmp, sha256, md5)."""
+    from ..core import reporter
+
+    rep = reporter(progress)
+    size = max(src.stat().st_size, 1)
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".part", dir=str(dst_dir))
+    done = 0
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            for block in iter(lambda: fin.read(1 << 20), b""):
+                fout.write(block)
+                sha.update(block)
+                md5.update(block)
+                done += len(block)
+                rep(0.8 * done / size, f"copying {label or src.name}")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp), sha.hexdigest(), md5.hexdigest()
+
+
+def _match_registry(entry: dict, sha: str, md5: str) -> bool:
+    if entry.get("sha256"):
+        return sha == entry["sha256"]
+    return md5 == entry["md5"]
+
+
+def install_file(tmp: Path, entry: dict | None, *, name: str, architecture: str | None, sha: str,
+                 root: Path, extra: dict | None = None) -> Path:
+    """Rename a checked temporary file into the store and record its checksum (sidecar where needed)."""
+    final = root / (entry["file"] if entry else (name if Path(name).suffix in (".pth", ".pt") else f"{name}.pth"))
+    sc = sidecar_path(final)
+    meta = None
+    vouched = entry is not None and registry.has_checksum(entry) and registry.get(entry["file"]) == entry
+    if not vouched:
+        meta = {"name": name, "file": final.name, "architecture": architecture, "sha256": sha,
+                "added": _now(), "user_made": False}
+        if entry is not None and registry.get(entry["file"]) == entry:
+            meta.update({"registry": True, "unverified": True})
+        meta.update(extra or {})
+    os.replace(tmp, final)
+    if meta is not None:
+        _write_json_atomic(sc, meta)
+    elif sc.is_file() and read_sidecar(final) is not None:
+        sc.unlink()  # the registry vouches for this file now; an old sidecar would shadow it
+    st = final.stat()
+    _cache_store(root, final.name, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha})
+    return final
+
+
+def import_model(src, name: str | None = None, *, architecture: str | None = None, trained_on: str = "",
+                 models_dir_=None, progress=None) -> tuple[Path, list[str]]:
+    """Copy a local weights file into the store; returns (stored path, notes for the user).
+
+    Registry models (by --as NAME, by file name or by checksum) must match the published checksum; every
+    model must fit its architecture's key/shape layout. Nothing is left in the store if a check fails.
+    """
+    from ..core import reporter
+
+    rep = reporter(progress)
+    s = Path(src).expanduser()
+    if not s.is_file():
+        raise InputError(f"import: {s} does not exist or is not a file")
+    root = models_dir(models_dir_)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtAIError(f"import: cannot create the model store {root}: {exc.strerror or exc}") from None
+    if _is_model_archive(s):
+        return _import_archive(s, name, root, rep)
+    entry = registry.get(name) if name else registry.get(s.name)
+    if name and entry is None:
+        _check_name(name)
+    tmp, sha, md5 = _copy_hashing(s, root, rep.sub(0.0, 0.8))
+    notes: list[str] = []
+    try:
+        if entry is None and not name:
+            entry = next((e for e in registry.entries().values()
+                          if registry.has_checksum(e) and _match_registry(e, sha, md5)), None)
+        if entry is not None:
+            if registry.has_checksum(entry):
+                if not _match_registry(entry, sha, md5):
+                    algo = "SHA-256" if entry.get("sha256") else "MD5"
+                    have = sha if entry.get("sha256") else md5
+                    want = entry.get("sha256") or entry.get("md5")
+                    raise ModelError(
+                        f"import: {s.name} does not match the published checksum of {entry['name']} "
+                        f"({algo} {have[:12]}..., expected {want[:12]}...): it is damaged or a different file. "
+                        f"Get {entry['file']} from {entry['url']}, or import it as your own model with "
+                        f"--as OTHER_NAME")
+                notes.append(f"{entry['name']}: checksum matches the registry")
+            else:
+                notes.append(f"{entry['name']}: the registry has no published checksum for this model, so the "
+                             f"checksum was not checked; recorded this file's SHA-256 {sha[:16]}... for later "
+                             "verification")
+            rep(0.85, "checking the layout")
+            check_layout(tmp, entry["architecture"], what=f"import {entry['name']}")
+            final = install_file(tmp, entry, name=entry["name"], architecture=entry["architecture"], sha=sha,
+                                 root=root, extra={"imported_from": str(s)})
+        else:
+            rep(0.85, "checking the layout")
+            found = check_layout(tmp, architecture, what=f"import {s.name}")
+            if found is None:
+                known = ", ".join(layouts.known_architectures())
+                raise ModelError(f"import: {s.name} does not match any known layout ({known}); pass "
+                                 "--architecture NAME for a model of another kind, or --as a registry name")
+            user_name = _check_name(name or s.stem)
+            final = install_file(tmp, None, name=user_name, architecture=found, sha=sha, root=root,
+                                 extra={"trained_on": trained_on, "imported_from": str(s)})
+            notes.append(f"{user_name}: stored as your own {found} model with SHA-256 {sha[:16]}...")
+    finally:
+        tmp.unlink(missing_ok=True)
+    rep(1.0, "imported")
+    return final, notes
+
+
+def _is_model_archive(path: Path) -> bool:
+    """A plain zip of weights files (like pytorch/examples' saved_models.zip), not a torch.save/TorchScript zip."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    return not any(n.endswith(("data.pkl", "constants.pkl")) for n in names)
+
+
+def _import_archive(src: Path, name: str | None, root: Path, rep) -> tuple[Path, list[str]]:
+    """Import every registry model found in a downloaded archive (or only `name`), each fully checked."""
+    wanted = {e.get("archive_member"): e for e in registry.entries().values() if e.get("archive_member")}
+    if name:
+        entry = registry.get(name)
+        wanted = {k: e for k, e in wanted.items() if entry is not None and e is entry}
+    done: list[Path] = []
+    notes: list[str] = []
+    with zipfile.ZipFile(src) as zf, tempfile.TemporaryDirectory(prefix="art_ai_import_") as tmpdir:
+        members = [n for n in zf.namelist() if Path(n).name in wanted and not n.endswith("/")]
+        if not members:
+            raise ModelError(f"import: {src.name} is a zip archive without any of the models it could hold "
+                             f"({', '.join(sorted(wanted)) or name}); unzip it and import the weights file itself")
+        for i, member in enumerate(members):
+            entry = wanted[Path(member).name]
+            out = Path(tmpdir) / Path(member).name
+            with zf.open(member) as fin, open(out, "wb") as fout:
+                for block in iter(lambda: fin.read(1 << 20), b""):  # noqa: B023 - used inside the loop body
+                    fout.write(block)
+            path, more = import_model(out, entry["name"], models_dir_=root,
+                                      progress=rep.sub(i / len(members), (i + 1) / len(members)))
+            done.append(path)
+            notes += more
+    return done[0], notes + [f"imported {len(done)} model(s) from {src.name}"]
+
+
+def _user_models(root: Path) -> list[dict]:
+    out = []
+    if not root.is_dir():
+        return out
+    for sc in sorted(root.glob("*.json")):
+        if sc.name.startswith("."):
+            continue
+        try:
+            meta = json.loads(sc.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("file") and not meta.get("registry"):
+            out.append(meta)
+    return out
+
+
+def _weights_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in (".pth", ".pt", ".ckpt",
+                                                                                          ".safetensors"))
+
+
+def list_models(models_dir_=None) -> list[dict]:
+    """Rows for every registry model and every other model in the store (no hashing: cheap for a UI)."""
+    root = models_dir(models_dir_)
+    rows = []
+    listed = set()
+    for entry in registry.entries().values():
+        p = root / entry["file"]
+        installed = p.is_file()
+        rows.append({"name": entry["name"], "task": entry["task"], "architecture": entry["architecture"],
+                     "size": p.stat().st_size if installed else entry["size"], "size_exact": installed or
+                     entry.get("size_exact", False), "licence": entry["licence"], "installed": installed,
+                     "file": entry["file"], "path": str(p), "registry": True,
+                     "unverified": bool(entry.get("unverified")),
+                     "description": entry["description"], "source": entry["source"], "url": entry["url"]})
+        listed.add(entry["file"])
+    for meta in _user_models(root):
+        if meta["file"] in listed:
+            continue
+        p = root / meta["file"]
+        listed.add(meta["file"])
+        rows.append({"name": meta.get("name", p.stem), "task": "user model" if meta.get("user_made") else "imported",
+                     "architecture": meta.get("architecture") or "?", "size": p.stat().st_size if p.is_file() else 0,
+                     "size_exact": True, "licence": meta.get("licence", "yours"), "installed": p.is_file(),
+                     "file": meta["file"], "path": str(p), "registry": False, "unverified": False,
+                     "description": f"trained on {meta['trained_on']}" if meta.get("trained_on") else "",
+                     "source": meta.get("imported_from", ""), "url": ""})
+    for p in _weights_files(root):
+        if p.name not in listed:
+            rows.append({"name": p.stem, "task": "?", "architecture": "?", "size": p.stat().st_size,
+                         "size_exact": True, "licence": "?", "installed": True, "file": p.name, "path": str(p),
+                         "registry": False, "unverified": True, "description": "no checksum recorded",
+                         "source": "", "url": ""})
+    return rows
+
+
+def verify_store(models_dir_=None, progress=None) -> list[dict]:
+    """Re-hash every weights file in the store; rows with status ok / corrupt / unrecorded / missing."""
+    from ..core import reporter
+
+    rep = reporter(progress)
+    root = models_dir(models_dir_)
+    files = _weights_files(root)
+    results = []
+    for i, p in enumerate(files):
+        rep(i / max(len(files), 1), f"hashing {p.name}")
+        status, detail = check_file(p, use_cache=False)
+        results.append({"file": p.name, "path": str(p), "status": status, "detail": detail})
+    for meta in _user_models(root):
+        if not (root / meta["file"]).is_file():
+            results.append({"file": meta["file"], "path": str(root / meta["file"]), "status": "missing",
+                            "detail": "its sidecar exists but the weights file is gone"})
+    rep(1.0, "verified")
+    return results
+
+
+def remove_model(name: str, models_dir_=None) -> list[Path]:
+    """Delete a model's file and sidecar from the store; returns what was removed."""
+    root = models_dir(models_dir_)
+    entry = registry.get(name)
+    candidates = [root / entry["file"]] if entry else []
+    if not entry:
+        for meta in _user_models(root):
+            if meta.get("name") == name:
+                candidates.append(root / meta["file"])
+        candidates += [root / name, root / f"{name}.pth", root / f"{name}.pt"]
+    removed = []
+    for p in candidates:
+        if p.parent != root or p.name.startswith("."):
+            continue
+        for q in (p, sidecar_path(p)):
+            if q.is_file() and (q == p or read_sidecar(p) is not None):
+                q.unlink()
+                removed.append(q)
+        if removed:
+            _cache_store(root, p.name, None)
+            break
+    if not removed:
+        raise ModelError(f"remove: {name} is not installed in {root}")
+    return removed
+
+
+def format_size(n: int, exact: bool = True) -> str:
+    units = ["B", "KB", "MB", "GB"]
+    v = float(n)
+    for unit in units:
+        if v < 1000 or unit == units[-1]:
+            text = f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+            return text if exact else "~" + text
+        v /= 1000.0
+    return str(n)
+
+
+def __getattr__(name):  # `store.download` without importing urllib at start-up
+    if name == "download":
+        from .download import download
+
+        return download
+    raise AttributeError(name)
+

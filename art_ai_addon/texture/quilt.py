@@ -1,0 +1,223 @@
+"""Image quilting (Efros & Freeman 2001) on a torus: block search with OpenCV, minimum-error boundary cuts.
+
+The canvas can wrap around (tileable output) or not. Each block's overlap with what is already on the
+canvas is matched against every position of the source with one `cv2.matchTemplate` call (masked SSD),
+one of the near-best candidates is taken at random (seeded), and a dynamic-programming cut along each
+overlapping side decides which pixels the block replaces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BIG = np.float32(3.0e38)
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def default_block(h: int, w: int) -> int:
+    """A block a quarter of the exemplar's short side: big enough for structure, small enough to vary."""
+    return int(np.clip(min(h, w) // 4, 8, 64))
+
+
+def min_cut_columns(err: np.ndarray) -> np.ndarray:
+    """Per row, the first column that belongs to the new block along a min-cost top-to-bottom path.
+
+    `err` (rows, cols) or a batch (n, rows, cols): squared difference in the overlap; the old content is
+    on the left (low columns). Returns (rows,) or (n, rows).
+    """
+    single = err.ndim == 2
+    e = err[None] if single else err
+    n, rows, cols = e.shape
+    c = np.full((rows, n, cols + 2), np.inf)
+    c[:, :, 1:-1] = e.transpose(1, 0, 2)
+    for r in range(1, rows):
+        p = c[r - 1]
+        c[r, :, 1:-1] += np.minimum(np.minimum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
+    path = np.empty((n, rows), np.int64)
+    cl = c.tolist()  # the backtrack is a short scalar walk: plain Python beats numpy's per-call overhead
+    for k in range(n):
+        last = cl[-1][k]
+        cur = min(range(1, cols + 1), key=last.__getitem__)
+        path[k, -1] = cur - 1
+        for r in range(rows - 1, 0, -1):
+            row = cl[r - 1][k]
+            a, b, d = row[cur - 1], row[cur], row[cur + 1]
+            if a < b and a <= d:
+                cur -= 1
+            elif d < b:
+                cur += 1
+            path[k, r - 1] = cur - 1
+    return path[0] if single else path
+
+
+class Quilter:
+    """A canvas (H, W, C) with a `filled` mask; `place` puts one block there, matched and cut."""
+
+    def __init__(self, source: np.ndarray, canvas: np.ndarray, filled: np.ndarray, *, wrap: bool,
+                 overlap: int, rng: np.random.Generator, tolerance: float = 0.1):
+        self.src = np.ascontiguousarray(source, dtype=np.float32)
+        self.canvas = canvas
+        self.filled = filled
+        self.wrap = wrap
+        self.overlap = int(overlap)
+        self.rng = rng
+        self.tol = float(tolerance)
+        # source position of the block that currently owns each canvas pixel (to forbid verbatim continuation)
+        self.owner = np.full(canvas.shape[:2] + (2,), -10_000, np.int32)
+
+    def _index(self, y: int, x: int, bh: int, bw: int):
+        H, W = self.canvas.shape[:2]
+        rows = np.arange(y, y + bh)
+        cols = np.arange(x, x + bw)
+        if self.wrap:
+            rows %= H
+            cols %= W
+        return np.ix_(rows, cols)
+
+    def place(self, y: int, x: int, bh: int, bw: int, exclude=None) -> tuple[int, int]:
+        """Fill the block at canvas (y, x) of size (bh, bw); returns the chosen source position."""
+        cv2 = _cv2()
+        sh, sw = self.src.shape[:2]
+        bh = min(bh, sh)
+        bw = min(bw, sw)
+        idx = self._index(y, x, bh, bw)
+        known = self.filled[idx]
+        if not known.any():
+            sy = int(self.rng.integers(0, sh - bh + 1))
+            sx = int(self.rng.integers(0, sw - bw + 1))
+            self._paste(idx, sy, sx, bh, bw, np.ones((bh, bw), np.float32), y, x)
+            return sy, sx
+        templ = np.ascontiguousarray(self.canvas[idx])
+        mask = known.astype(np.float32)
+        if known.all():
+            score = cv2.matchTemplate(self.src, templ, cv2.TM_SQDIFF)
+        else:
+            score = cv2.matchTemplate(self.src, templ * mask[:, :, None], cv2.TM_SQDIFF, mask=mask)
+        score = np.nan_to_num(score, nan=_BIG, posinf=_BIG)
+        self._forbid_continuation(score, idx, known, y, x)
+        if exclude is not None:
+            score[exclude[0]:exclude[1], exclude[2]:exclude[3]] = _BIG
+        best = float(score.min())
+        thresh = best * (1.0 + self.tol) + 1e-6 * mask.sum()
+        cand = np.flatnonzero(score.ravel() <= thresh)
+        if cand.size > 64:  # keep the field of near-best ones bounded but random
+            cand = cand[np.argsort(score.ravel()[cand])[:64]]
+        pick = int(cand[self.rng.integers(0, cand.size)])
+        sy, sx = divmod(pick, score.shape[1])
+        block = self.src[sy:sy + bh, sx:sx + bw]
+        new = self._cut_mask(block, idx, known)
+        self._paste(idx, sy, sx, bh, bw, new, y, x)
+        return sy, sx
+
+    def _forbid_continuation(self, score, idx, known, y, x):
+        """No candidate may continue a neighbour's source verbatim (that would copy large regions)."""
+        own = self.owner[idx][known]
+        if own.size == 0:
+            return
+        # for each owning source block, the source position that would make this block its seamless continuation
+        rr, cc = np.nonzero(known)
+        H, W = self.canvas.shape[:2]
+        # offsets of the known pixels relative to the block origin, then the source origin they imply
+        oy = own[:, 0] - rr
+        ox = own[:, 1] - cc
+        pos = np.unique(np.stack([oy, ox], 1), axis=0)
+        r = 2
+        for py, px in pos:
+            y0, y1 = max(py - r, 0), min(py + r + 1, score.shape[0])
+            x0, x1 = max(px - r, 0), min(px + r + 1, score.shape[1])
+            if y0 < y1 and x0 < x1:
+                score[y0:y1, x0:x1] = _BIG
+
+    def _cut_mask(self, block, idx, known) -> np.ndarray:
+        """1 where the new block wins; cuts along the sides whose overlap strip is already filled."""
+        bh, bw = known.shape
+        o = min(self.overlap, bh // 2, bw // 2)
+        old = self.canvas[idx]
+        err = ((block - old) ** 2).sum(axis=2)
+        new = np.ones((bh, bw), np.float32)
+        if o >= 1:
+            # vertical cuts (left, right) share one DP, horizontal ones (top, bottom) another
+            for axis in (1, 0):
+                e = err if axis == 1 else err.T
+                kn = known if axis == 1 else known.T
+                strips, names = [], []
+                if kn[:, :o].all():
+                    strips.append(e[:, :o])
+                    names.append(0)
+                if kn[:, -o:].all():
+                    strips.append(e[:, -o:][:, ::-1])
+                    names.append(1)
+                if not strips:
+                    continue
+                paths = min_cut_columns(np.stack(strips))
+                length = e.shape[1]
+                ar = np.arange(length)[None, :]
+                for which, p in zip(names, paths, strict=True):
+                    old = ar < p[:, None] if which == 0 else ar >= (length - p)[:, None]
+                    if axis == 0:
+                        old = old.T
+                    new[old] = 0
+        # soften the cut by one pixel so it does not show as a hard line
+        cv2 = _cv2()
+        soft = cv2.blur(new, (3, 3), borderType=cv2.BORDER_REPLICATE)
+        soft = np.where(known, soft, 1.0).astype(np.float32)
+        return soft
+
+    def _paste(self, idx, sy, sx, bh, bw, new, y, x):
+        block = self.src[sy:sy + bh, sx:sx + bw]
+        region = self.canvas[idx]
+        m = new[:, :, None]
+        self.canvas[idx] = region * (1.0 - m) + block * m
+        self.filled[idx] = True
+        win = new >= 0.5
+        own = self.owner[idx]
+        rr, cc = np.nonzero(win)
+        own[rr, cc, 0] = sy + rr
+        own[rr, cc, 1] = sx + cc
+        self.owner[idx] = own
+
+
+def grid(total: int, step: int, wrap: bool) -> list[tuple[int, int]]:
+    """(start, length-without-overlap) of each block along one axis; on a torus the steps sum to `total`."""
+    if wrap:
+        n = max(1, int(np.ceil(total / step)))
+        starts = [(i * total) // n for i in range(n + 1)]
+        return [(starts[i], starts[i + 1] - starts[i]) for i in range(n)]
+    n = max(1, int(np.ceil(total / step)))
+    return [(i * step, step) for i in range(n)]
+
+
+def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int, wrap: bool, seed: int,
+          tolerance: float = 0.1, rep=None) -> np.ndarray:
+    """Synthesize (H, W, C) from `source` by quilting blocks in raster order (on a torus if `wrap`)."""
+    H, W = int(size[0]), int(size[1])
+    sh, sw = source.shape[:2]
+    block = int(max(4, min(block, sh, sw)))
+    overlap = int(max(1, min(overlap, block // 2)))
+    if wrap:
+        # blocks must not overlap themselves around the torus
+        block = int(max(4, min(block, max(H, 2 * overlap + 2), max(W, 2 * overlap + 2))))
+    step = block - overlap
+    rows = grid(H, step, wrap)
+    cols = grid(W, step, wrap)
+    ch = rows[-1][0] + rows[-1][1] + (0 if wrap else overlap)
+    cw = cols[-1][0] + cols[-1][1] + (0 if wrap else overlap)
+    C = source.shape[2]
+    canvas = np.zeros((ch, cw, C), np.float32)
+    filled = np.zeros((ch, cw), bool)
+    q = Quilter(source, canvas, filled, wrap=wrap, overlap=overlap, rng=np.random.default_rng(seed),
+                tolerance=tolerance)
+    total = len(rows) * len(cols)
+    k = 0
+    for y, sy in rows:
+        for x, sx in cols:
+            q.place(y, x, min(sy + overlap, sh), min(sx + overlap, sw))
+            k += 1
+            if rep is not None and (k % 8 == 0 or k == total):
+                rep(k / total, f"quilting block {k}/{total}")
+    return canvas[:H, :W]

@@ -1,0 +1,242 @@
+"""Texture engine: tileable synthesis (patch, neural, gan), make-seamless, PBR maps; measured properties only."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from skimage.feature import local_binary_pattern
+
+from art_ai_addon import Cancelled, InputError, make_seamless, pbr_maps, synthesize_texture
+
+
+def _tex(name: str, size: int = 64, y: int = 0, x: int = 0) -> np.ndarray:
+    return (getattr(skimage.data, name)()[y:y + size, x:x + size].astype(np.float32) / 255.0)[:, :, None]
+
+
+def seam_ratio(img: np.ndarray) -> float:
+    """Mean jump across the wrap-around borders divided by the mean jump between ordinary neighbours."""
+    g = img.mean(axis=2)
+    jump = (np.abs(g[:, 0] - g[:, -1]).mean() + np.abs(g[0] - g[-1]).mean()) / 2
+    inner = (np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 2
+    return float(jump / inner)
+
+
+def lbp_hist(img: np.ndarray) -> np.ndarray:
+    g = np.round(img.mean(axis=2) * 255).astype(np.uint8)
+    hists = []
+    for r in (1, 3):
+        codes = local_binary_pattern(g, 8, r, method="uniform")
+        h, _ = np.histogram(codes, bins=10, range=(0, 10), density=True)
+        hists.append(h)
+    return np.concatenate(hists)
+
+
+def chi2(a, b) -> float:
+    return float(((a - b) ** 2 / (a + b + 1e-9)).sum())
+
+
+def max_copy_ncc(out: np.ndarray, ex: np.ndarray, part: int) -> float:
+    """Best normalised correlation of any `part`-sized window of the exemplar anywhere in the (wrapped) output."""
+    o = np.pad(out.mean(axis=2), part, mode="wrap").astype(np.float32)
+    best = -1.0
+    for y in range(0, ex.shape[0] - part + 1, part // 2):
+        for x in range(0, ex.shape[1] - part + 1, part // 2):
+            t = np.ascontiguousarray(ex.mean(axis=2)[y:y + part, x:x + part]).astype(np.float32)
+            best = max(best, float(cv2.matchTemplate(o, t, cv2.TM_CCOEFF_NORMED).max()))
+    return best
+
+
+def test_exemplar_itself_has_a_wrap_seam():
+    # the measure is meaningful: a plain tiling of these photos shows a seam
+    for name in ("brick", "gravel", "grass"):
+        assert seam_ratio(_tex(name, 96)) > 1.5
+
+
+@pytest.mark.parametrize("name", ["brick", "gravel", "grass"])
+def test_patch_tiles_and_keeps_texture_statistics(name):
+    ex = _tex(name, 96)
+    out = synthesize_texture(ex, (160, 176), method="patch", seed=3)
+    assert out.shape == (160, 176, 1) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    # wraps: no bigger jump across the borders than between neighbours
+    assert seam_ratio(out) < 1.3, seam_ratio(out)
+    # statistics closer to its exemplar than to the other textures
+    others = [n for n in ("brick", "gravel", "grass") if n != name]
+    d_own = chi2(lbp_hist(out), lbp_hist(_tex(name, 96, 200, 200)))
+    for other in others:
+        assert d_own < chi2(lbp_hist(out), lbp_hist(_tex(other, 96, 200, 200))), (name, other)
+
+
+def test_patch_is_not_a_tiled_copy():
+    ex = _tex("gravel", 64)
+    out = synthesize_texture(ex, (192, 192), method="patch", seed=0)
+    tiled = np.tile(ex, (3, 3, 1))
+    # a plain tiling contains the whole exemplar verbatim; the synthesis contains no exemplar-sized copy
+    assert max_copy_ncc(tiled, ex, 48) > 0.99
+    assert max_copy_ncc(out, ex, 48) < 0.9
+    # and it does not repeat with the exemplar's period
+    g = out.mean(axis=2)
+    assert np.abs(g - np.roll(g, 64, axis=1)).mean() > 0.5 * np.abs(g - g.mean()).mean()
+
+
+def test_patch_deterministic_colour_alpha_and_non_tileable():
+    rgb = skimage.data.coffee()[200:264, 200:264].astype(np.float32) / 255.0
+    alpha = np.linspace(0.2, 1.0, 64 * 64, dtype=np.float32).reshape(64, 64, 1)
+    ex = np.concatenate([rgb, alpha], axis=2)
+    a = synthesize_texture(ex, (96, 80), method="patch", seed=7)
+    b = synthesize_texture(ex, (96, 80), method="patch", seed=7)
+    c = synthesize_texture(ex, (96, 80), method="patch", seed=8)
+    assert a.shape == (96, 80, 4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # alpha travels with its pixels: its values come from the exemplar's alpha range
+    assert a[:, :, 3].min() >= 0.2 - 1e-3 and a[:, :, 3].std() > 0.05
+    flat = synthesize_texture(ex[:, :, :3], (100, 100), method="patch", seed=1, tileable=False)
+    assert flat.shape == (100, 100, 3)
+
+
+def test_bad_inputs_and_cancel():
+    ex = _tex("gravel", 64)
+    with pytest.raises(InputError, match="method"):
+        synthesize_texture(ex, (64, 64), method="magic")
+    with pytest.raises(InputError, match="size"):
+        synthesize_texture(ex, (2, 64))
+    with pytest.raises(InputError, match="exemplar"):
+        synthesize_texture(np.zeros((4, 4, 3)), (64, 64))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        synthesize_texture(ex, (128, 128), method="patch", cancel=stop)
+
+
+def test_neural_tiles_and_matches_statistics():
+    ex = _tex("gravel", 64)
+    seen = []
+    out = synthesize_texture(ex, (64, 64), method="neural", steps=12, seed=0, device="cpu",
+                             progress=lambda f, m: seen.append(f))
+    assert out.shape == (64, 64, 1)
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert seam_ratio(out) < 1.3
+    own = chi2(lbp_hist(out), lbp_hist(_tex("gravel", 96, 200, 200)))
+    assert own < chi2(lbp_hist(out), lbp_hist(_tex("brick", 96, 200, 200)))
+    # neural is not a pixel copy of the exemplar
+    assert max_copy_ncc(out, ex, 32) < 0.9
+
+
+def test_gan_trains_stores_reuses_and_tiles(tmp_path):
+    from art_ai_addon.texture import gan
+
+    ex = _tex("grass", 64)
+    msgs = []
+    info = {}
+    out = synthesize_texture(ex, (64, 96), method="gan", steps=3, seed=0, device="cpu", models_dir=str(tmp_path),
+                             batch=2, crop=32, progress=lambda f, m: msgs.append(m), info=info)
+    assert info["method"] == "gan" and out.shape == (64, 96, 1)
+    assert any("training" in m for m in msgs)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    key = gan.exemplar_key(ex)
+    assert f"texture_gan_{key}.pth" in saved and f"texture_gan_{key}.json" in saved
+    # auto now finds the trained generator and reuses it without training
+    msgs.clear()
+    info = {}
+    big = synthesize_texture(ex, (128, 128), method="auto", seed=5, device="cpu", models_dir=str(tmp_path),
+                             progress=lambda f, m: msgs.append(m), info=info)
+    assert info["method"] == "gan" and not any("training" in m for m in msgs)
+    assert big.shape == (128, 128, 1) and big.std() > 0.01
+    assert seam_ratio(big) < 1.3
+    again = synthesize_texture(ex, (128, 128), method="gan", seed=5, device="cpu", models_dir=str(tmp_path))
+    other = synthesize_texture(ex, (128, 128), method="gan", seed=6, device="cpu", models_dir=str(tmp_path))
+    assert np.array_equal(big, again) and not np.array_equal(big, other)
+    # another exemplar has no trained model: auto falls back to patch
+    info = {}
+    synthesize_texture(_tex("brick", 64), (64, 64), models_dir=str(tmp_path), info=info)
+    assert info["method"] == "patch"
+
+
+@pytest.mark.parametrize("name", ["brick", "gravel"])
+def test_make_seamless_removes_the_seam_and_keeps_the_look(name):
+    img = _tex(name, 128, 30, 50)
+    before = seam_ratio(img)
+    out = make_seamless(img)
+    assert out.shape == img.shape
+    assert before > 1.5 and seam_ratio(out) < 1.2
+    # the middle (away from the borders, where the seam cross ends up) is the original picture
+    m = slice(40, 88)
+    assert np.abs(out[m, m] - img[m, m]).mean() < 0.03
+    # overall look: same texture statistics
+    assert chi2(lbp_hist(out), lbp_hist(img)) < 0.5 * chi2(lbp_hist(out), lbp_hist(_tex("grass", 128)))
+
+
+def test_make_seamless_colour_alpha():
+    rgb = skimage.data.astronaut()[300:380, 100:196].astype(np.float32) / 255.0
+    alpha = np.full((80, 96, 1), 0.5, np.float32)
+    out = make_seamless(np.concatenate([rgb, alpha], 2))
+    assert out.shape == (80, 96, 4)
+    assert np.allclose(out[:, :, 3], 0.5, atol=1e-5)
+    assert seam_ratio(out[:, :, :3]) < 1.2
+
+
+def _decode(normal):
+    return normal * 2.0 - 1.0
+
+
+def test_normals_on_a_height_ramp_point_the_right_way():
+    from art_ai_addon.texture.pbr import normal_map
+
+    ramp_right = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))  # rises toward +x
+    n = _decode(normal_map(ramp_right, 1.0, wrap=False))
+    assert np.allclose(np.linalg.norm(n, axis=2), 1.0, atol=1e-5)
+    assert (n[:, :, 0] < -0.01).all() and np.abs(n[:, :, 1]).max() < 1e-6 and (n[:, :, 2] > 0).all()
+    ramp_up = np.tile(np.linspace(1, 0, 64, dtype=np.float32)[:, None], (1, 64))  # rises toward the top row
+    gl = _decode(normal_map(ramp_up, 1.0, wrap=False))
+    dx = _decode(normal_map(ramp_up, 1.0, wrap=False, directx=True))
+    # OpenGL (+Y up): a surface rising upward faces down; DirectX flips green
+    assert (gl[:, :, 1] < -0.01).all() and (dx[:, :, 1] > 0.01).all()
+    assert np.allclose(gl[:, :, 0], dx[:, :, 0]) and np.allclose(gl[:, :, 1], -dx[:, :, 1])
+
+
+def test_pbr_maps_ranges_units_strength_and_wrap():
+    albedo = make_seamless(_tex("gravel", 96))
+    maps = pbr_maps(albedo)
+    assert set(maps) == {"height", "normal", "roughness", "ao"}
+    for key, arr in maps.items():
+        assert arr.dtype == np.float32 and arr.shape[:2] == (96, 96), key
+        assert arr.min() >= 0.0 and arr.max() <= 1.0, key
+        assert arr.std() > 0.01, key
+    assert maps["normal"].shape[2] == 3 and maps["height"].shape[2] == 1
+    n = _decode(maps["normal"])
+    assert np.allclose(np.linalg.norm(n, axis=2), 1.0, atol=1e-4) and (n[:, :, 2] > 0).all()
+    # the input tiles, so the maps tile too (wrap-aware filtering)
+    for key in ("height", "normal", "ao", "roughness"):
+        assert seam_ratio(maps[key]) < 1.3, key
+    # strength: more relief tilts the normals more
+    tilt1 = np.linalg.norm(n[:, :, :2], axis=2).mean()
+    tilt3 = np.linalg.norm(_decode(pbr_maps(albedo, strength=3.0)["normal"])[:, :, :2], axis=2).mean()
+    assert tilt3 > 1.5 * tilt1
+    # a bright bump reads as raised: normals on its left side point left, on its right side right
+    yy, xx = np.mgrid[0:64, 0:64]
+    bump = np.exp(-((yy - 32) ** 2 + (xx - 32) ** 2) / (2 * 5.0 ** 2)).astype(np.float32)[:, :, None]
+    nb = _decode(pbr_maps(np.repeat(0.2 + 0.6 * bump, 3, axis=2))["normal"])
+    assert nb[32, 26, 0] < -0.05 and nb[32, 38, 0] > 0.05
+    assert nb[26, 32, 1] > 0.05 and nb[38, 32, 1] < -0.05  # OpenGL: upper flank faces up
+    # the bump's centre is at the top of the height map, far above the flat surroundings
+    hb = pbr_maps(np.repeat(0.2 + 0.6 * bump, 3, axis=2))["height"][:, :, 0]
+    assert hb[32, 32] >= hb.max() - 1e-3 and hb[32, 32] > hb[2, 2] + 0.5
+
+
+def test_pbr_removes_large_scale_shading_and_takes_grey_and_alpha():
+    tex = _tex("gravel", 128)[:, :, 0]
+    shade = np.linspace(0.4, 1.0, 128, dtype=np.float32)[None, :]  # a light falloff across the photo
+    shaded = (tex * shade)[:, :, None]
+    h = pbr_maps(shaded, tileable=False)["height"][:, :, 0]
+    left, right = h[:, :32].mean(), h[:, -32:].mean()
+    lum_left, lum_right = shaded[:, :32].mean(), shaded[:, -32:].mean()
+    assert abs(right - left) < 0.25 * abs(lum_right - lum_left) / (shaded.max() - shaded.min())
+    rgba = np.concatenate([np.repeat(shaded, 3, 2), np.ones_like(shaded)], 2)
+    maps = pbr_maps(rgba)
+    assert maps["normal"].shape == (128, 128, 3)
+    with pytest.raises(InputError, match="strength"):
+        pbr_maps(shaded, strength=-1)
