@@ -3,7 +3,7 @@
 from .errors import ArtAIError, Cancelled, InputError, ModelError, NotAvailableError
 from .imageio import read_image, write_image
 from .repair import detect_damage, inpaint
-from .stylize import stylize
+from .stylize import stylize, train_fast_style
 from .texture import make_seamless, pbr_maps, synthesize_texture
 
 __version__ = "0.1.0"
@@ -11,5 +11,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ArtAIError", "Cancelled", "InputError", "ModelError", "NotAvailableError",
     "read_image", "write_image",
-    "stylize", "synthesize_texture", "make_seamless", "pbr_maps", "detect_damage", "inpaint",
+    "stylize", "train_fast_style", "synthesize_texture", "make_seamless", "pbr_maps", "detect_damage", "inpaint",
 ]

@@ -244,3 +244,24 @@ def test_disable_leaves_nothing_and_enable_again(blender):
     bpy.ops.preferences.addon_disable(module=ADDON)
     bpy.ops.preferences.addon_enable(module=ADDON)
     assert hasattr(bpy.types, "ARTAI_PT_main")
+
+
+@pytest.mark.parametrize("ext, bits", [(".png", 8), (".png", 16), (".exr", None), (".jpg", 8)])
+def test_file_and_packed_images_read_like_opencv(blender, tmp_path, ext, bits):
+    """Images Blender loads from disk (byte, 16-bit float, EXR linear, packed) read as OpenCV reads the file."""
+    import art_ai_addon as art
+
+    bpy = blender
+    bridge = addon_module("art_ai_addon.blender.bridge")
+    rgb = skimage_rgb("chelsea", 48)
+    img = rgb if ext == ".jpg" else rgba(rgb, np.full((48, 48), 1.0, np.float32))
+    path = art.write_image(tmp_path / f"f{ext}", img, bits=bits)
+    expected = art.read_image(path)
+    loaded = bpy.data.images.load(str(path))
+    got = bridge.image_to_array(loaded)
+    assert got.shape[:2] == expected.shape[:2]
+    assert np.abs(got[:, :, :3] - expected[:, :, :3]).max() <= 1.5 / 255
+    loaded.pack()
+    packed = bridge.image_to_array(loaded)
+    assert np.abs(packed[:, :, :3] - expected[:, :, :3]).max() <= 1.5 / 255
+    bpy.data.images.remove(loaded)

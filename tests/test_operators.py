@@ -99,3 +99,19 @@ def test_inpaint_render_result(blender, demo_render):
     out = bridge.image_to_array(bpy.data.images["Render Result.inpainted"])
     keep = mask[:, :, 0] == 0
     assert np.abs(out[keep] - render[keep]).max() <= 1 / 255 + 1e-6
+
+
+def test_train_style_then_stylize_fast_with_it(blender):
+    bpy = blender
+    new_image(bpy, "train_content", rgba(skimage_rgb("astronaut", 64)))
+    new_image(bpy, "train_style", rgba(skimage_rgb("coffee", 64)))
+    assert bpy.ops.art_ai.train_style(image="train_content", style="train_style", name="coffee_test",
+                                      steps=2) == {"FINISHED"}
+    prefs = addon_module("art_ai_addon.blender.props").engine_settings()
+    from pathlib import Path
+
+    assert (Path(prefs["models_dir"]) / "coffee_test.pth").is_file()
+    assert bpy.ops.art_ai.stylize(image="train_content", style="train_style", method="FAST",
+                                  model="coffee_test") == {"FINISHED"}
+    out = pixels(bpy.data.images["train_content.stylized"])
+    assert out.shape == (64, 64, 4) and np.isfinite(out).all()

@@ -135,7 +135,8 @@ class ARTAI_OT_stylize(_ImageJob, bpy.types.Operator):
             mask = downscale(mask, 4) if mask is not None else None
         from ..stylize import stylize
 
-        options = {"seed": self.seed, "models_dir": self._settings["models_dir"]}
+        options = {"seed": self.seed, "models_dir": self._settings["models_dir"],
+                   "memory_budget_mb": self._settings["memory_budget_mb"]}
         if self.steps:
             options["steps"] = self.steps
         if self.model:
@@ -152,6 +153,42 @@ class ARTAI_OT_stylize(_ImageJob, bpy.types.Operator):
         note = self._info.get("note")
         used = self._info.get("method", self.method.lower())
         self.report({"INFO"}, f"Stylized with {used} into '{img.name}'" + (f"; {note}" if note else ""))
+
+
+class ARTAI_OT_train_style(_ImageJob, bpy.types.Operator):
+    """Train a fast style network for one style on your own renders; it is saved in the model store"""
+
+    bl_idname = "art_ai.train_style"
+    bl_label = "Train Fast Style"
+    bl_options = {"REGISTER"}
+    job_label = "Train style"
+
+    image: StringProperty(name="Image", description="A render to train on (more: list them in 'images')")
+    images: StringProperty(name="Images", description="Comma-separated image names to train on (optional)")
+    style: StringProperty(name="Style", description="Style image datablock name")
+    style_path: StringProperty(name="Style File", subtype="FILE_PATH")
+    name: StringProperty(name="Name", description="Model name in the store (default: from the style)")
+    steps: IntProperty(name="Steps", min=1, default=2000, description="Training steps (thousands on a GPU)")
+
+    def prepare(self, context):
+        first = self._begin(context)
+        contents = [first] + [bridge.image_to_array(bridge.find_image(n.strip(), "images"), context.scene).copy()
+                              for n in self.images.split(",") if n.strip()]
+        if self.style:
+            style = bridge.image_to_array(bridge.find_image(self.style, "style"), context.scene).copy()
+        elif self.style_path:
+            style = load_file_array(self.style_path, "style")
+        else:
+            raise InputError("style: choose a style image (a datablock or a file)")
+        from ..stylize import train_fast_style
+
+        kwargs = dict(steps=self.steps, name=self.name or None, models_dir=self._settings["models_dir"],
+                      device=self._settings["device"])
+        return self._wrap(lambda progress, cancel: train_fast_style(style, contents, progress=progress,
+                                                                    cancel=cancel, **kwargs))
+
+    def finish(self, context, path):
+        self.report({"INFO"}, f"Trained style model saved as {path}; use it with Method: Fast, Model: {path.stem}")
 
 
 class ARTAI_OT_generate_texture(_ImageJob, bpy.types.Operator):
@@ -357,5 +394,5 @@ class ARTAI_OT_edit_mask(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (ARTAI_OT_stylize, ARTAI_OT_generate_texture, ARTAI_OT_make_seamless, ARTAI_OT_create_pbr_material,
-           ARTAI_OT_detect_damage, ARTAI_OT_inpaint, ARTAI_OT_edit_mask)
+classes = (ARTAI_OT_stylize, ARTAI_OT_train_style, ARTAI_OT_generate_texture, ARTAI_OT_make_seamless,
+           ARTAI_OT_create_pbr_material, ARTAI_OT_detect_damage, ARTAI_OT_inpaint, ARTAI_OT_edit_mask)

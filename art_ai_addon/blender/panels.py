@@ -77,6 +77,11 @@ class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc
             op.steps = s.steps
             op.seed = s.seed
             op.preview = preview
+        if s.stylize_method in {"FAST", "AUTO"}:
+            op = col.operator("art_ai.train_style", icon="MOD_LINEART")
+            op.image = image.name if image else ""
+            op.style = s.style_image.name if s.style_image else ""
+            op.style_path = s.style_path
 
 
 class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]

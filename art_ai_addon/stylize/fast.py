@@ -75,11 +75,11 @@ def _build():
         def forward(self, x):
             if self.upsample == 2 and self.pad == 1 and not torch.is_grad_enabled():
                 xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
-                h, w = x.shape[2:]
-                outs = [F.conv2d(xp[:, :, a:a + h + 1, b:b + w + 1], k, self.conv2d.bias)
-                        for (a, b), k in zip(((0, 0), (0, 1), (1, 0), (1, 1)), self._phase_kernels(), strict=True)]
-                y = torch.stack(outs, dim=2)
-                return F.pixel_shuffle(y.reshape(y.shape[0], -1, h, w), 2)
+                n, _, h, w = x.shape
+                out = torch.empty((n, self.conv2d.out_channels, h, 2, w, 2), dtype=x.dtype, device=x.device)
+                for (a, b), k in zip(((0, 0), (0, 1), (1, 0), (1, 1)), self._phase_kernels(), strict=True):
+                    out[:, :, :, a, :, b] = F.conv2d(xp[:, :, a:a + h + 1, b:b + w + 1], k, self.conv2d.bias)
+                return out.view(n, -1, 2 * h, 2 * w)
             if self.upsample:
                 x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
             if self.pad:
@@ -119,14 +119,15 @@ def _build():
             self.deconv3 = ConvLayer(32, 3, 9)
 
         def forward(self, x, scaled=False):
+            inplace = not torch.is_grad_enabled()  # saves a full-size copy per layer at inference
             y = x if scaled else x * _SCALE
-            y = F.relu(self.in1(self.conv1(y)))
-            y = F.relu(self.in2(self.conv2(y)))
-            y = F.relu(self.in3(self.conv3(y)))
+            y = F.relu(self.in1(self.conv1(y)), inplace=inplace)
+            y = F.relu(self.in2(self.conv2(y)), inplace=inplace)
+            y = F.relu(self.in3(self.conv3(y)), inplace=inplace)
             for i in range(1, 6):
                 y = getattr(self, f"res{i}")(y)
-            y = F.relu(self.in4(self.deconv1(y)))
-            y = F.relu(self.in5(self.deconv2(y)))
+            y = F.relu(self.in4(self.deconv1(y)), inplace=inplace)
+            y = F.relu(self.in5(self.deconv2(y)), inplace=inplace)
             y = self.deconv3(y)
             return y if scaled else y / _SCALE
 
@@ -230,7 +231,7 @@ def _load_any(img, what):
 
 def train_fast_style(style, content_images, *, steps: int = 2000, name: str | None = None, models_dir=None,
                      progress=None, cancel=None, device: str = "auto", size: int = 256, batch_size: int = 4,
-                     lr: float = 1e-3, style_weight: float = 1.0, content_weight: float = 0.1, seed: int = 0,
+                     lr: float = 1e-3, style_weight: float = 1.0, content_weight: float = 1.0, seed: int = 0,
                      encoder: str = "auto", init_model=None) -> Path:
     """Train a TransformerNet for `style` on `content_images` (arrays or paths); save it in the model store.
 
