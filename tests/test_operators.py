@@ -72,7 +72,8 @@ def test_detect_and_inpaint_operators(blender):
     m = bridge.image_to_array(found)[:, :, 0] > 0.5
     truth = mask > 0
     assert (m & truth).sum() / truth.sum() > 0.5  # recall
-    assert (m & truth).sum() / max(m.sum(), 1) > 0.5  # precision
+    near = cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0  # the mask may cover a scratch's soft edges
+    assert (m & near).sum() / max(m.sum(), 1) > 0.8  # precision
     new_image(bpy, "scan.mask", rgba(np.dstack([mask / 255.0] * 3).astype(np.float32)), data=True)
     assert bpy.ops.art_ai.inpaint(image="scan", mask="scan.mask", method="TELEA") == {"FINISHED"}
     fixed = bridge.image_to_array(bpy.data.images["scan.inpainted"])[:, :, :3]

@@ -245,21 +245,56 @@ def test_lama_torchscript_path(tmp_path):
 # Detection
 
 
-@pytest.mark.parametrize("name", ["chelsea", "grass"])
+@pytest.mark.parametrize("name", ["chelsea", "grass", "brick", "gravel"])
 def test_detects_synthetic_scratches(name):
+    """1-3 px bright and dark polylines over a photo or a texture: found, and the clean picture (brick has
+    mortar lines, natural thin bright lines) stays almost unmarked."""
     rng = np.random.default_rng(3)
     clean = photo(name, 128)
-    gt = scratches(128, 128, rng, 5, (2, 3))
+    gt = scratches(128, 128, rng, 6, (1, 3))
     damaged = apply_damage(clean, gt, rng)
     mask = detect_damage(damaged, sensitivity=0.5)
     assert mask.shape == (128, 128) and mask.dtype == np.float32 and 0 <= mask.min() and mask.max() <= 1
     prec, rec = precision_recall(mask > 0.5, gt)
-    assert prec > 0.7 and rec > 0.55, (prec, rec)
+    assert prec > 0.8 and rec > 0.8, (prec, rec)
     assert (detect_damage(clean, sensitivity=0.5) > 0.5).mean() < 0.02  # clean picture: (almost) nothing
     # sensitivity trades precision for recall
     lo = (detect_damage(damaged, sensitivity=0.1) > 0.5).sum()
     hi = (detect_damage(damaged, sensitivity=0.9) > 0.5).sum()
     assert lo < hi
+
+
+def test_faint_scratch_in_smooth_area_next_to_texture():
+    """A faint light scratch on a smooth backdrop right beside a busy texture is still found: the busy
+    area's level must not spread onto its smooth neighbour; the texture itself is not marked."""
+    rng = np.random.default_rng(7)
+    img = np.empty((128, 128, 3), np.float32)
+    img[:, :64] = photo("gravel", 128)[:, :64]
+    img[:, 64:] = np.clip(0.7 + rng.normal(0, 0.004, (128, 64, 3)), 0, 1)
+    gt = np.zeros((128, 128), np.uint8)
+    cv2.polylines(gt, [np.array([[70, 10], [80, 60], [72, 118]], np.int32)], False, 1, 1)
+    gt = gt.astype(bool)
+    damaged = img.copy()
+    damaged[gt] = 0.95  # 0.25 above the backdrop: fainter than the gravel's own grain
+    mask = detect_damage(damaged) > 0.5
+    prec, rec = precision_recall(mask, gt)
+    assert rec > 0.85 and prec > 0.8, (prec, rec)  # the previous detector found none of it
+    assert mask[:, :56].mean() < 0.01
+
+
+def test_detected_mask_repairs_the_scratches():
+    """detect -> inpaint(auto) removes most of the scratch error, and the 1 px growth covers the edges."""
+    rng = np.random.default_rng(8)
+    clean = photo("chelsea", 128)
+    gt = scratches(128, 128, rng, 5, (1, 3))
+    damaged = apply_damage(clean, gt, rng)
+    mask = detect_damage(damaged)
+    fixed = inpaint(damaged, mask, method="auto")
+    assert psnr_in(fixed, clean, gt) > psnr_in(damaged, clean, gt) + 8
+    # where the mask reached, the scratch is gone: no residue of the damaged value
+    found = gt & (mask > 0.5)
+    assert found.mean() > 0.8 * gt.mean()
+    assert np.abs(fixed[found] - clean[found]).mean() < 0.3 * np.abs(damaged[found] - clean[found]).mean()
 
 
 def test_detects_flat_holes_and_streaks():

@@ -1,10 +1,16 @@
 """detect_damage(): scratches, cracks, spots, flat holes and streaks, alone or against another version.
 
-Alone, damage is what does not look like the picture: thin bright or dark structures that morphological
-top-hats at a few sizes isolate, that are long and straight enough to survive an opening with a line
-segment in some direction (texture grain is short), and that stand out from the local contrast (so a
-busy texture needs a stronger scratch than a smooth sky). Flat patches of a single colour in an
-otherwise noisy image are holes; lines of clipped colour are dead-pixel streaks.
+Alone, a scratch is a thin line that differs from BOTH sides of it (edges do not), consistently along
+~15 px (grain does not), at one of 16 orientations; scored in absolute luminance contrast, weighted towards
+neutral lines near white or black (print scratches are paper or emulsion; mortar and rims are mid-tones).
+Seeds must beat a threshold that drops in smooth surroundings (per-pixel median of the response over a
+31 px window, so busy blocks do not spread onto smooth neighbours); weak responses are grown from the seeds
+(hysteresis, limited to a few px from a strong pixel) and components shorter than ~15 % of the image side
+are dropped (natural texture responses are short and fragmented); bright and dark lines are traced separately
+(the gap between two bright scratches must not read as a dark one), and only pixels that stand out of an
+opening / closing are kept, so the mask is the line itself. Compact uniform specks are found by
+top-hats; flat patches of a single colour in an otherwise noisy image are holes; lines of clipped colour
+are dead-pixel streaks. The mask is finally widened by 1 px (`grow`) so it covers the anti-aliased edges.
 
 With a reference, the reference is aligned to the image (ORB features + RANSAC homography, refined with
 ECC), its exposure matched by per-channel quantile mapping, and the mask marks differences beyond the
@@ -21,103 +27,103 @@ from ..core import as_image, luminance, reporter, split_alpha
 from ..errors import InputError
 
 _ANGLES = 16
-_PCT = 75
-_BLOCK = 6
+_LENGTH = 15      # px along a scratch the line detector averages over (at the analysis resolution)
+_OFFSETS = (2, 4)  # px to the side lines: 2 for 1-2 px scratches, 4 for 3 px ones
+_SEED = 0.3
+_SMOOTH = 0.5
+_BUSY = 12.0
+_STRONG_FRAC = 0.25
+_REACH = 6
+_EXT_B = 0.65
+_EXT_D = 0.35
+_GROW = 0.6
+_MINLEN = 0.15
+_HAT = 7
+_CORE = 0.35
 
 
-def _line_kernels(length: int, offset: int):
-    """Normalised averaging kernels along a line of `length` px at _ANGLES orientations: the centre line and
-    the two parallel lines `offset` px to either side (cached)."""
-    cache = _line_kernels.__dict__.setdefault("cache", {})
-    key = (length, offset)
+def _line_kernel(length: int, angle: float) -> np.ndarray:
+    """Normalised averaging kernel along a segment of `length` px at `angle` (anti-aliased, cached)."""
+    cache = _line_kernel.__dict__.setdefault("cache", {})
+    key = (length, round(angle, 6))
     if key not in cache:
-        half = length // 2
-        size = 2 * (half + offset) + 1
+        size = length | 1
         c = size // 2
-        out = []
-        for i in range(_ANGLES):
-            a = np.pi * i / _ANGLES
-            dx, dy = np.cos(a) * half, np.sin(a) * half
-            nx, ny = -np.sin(a) * offset, np.cos(a) * offset
-            trio = []
-            for sgn in (0, -1, 1):
-                k = np.zeros((size, size), np.float32)
-                p0 = (c - dx + sgn * nx, c - dy + sgn * ny)
-                p1 = (c + dx + sgn * nx, c + dy + sgn * ny)
-                sh = 4  # sub-pixel endpoints, anti-aliased
-                cv2.line(k, (int(round(p0[0] * 16)), int(round(p0[1] * 16))),
-                         (int(round(p1[0] * 16)), int(round(p1[1] * 16))), 1.0, 1, cv2.LINE_AA, sh)
-                trio.append(k / max(float(k.sum()), 1e-6))
-            out.append(trio)
-        cache[key] = out
+        half = (length - 1) / 2.0
+        dx, dy = np.cos(angle) * half, np.sin(angle) * half
+        k = np.zeros((size, size), np.float32)
+        cv2.line(k, (int(round((c - dx) * 16)), int(round((c - dy) * 16))),
+                 (int(round((c + dx) * 16)), int(round((c + dy) * 16))), 1.0, 1, cv2.LINE_AA, 4)
+        cache[key] = k / max(float(k.sum()), 1e-6)
     return cache[key]
 
 
-def _local_scale(resp: np.ndarray, block: int, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Local typical response: a percentile over blocks, smoothly interpolated.
+def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """img moved by a sub-pixel (dx, dy): out(x, y) = img(x - dx, y - dy)."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
 
-    A percentile, not an RMS, so sparse scratches barely raise it; `exclude` (damage found in a first
-    pass) is left out, so dense damage does not hide itself either.
+
+def _line_contrast(lum: np.ndarray, chroma: np.ndarray, length: int = _LENGTH):
+    """Oriented line detector: for each pixel and each of _ANGLES directions, the mean along a `length`-px
+    segment (c) against the means of the two parallel segments `offset` px to either side (the same
+    filtered image shifted across the line). Bright contrast = min(c - left, c - right): a thin line must
+    differ from BOTH sides, which rejects edges; averaging along the segment rejects grain, which is short.
+
+    Returns, per polarity (bright, dark), the best contrast over angles and offsets, the line's own value
+    there (mean along the segment of the 3x3 max / min, so a 1 px line is not diluted by the blur) and its
+    mean chroma (synthetic or real print scratches are neutral: paper or emulsion).
     """
-    h, w = resp.shape
-    nby, nbx = max(1, h // block), max(1, w // block)
-    bh, bw = h // nby, w // nbx
-    crop = resp[: nby * bh, : nbx * bw]
-    if exclude is not None and exclude.any():
-        crop = np.where(exclude[: nby * bh, : nbx * bw], np.nan, crop)
-        blocks = crop.reshape(nby, bh, nbx, bw)
-        med = np.nanpercentile(blocks, _PCT, axis=(1, 3))
-        med = np.where(np.isfinite(med), med, np.nanmedian(med) if np.isfinite(med).any() else 0.0)
-    else:
-        med = np.percentile(crop.reshape(nby, bh, nbx, bw), _PCT, axis=(1, 3))
-    # a block is as busy as its busiest neighbour: texture edges must not look like damage
-    med = cv2.dilate(med.astype(np.float32), np.ones((3, 3), np.uint8))
-    return cv2.resize(med, (w, h), interpolation=cv2.INTER_LINEAR)
+    soft = cv2.GaussianBlur(lum, (0, 0), 0.5)
+    box = np.ones((3, 3), np.uint8)
+    peaks = (cv2.dilate(lum, box), cv2.erode(lum, box))
+    out = []
+    for _ in range(2):
+        out.append([np.full_like(lum, -1.0), np.zeros_like(lum), np.zeros_like(lum)])
+    for ai in range(_ANGLES):
+        a = np.pi * ai / _ANGLES
+        k = _line_kernel(length, a)
+        c = cv2.filter2D(soft, -1, k, borderType=cv2.BORDER_REFLECT)
+        nx, ny = -np.sin(a), np.cos(a)
+        bright = np.full_like(c, -1.0)
+        dark = np.full_like(c, -1.0)
+        for off in _OFFSETS:
+            left = _shift(c, off * nx, off * ny) - c
+            right = _shift(c, -off * nx, -off * ny) - c
+            np.maximum(bright, -np.maximum(left, right), out=bright)
+            np.maximum(dark, np.minimum(left, right), out=dark)
+        cc = cv2.filter2D(chroma, -1, k, borderType=cv2.BORDER_REFLECT)
+        for (best, val, chr_), r, peak in zip(out, (bright, dark), peaks, strict=True):
+            better = r > best
+            best[better] = r[better]
+            val[better] = cv2.filter2D(peak, -1, k, borderType=cv2.BORDER_REFLECT)[better]
+            chr_[better] = cc[better]
+    return out
 
 
-def _linear_response(chan: np.ndarray, lengths, offsets):
-    """How much a thin line is brighter (or darker) than BOTH parallel lines beside it, at the best angle
-    (raw responses per offset and polarity). Requiring both sides rejects edges; averaging along a long
-    line rejects grain, which is short; _normalised then puts them in local units, so a busy texture
-    needs a stronger scratch."""
-    soft = cv2.GaussianBlur(chan, (0, 0), 0.7)
-    raw = []
-    for length in lengths:
-        kernels = {off: _line_kernels(length, off) for off in offsets}
-        bright = {off: np.full_like(chan, -1.0) for off in offsets}
-        dark = {off: np.full_like(chan, -1.0) for off in offsets}
-        for ai in range(_ANGLES):
-            c = cv2.filter2D(soft, -1, kernels[offsets[0]][ai][0], borderType=cv2.BORDER_REFLECT)
-            for off in offsets:
-                _, kl, kr = kernels[off][ai]
-                left = cv2.filter2D(soft, -1, kl, borderType=cv2.BORDER_REFLECT) - c
-                right = cv2.filter2D(soft, -1, kr, borderType=cv2.BORDER_REFLECT) - c
-                np.maximum(bright[off], -np.maximum(left, right), out=bright[off])
-                np.maximum(dark[off], np.minimum(left, right), out=dark[off])
-        for off in offsets:
-            raw.append(np.maximum(bright[off], 0.0))
-            raw.append(np.maximum(dark[off], 0.0))
-    return raw
+def _scratch_score(rgb: np.ndarray, length: int = _LENGTH):
+    """How much each pixel looks like part of a bright / a dark scratch (two maps), in luminance contrast.
 
-
-def _normalised(raws, block, exclude=None, floor=0.01):
-    """Each raw line response in units of its local typical level; the best of them per pixel."""
-    best = np.zeros_like(raws[0])
-    for r in raws:
-        np.maximum(best, r / (_local_scale(r, block, exclude) + floor), out=best)
-    return best
-
-
-def _spot_response(chan: np.ndarray):
-    """Top-hat / black-hat (small bright or dark specks) in local-contrast units."""
-    h, w = chan.shape
-    block = max(32, min(h, w) // _BLOCK)
-    best = np.zeros_like(chan)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
-        r = cv2.morphologyEx(chan, op, disk, borderType=cv2.BORDER_REFLECT)
-        np.maximum(best, r / (_local_scale(r, block) + 0.015), out=best)
-    return best
+    Measured on photos and textures, local-contrast normalisation (dividing by a local median or percentile
+    of the response) made damage LESS separable from natural lines: strong natural lines sit in smooth
+    surroundings, which the division inflates. The absolute contrast is kept, weighted by two priors of
+    real print damage: scratches are near the ends of the tonal range (paper white or emulsion black, so a
+    mid-grey mortar line or a soft rim counts less) and neutral in colour.
+    """
+    lum = luminance(rgb)
+    chroma = np.ascontiguousarray(rgb.max(axis=2) - rgb.min(axis=2)) if rgb.shape[2] >= 3 else np.zeros_like(lum)
+    (rb, vb, cb), (rd, vd, cd) = _line_contrast(lum, chroma, length)
+    ext_b = np.clip((vb - _EXT_B) / (0.95 - _EXT_B), 0.0, 1.0)
+    ext_d = np.clip((_EXT_D - vd) / (_EXT_D - 0.1), 0.0, 1.0)
+    sb = np.maximum(rb, 0.0) * (0.3 + 0.7 * ext_b) - 0.5 * cb
+    sd = np.maximum(rd, 0.0) * (0.3 + 0.7 * ext_d) - 0.5 * cd
+    # between two bright scratches a dark background reads as a dark line (and beside a dark one, vice
+    # versa): a polarity counts only where it beats the other polarity's response nearby
+    near = np.ones((2 * _OFFSETS[-1] + 1,) * 2, np.uint8)
+    sb_ok = np.where(sb >= cv2.dilate(sd, near), sb, 0.0)
+    sd_ok = np.where(sd >= cv2.dilate(sb, near), sd, 0.0)
+    return np.maximum(sb_ok, 0.0), np.maximum(sd_ok, 0.0)
 
 
 def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -169,7 +175,8 @@ def _flat_holes(rgb: np.ndarray, min_area: int) -> np.ndarray:
         inner = np.median(sub[comp], axis=0)
         rim = sub[ring]
         step = np.abs(rim - inner).max(axis=1)
-        if np.median(step) > 0.12:
+        # different all around: a natural flat shadow or clipped sky merges into its surroundings somewhere
+        if np.percentile(step, 20) > 0.12:
             out[y0:y1, x0:x1] |= comp
     return out
 
@@ -196,41 +203,87 @@ def _streaks(rgb: np.ndarray, sensitivity: float) -> np.ndarray:
     return out
 
 
-def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
+def _local_level(score: np.ndarray, k: int = 31) -> np.ndarray:
+    """Per-pixel median of the score over a k x k window: how busy the neighbourhood is. A median, so a
+    scratch (a few px wide) does not raise it, and per pixel rather than per block, so a busy area next to
+    a smooth one does not spread its level over it."""
+    q = np.clip(score * 500.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.medianBlur(q, k).astype(np.float32) / 500.0
+
+
+def _strong_long(score: np.ndarray, hi, lo, min_len: float) -> np.ndarray:
+    """Hysteresis by component: the connected regions of weak response (score > lo) that are long (a scratch
+    crosses the picture; grain and most natural details do not: the longer side of the bounding box must
+    reach `min_len`) and carry strong evidence (at least a tenth of their pixels above `hi`, so one bright
+    glint on a natural edge does not make the whole edge damage)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((score > lo).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(score.shape, bool)
+    strong = np.bincount(labels.ravel(), weights=(score > hi).ravel(), minlength=n)
+    area = stats[:, cv2.CC_STAT_AREA]
+    ext = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep = (ext >= min_len) & (strong >= np.maximum(3, _STRONG_FRAC * area))
+    keep[0] = False
+    kept = keep[labels]
+    # weak pixels only near strong ones: a scratch crossing a brick wall must not take the mortar with it
+    near = cv2.dilate((kept & (score > hi)).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _REACH + 1,) * 2)) > 0
+    return kept & near
+
+
+def _spots(rgb: np.ndarray, hi: float) -> np.ndarray:
+    """Compact bright or dark specks and drops (dust, small blobs): a top-hat / black-hat much stronger than
+    the scratch threshold, in compact, filled, small components."""
     h, w = rgb.shape[:2]
     lum = luminance(rgb)
+    d = max(7, min(h, w) // 12) | 1
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+    out = np.zeros((h, w), bool)
+    for op, ext in ((cv2.MORPH_TOPHAT, np.clip((lum - 0.4) / 0.5, 0, 1)),
+                    (cv2.MORPH_BLACKHAT, np.clip((0.6 - lum) / 0.5, 0, 1))):
+        r = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT) * (0.3 + 0.7 * ext)
+        cand = r > 2.0 * hi
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            continue
+        area = stats[:, cv2.CC_STAT_AREA]
+        bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        keep = (area >= 6) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
+        keep[0] = False
+        out |= keep[labels]
+    return out
+
+
+def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
+    h, w = rgb.shape[:2]
     # the image is analysed at up to 768 px; the mask is scaled back up
     scale = min(1.0, 768.0 / max(h, w))
     if scale < 1.0:
         small = cv2.resize(rgb, (max(8, int(w * scale)), max(8, int(h * scale))), interpolation=cv2.INTER_AREA)
         return cv2.resize(_detect_alone(small, sensitivity, rep).astype(np.uint8), (w, h),
                           interpolation=cv2.INTER_NEAREST).astype(bool)
+    if rgb.shape[2] == 2:
+        rgb = rgb[:, :, :1]
     s = float(sensitivity)
-    hi = 7.0 - 4.0 * s           # seed threshold in local-contrast units (s=0.5 -> 5)
-    lo = 0.55 * hi               # growth threshold
-    lengths = (int(round(31 - 16 * s)) | 1,)
-    offsets = (2, 4)
-    channels = [lum]
-    chroma = rgb.max(axis=2) - rgb.min(axis=2)
-    if float(np.percentile(chroma, 90)) > 0.05:  # colourful: also look at colour-only lines
-        channels.append(np.ascontiguousarray(chroma))
-    block = max(32, min(h, w) // _BLOCK)
-    raws = []
-    for i, ch in enumerate(channels):
-        rep(0.1 + 0.6 * i / len(channels), "looking for scratches")
-        weight = 1.0 if i == 0 else 0.85  # colour-only structures must be a little stronger
-        raws += [r * weight for r in _linear_response(ch, lengths, offsets)]
-    line_resp = _normalised(raws, block)
-    scratches = _hysteresis(line_resp > hi, line_resp > lo)
-    if scratches.any():  # second pass: local contrast measured without what the first pass found
-        found = cv2.dilate(scratches.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        line_resp = _normalised(raws, block, found)
-        scratches = _hysteresis(line_resp > hi, line_resp > lo)
-    scratches = _drop_small(scratches, max(6, lengths[0] // 2))
-    # compact spots (dust, specks): far stronger than anything around them, and small
-    spot = _spot_response(lum)
-    spots = spot > hi * 3.0
-    spots = _drop_small(spots, 3) & ~_drop_small(spots, 100)
+    top = _SEED * (1.6 - 1.2 * s)  # seed threshold in luminance contrast in busy areas (s=0.5 -> _SEED)
+    rep(0.1, "looking for scratches")
+    bright, dark = _scratch_score(rgb)
+    # smooth surroundings (a sky, a render's floor) show fainter scratches: the seed threshold falls to
+    # _SMOOTH * top where the neighbourhood's typical line response is low
+    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(np.maximum(bright, dark)))
+    lo = _GROW * hi               # growth threshold
+    lum = luminance(rgb)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_HAT, _HAT))
+    scratches = np.zeros((h, w), bool)
+    for score, op, sign in ((bright, cv2.MORPH_OPEN, 1.0), (dark, cv2.MORPH_CLOSE, -1.0)):
+        found = _strong_long(score, hi, lo, max(12.0, _MINLEN * min(h, w)))
+        if found.any():
+            # only the line's own pixels: the oriented filter also responds a pixel or two beside the line;
+            # a pixel belongs to the scratch when it stands out of an opening (closing) that erases thin lines
+            hat = sign * (lum - cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT))
+            scratches |= found & (hat >= _CORE * score)
+    rep(0.7, "looking for spots")
+    spots = _spots(rgb, top)
     rep(0.8, "looking for holes and streaks")
     holes = _flat_holes(rgb, max(16, int(64 * (1.0 - s))))
     streaks = _streaks(rgb, s)
@@ -345,7 +398,8 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
     sensitivity 0..1: higher finds fainter and shorter damage (more recall), lower marks only clear
     damage (more precision). With `reference` (another version of the same picture, may be shifted,
     slightly rotated or scaled, differently exposed) the mask marks where the two differ beyond noise.
-    options: `grow` (pixels to widen the mask by, default 1, so anti-aliased scratch edges are covered).
+    options: `grow` (pixels to widen the mask by, default 1: a drawn or scanned scratch has soft, anti-aliased
+    edges that the line detector's core misses and that would leave a faint ghost after inpainting).
     Alpha is ignored; NaN / inf pixels are treated as 0 / clipped (core.as_image).
     """
     img = as_image(image, "image")
