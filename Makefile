@@ -1,4 +1,4 @@
-.PHONY: demo test zip bench
+.PHONY: demo test zip bench gallery
 demo:
 	bash scripts/demo.sh
 test:
@@ -7,3 +7,5 @@ zip:
 	bash scripts/build_zip.sh
 bench:
 	bash scripts/setup_env.sh && for b in bench/*.py; do .venv/bin/python $$b; done
+gallery:
+	bash scripts/setup_env.sh && .venv/bin/python docs/gallery/make.py
