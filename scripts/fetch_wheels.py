@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Blender 4.2+ needs glibc 2.28 on Linux; OpenCV 4.11's macOS wheels are built for macOS 13.
 PLATFORMS = {
     "windows-x64": ["win_amd64"],
-    "linux-x64": ["manylinux_2_28_x86_64"],
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "macos-arm64": ["macosx_14_0_arm64"],
     "macos-x64": ["macosx_14_0_x86_64"],
 }
@@ -61,8 +61,9 @@ def main(argv=None) -> int:
     wheels = sorted(args.dest.glob("*.whl"))
     print("\n# blender_manifest.toml")
     print("wheels = [")
+    base = args.dest.resolve().parent
     for w in wheels:
-        print(f'  "./{w.relative_to(ROOT).as_posix()}",')
+        print(f'  "./{w.resolve().relative_to(base).as_posix()}",')
     print("]")
     print(f"platforms = {sorted(set(args.platform or PLATFORMS) - set(failed))!r}".replace("'", '"'))
     if failed:
