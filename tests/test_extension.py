@@ -265,3 +265,24 @@ def test_file_and_packed_images_read_like_opencv(blender, tmp_path, ext, bits):
     packed = bridge.image_to_array(loaded)
     assert np.abs(packed[:, :, :3] - expected[:, :, :3]).max() <= 1.5 / 255
     bpy.data.images.remove(loaded)
+
+
+def test_large_frame_torch_colour_path_matches_numpy(blender, monkeypatch):
+    """Frames above ~2 MP convert colour with torch when it is installed; both paths must agree."""
+    bpy = blender
+    bridge = addon_module("art_ai_addon.blender.bridge")
+    rng = np.random.default_rng(5)
+    lin = rng.random((64 * 64, 4), dtype=np.float32)
+    lin[:, :3] *= lin[:, 3:]
+    lin[::31, 1] = np.nan
+    img = bpy.data.images.new("big_float", 64, 64, alpha=True, float_buffer=True)
+    img.pixels.foreach_set(lin.ravel())
+    monkeypatch.setattr(bridge, "_TORCH_MIN_PIXELS", 1 << 40)
+    by_numpy = bridge.image_to_array(img)
+    out_np = pixels(bridge.array_to_image(by_numpy, "big_np", float_buffer=True)).copy()
+    monkeypatch.setattr(bridge, "_TORCH_MIN_PIXELS", 0)
+    by_torch = bridge.image_to_array(img)
+    out_t = pixels(bridge.array_to_image(by_torch, "big_t", float_buffer=True))
+    assert np.isfinite(by_torch).all()
+    assert np.abs(by_torch - by_numpy).max() < 1e-3
+    assert np.abs(out_t - out_np).max() < 1e-3

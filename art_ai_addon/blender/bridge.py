@@ -63,9 +63,53 @@ def image_to_array(image, scene=None) -> np.ndarray:
     return arr  # a top-down view of the buffer: no copy (byte values are already in [0, 1])
 
 
+_TORCH_MIN_PIXELS = 1 << 21  # below ~2 MP numpy is as fast and needs no torch import
+
+
+def _torch_for(pixels: int):
+    """torch for whole-frame colour conversion when it is installed (multi-threaded, fused in place)."""
+    if pixels < _TORCH_MIN_PIXELS:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch
+
+
+def _torch_to_display(torch, arr: np.ndarray) -> np.ndarray:
+    out = np.ascontiguousarray(arr, dtype=np.float32).copy()
+    t = torch.from_numpy(out)
+    t.nan_to_num_(nan=0.0, posinf=1.0, neginf=0.0)
+    t.clamp_(min=0.0)
+    rgb = t[..., :3] if t.shape[-1] == 4 else t
+    if t.shape[-1] == 4:
+        a = t[..., 3:].clamp_(max=1.0)
+        rgb.div_(a.clamp(min=1e-6)).mul_((a > 1e-6).to(t.dtype))
+    rgb.clamp_(max=1.0)
+    low = rgb * 12.92
+    high = rgb.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    torch.where(rgb <= 0.0031308, low, high, out=rgb)
+    return out
+
+
+def _torch_to_linear_premul(torch, rgba: np.ndarray) -> None:
+    t = torch.from_numpy(rgba)
+    rgb = t[..., :3]
+    low = rgb / 12.92
+    high = rgb.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4)
+    torch.where(rgb <= 0.04045, low, high, out=rgb)
+    rgb.mul_(t[..., 3:])
+
+
 def _linear_premul_to_display(arr: np.ndarray) -> np.ndarray:
     """Float buffer (linear, premultiplied, maybe NaN) to sRGB straight alpha, in row blocks that stay in cache."""
     h, w, ch = arr.shape
+    torch = _torch_for(h * w)
+    if torch is not None:
+        return _torch_to_display(torch, arr)
     out = np.empty((h, w, ch), dtype=np.float32)
     step = max(1, (1 << 18) // max(w * ch, 1))
     for y in range(0, h, step):
@@ -160,7 +204,10 @@ def array_to_image(arr: np.ndarray, name: str, *, data: bool = False, float_buff
         flipped[:, :, 3] = a[:, :, 1]
     else:
         rgba[:, :, 3] = 1.0
-    if float_buffer and not data:
+    torch = _torch_for(h * w) if float_buffer and not data else None
+    if torch is not None:
+        _torch_to_linear_premul(torch, rgba)
+    elif float_buffer and not data:
         step = max(1, (1 << 18) // (w * 4))
         for y in range(0, h, step):
             blk = rgba[y:y + step]
