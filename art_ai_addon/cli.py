@@ -403,7 +403,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--reference", help="with --detect: compare against this version")
     p.add_argument("--sensitivity", type=unit_float, default=0.5)
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--method", default="auto", choices=["auto", "telea", "ns", "patch", "dip", "lama"])
+    p.add_argument("--method", default="auto", choices=["auto", "smooth", "telea", "ns", "patch", "dip", "lama"])
     p.add_argument("--steps", type=int, help="iterations (dip)")
     p.add_argument("--seed", type=int)
     p.add_argument("--models-dir", help="model store folder (lama)")

@@ -23,9 +23,10 @@ TEXTURE_METHODS = [
     ("GAN", "GAN", "Train a periodic spatial GAN on the exemplar, then generate any size"),
 ]
 INPAINT_METHODS = [
-    ("AUTO", "Auto", "Thin scratches with Telea, large holes with PatchMatch"),
+    ("AUTO", "Auto", "Thin scratches with a biharmonic fill, large holes with PatchMatch"),
     ("TELEA", "Telea", "OpenCV fast marching: thin scratches"),
     ("NS", "Navier-Stokes", "OpenCV Navier-Stokes: thin scratches"),
+    ("SMOOTH", "Smooth (biharmonic)", "Smoothest continuation of the surroundings: thin scratches, text"),
     ("PATCH", "PatchMatch", "Copies texture into large holes"),
     ("DIP", "Deep Image Prior", "Fits an untrained CNN to the known pixels (slow, no weights)"),
     ("LAMA", "LaMa", "Large-mask inpainting network (needs big-lama in the model store)"),

@@ -10,7 +10,7 @@ import numpy as np
 from ..core import as_image, as_mask, merge_alpha, reporter, split_alpha
 from ..errors import InputError
 
-METHODS = ("auto", "telea", "ns", "patch", "dip", "lama")
+METHODS = ("auto", "smooth", "telea", "ns", "patch", "dip", "lama")
 
 # a hole whose widest point is at most this many pixels from its edge is a "thin" scratch (~8 px wide)
 THIN_RADIUS = 4.0
@@ -34,6 +34,18 @@ def _telea(rgb, hole, **_):
 
 def _ns(rgb, hole, **_):
     return _opencv(rgb, hole, cv2.INPAINT_NS)
+
+
+def _smooth(rgb, hole, *, solve=None, rep=None, **_):
+    """Biharmonic fill started from Telea's: continues gradients, not just values (+2 dB on scratches).
+
+    solve: the part of the hole to solve for (default all of it); the rest keeps Telea's fill and serves
+    as boundary, so scratches running into a large hole need not wait for the slow solve of the hole.
+    """
+    from .smooth import biharmonic_fill
+
+    telea = _telea(rgb, hole)
+    return biharmonic_fill(telea, hole if solve is None else solve, telea, rep=rep)
 
 
 def _patch(rgb, hole, *, seed=0, patch_size=7, source_ok=None, rep=None, **_):
@@ -69,15 +81,19 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
 
 
 def _auto(rgb, hole, *, seed=0, rep=None, **options):
-    """Thin components go to Telea (continues lines well, fast); large ones to PatchMatch (texture)."""
+    """Thin components get the biharmonic smooth fill (continues lines and shading); large ones PatchMatch."""
     thin, large = thin_and_large(hole)
-    out = _telea(rgb, hole) if thin.any() else rgb.copy()
+    if thin.any():
+        out = _smooth(rgb, hole, solve=thin, rep=rep.sub(0.0, 0.2) if large.any() and rep is not None else rep)
+    else:
+        out = rgb.copy()
     if large.any():
-        # large holes are filled with Telea's repair of the scratches as context, but patches are never
+        # large holes are filled with the repair of the scratches as context, but patches are never
         # copied from any damaged pixel
         base = out.copy()
         base[large] = rgb[large]
-        filled = _patch(base, large, seed=seed, source_ok=~hole, rep=rep, **options)
+        filled = _patch(base, large, seed=seed, source_ok=~hole, rep=rep.sub(0.2, 1.0) if rep is not None else rep,
+                        **options)
         out[large] = filled[large]
     return out
 
@@ -94,9 +110,10 @@ def _binary_ints(mask):
 def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress=None, cancel=None, **options):
     """Fill where `mask` is white; everything where the mask is 0 stays exactly as it was.
 
-    method: "telea" / "ns" (OpenCV, good for thin scratches), "patch" (multi-scale PatchMatch, large
+    method: "smooth" (biharmonic fill, numpy; best on thin scratches and text, blurs large holes),
+    "telea" / "ns" (OpenCV, fast, for thin scratches), "patch" (multi-scale PatchMatch, large
     holes get texture), "dip" (Deep Image Prior, torch, `steps`), "lama" (LaMa weights from the model
-    store), "auto" (per connected hole: thin -> Telea, large -> PatchMatch).
+    store), "auto" (per connected hole: thin -> smooth, large -> PatchMatch).
     options: `steps` (dip), `seed` (patch, dip), `models_dir` (lama), `patch_size` (patch).
 
     Defined behaviour:
@@ -128,7 +145,9 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     rgb = np.ascontiguousarray(rgb)
     seed = int(options.pop("seed", 0) or 0)
     rep(0.0, f"inpainting ({name})")
-    if name == "telea":
+    if name == "smooth":
+        filled = _smooth(rgb, hole, rep=rep)
+    elif name == "telea":
         filled = _telea(rgb, hole)
     elif name == "ns":
         filled = _ns(rgb, hole)
