@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import ArtAIError, Cancelled, InputError, NotAvailableError
 from .imageio import IMAGE_EXTENSIONS
+from .cli import read_input
 
 TASKS = ("stylize", "texture", "seamless", "pbr", "detect", "inpaint", "render")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -423,12 +424,6 @@ def up_to_date(item: Item, job_path) -> bool:
 _styles_cache: dict = {}
 
 
-def _read(path, what, data=False):
-    from .imageio import read_image
-
-    return read_image(path, data=data, what=what)
-
-
 def _style(opts: dict):
     """The style image(s), read once per process."""
     files = opts.get("style") or []
@@ -437,7 +432,7 @@ def _style(opts: dict):
     key = tuple((f, _mtime(f)) for f in files)
     if key not in _styles_cache:
         _styles_cache.clear()
-        imgs = [_read(f, "style") for f in files]
+        imgs = [read_input(f, "style") for f in files]
         _styles_cache[key] = imgs[0] if len(imgs) == 1 else imgs
     return _styles_cache[key]
 
@@ -453,7 +448,7 @@ STYLIZE_KEYS = ("steps", "seed", "model", "models_dir", "encoder", "decoder")
 
 
 def _stylize_args(opts: dict, params: dict) -> dict:
-    mask = _read(params["mask"], "mask") if params.get("mask") else None
+    mask = read_input(params["mask"], "mask") if params.get("mask") else None
     return dict(method=opts.get("method", "auto"), strength=opts.get("strength", 1.0),
                 preserve_color=opts.get("preserve_color", False), mask=mask, device=opts.get("device", "auto"),
                 **_engine_options(opts, STYLIZE_KEYS))
@@ -473,7 +468,7 @@ def run_item(task: str, opts: dict, item: Item, progress=None, state=None):
     if task == "stylize":
         from .stylize import stylize, stylize_sequence
 
-        content = _read(p["input"], "content")
+        content = read_input(p["input"], "content")
         info: dict = {}
         if opts.get("temporal"):
             result, state = stylize_sequence(content, _style(opts), state, progress=progress, info=info,
@@ -485,7 +480,7 @@ def run_item(task: str, opts: dict, item: Item, progress=None, state=None):
     elif task == "texture":
         from .texture import pbr_maps, synthesize_texture
 
-        exemplar = _read(p["input"], "exemplar")
+        exemplar = read_input(p["input"], "exemplar")
         size = opts.get("size") or (exemplar.shape[0] * 2, exemplar.shape[1] * 2)
         tileable = opts.get("tileable", True)
         result = synthesize_texture(exemplar, size=size, method=opts.get("method", "auto"), tileable=tileable,
@@ -499,22 +494,23 @@ def run_item(task: str, opts: dict, item: Item, progress=None, state=None):
     elif task == "seamless":
         from .texture import make_seamless
 
-        write_image(outs[0], make_seamless(_read(p["input"], "image"), seed=opts.get("seed", 0), progress=progress))
+        image = read_input(p["input"], "image")
+        write_image(outs[0], make_seamless(image, seed=opts.get("seed", 0), progress=progress))
     elif task == "pbr":
         from .texture import pbr_maps
 
-        maps = pbr_maps(_read(p["input"], "image"), strength=opts.get("strength", 1.0),
+        maps = pbr_maps(read_input(p["input"], "image"), strength=opts.get("strength", 1.0),
                         directx=opts.get("directx", False), progress=progress)
         for key, q in zip(PBR_KEYS, outs):
             write_image(q, maps[key], data=True)
     elif task in ("detect", "inpaint"):
         from .repair import detect_damage, inpaint
 
-        image = _read(p["input"], "image")
+        image = read_input(p["input"], "image")
         if task == "inpaint" and p.get("mask"):
-            mask = _read(p["mask"], "mask", data=True)
+            mask = read_input(p["mask"], "mask", data=True)
         else:
-            reference = _read(p["reference"], "reference") if p.get("reference") else None
+            reference = read_input(p["reference"], "reference") if p.get("reference") else None
             mask = detect_damage(image, reference=reference, sensitivity=opts.get("sensitivity", 0.5),
                                  progress=progress)
         if task == "detect":
@@ -536,10 +532,10 @@ def warm_state(opts: dict, item: Item, from_disk: bool, progress=None):
     src = Path(item.params["input"])
     if not src.is_file():
         return None
-    content = _read(src, "previous frame")
+    content = read_input(src, "previous frame")
     if from_disk and Path(item.outputs[0]).is_file():
         try:
-            return make_state(content, _read(item.outputs[0], "previous stylized frame"))
+            return make_state(content, read_input(item.outputs[0], "previous stylized frame"))
         except ArtAIError:
             pass
     if progress is not None and not getattr(progress, "quiet", False):

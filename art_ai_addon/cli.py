@@ -129,7 +129,8 @@ def output_for(inputs: list[Path], out: str, index: int, suffix: str | None = No
     return o / name
 
 
-def _read(path, what, data=False):
+def read_input(path, what, data=False):
+    """An input image file; errors name the input (`what`)."""
     from .imageio import read_image
 
     return read_image(path, data=data, what=what)
@@ -156,9 +157,9 @@ def cmd_stylize(args, progress) -> int:
     everything = inputs  # output names follow the whole list, so a one-frame chunk still writes into the folder
     first = (len(inputs) * (args.chunk[0] - 1) // args.chunk[1]) if args.chunk else 0
     inputs = chunk_slice(inputs, args.chunk)
-    styles = [_read(s, "style") for s in args.style]
+    styles = [read_input(s, "style") for s in args.style]
     style = styles[0] if len(styles) == 1 else styles
-    mask = _read(args.mask, "mask") if args.mask else None
+    mask = read_input(args.mask, "mask") if args.mask else None
     options = {}
     for key in ("steps", "seed", "model", "models_dir", "encoder", "decoder"):
         value = getattr(args, key, None)
@@ -176,13 +177,13 @@ def cmd_stylize(args, progress) -> int:
 
         print(f"art_ai: re-stylizing {everything[first - 1].name} so the sequence stays coherent across the "
               "chunk boundary", file=sys.stderr)
-        _, previous = stylize_sequence(_read(everything[first - 1], "content"), style, None, method=args.method,
+        _, previous = stylize_sequence(read_input(everything[first - 1], "content"), style, None, method=args.method,
                                        strength=args.strength, preserve_color=args.preserve_color, mask=mask,
                                        device=args.device, **options)
     for k, path in enumerate(inputs):
         prog = progress.item(f"[{k + 1}/{len(inputs)}] " if len(inputs) > 1 else "")
         try:
-            content = _read(path, "content")
+            content = read_input(path, "content")
             info: dict = {}
             if args.temporal:
                 from .stylize import stylize_sequence
@@ -220,7 +221,7 @@ def cmd_train_style(args, progress) -> int:
 def cmd_texture(args, progress) -> int:
     from .texture import pbr_maps, synthesize_texture
 
-    exemplar = _read(args.exemplar, "exemplar")
+    exemplar = read_input(args.exemplar, "exemplar")
     options = {}
     if args.steps is not None:
         options["steps"] = args.steps
@@ -246,14 +247,14 @@ def _write_pbr(maps: dict, folder: Path) -> None:
 def cmd_seamless(args, progress) -> int:
     from .texture import make_seamless
 
-    _write(args.output, make_seamless(_read(args.image, "image"), progress=progress))
+    _write(args.output, make_seamless(read_input(args.image, "image"), progress=progress))
     return 0
 
 
 def cmd_pbr(args, progress) -> int:
     from .texture import pbr_maps
 
-    maps = pbr_maps(_read(args.image, "image"), strength=args.strength, directx=args.directx, progress=progress)
+    maps = pbr_maps(read_input(args.image, "image"), strength=args.strength, directx=args.directx, progress=progress)
     _write_pbr(maps, Path(args.output))
     return 0
 
@@ -261,8 +262,8 @@ def cmd_pbr(args, progress) -> int:
 def cmd_detect(args, progress) -> int:
     from .repair import detect_damage
 
-    image = _read(args.image, "image")
-    reference = _read(args.reference, "reference") if args.reference else None
+    image = read_input(args.image, "image")
+    reference = read_input(args.reference, "reference") if args.reference else None
     mask = detect_damage(image, reference=reference, sensitivity=args.sensitivity, progress=progress)
     _write(args.output, mask, data=True)
     return 0
@@ -271,11 +272,11 @@ def cmd_detect(args, progress) -> int:
 def cmd_inpaint(args, progress) -> int:
     from .repair import detect_damage, inpaint
 
-    image = _read(args.image, "image")
+    image = read_input(args.image, "image")
     if args.mask:
-        mask = _read(args.mask, "mask", data=True)
+        mask = read_input(args.mask, "mask", data=True)
     else:
-        reference = _read(args.reference, "reference") if args.reference else None
+        reference = read_input(args.reference, "reference") if args.reference else None
         mask = detect_damage(image, reference=reference, sensitivity=args.sensitivity, progress=progress)
     options = {}
     for key in ("steps", "seed", "models_dir"):

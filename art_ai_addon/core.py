@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -101,6 +101,13 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722).astype(np.float32)
 
 
+def grey8(img: np.ndarray) -> np.ndarray:
+    """uint8 luminance of an (H, W, C) or (H, W) image, for OpenCV's feature and flow functions."""
+    img = img if img.ndim == 3 else img[:, :, None]
+    g = luminance(img[:, :, :3]) if img.shape[2] >= 3 else img[:, :, 0]
+    return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
@@ -162,6 +169,8 @@ def require_torch(what: str = "this method"):
             f"{what} needs PyTorch, which is not installed; install it (Preferences > Add-ons > Art AI > "
             "Dependencies, or `pip install torch`) or use a method that needs no torch"
         ) from exc
+    if _threads and torch.get_num_threads() != _threads:
+        torch.set_num_threads(_threads)
     return torch
 
 
@@ -189,22 +198,18 @@ def resolve_device(device: str = "auto"):
     return torch.device(name)
 
 
+_threads = 0
+
+
 def set_threads(n: int = 0) -> None:
-    """Limit torch/OpenCV CPU threads (0 = leave the library defaults)."""
-    if n and n > 0:
-        os.environ.setdefault("OMP_NUM_THREADS", str(n))
-        try:
-            import torch
+    """Limit CPU threads (the add-on preference; 0 = the libraries' defaults).
 
-            torch.set_num_threads(n)
-        except ImportError:
-            pass
-        try:
-            import cv2
-
-            cv2.setNumThreads(n)
-        except ImportError:
-            pass
+    OpenCV takes it now if loaded; torch takes it in `require_torch`, so setting it never imports torch.
+    """
+    global _threads
+    _threads = max(0, int(n or 0))
+    if _threads and "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(_threads)
 
 
 # ---------------------------------------------------------------------------------------------

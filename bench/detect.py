@@ -24,7 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
 from art_ai_addon.repair import detect_damage  # noqa: E402
+from demo import damaged  # noqa: E402  (the demo's own damage, so the demo row measures what the demo shows)
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "brick", "gravel", "grass")
 
@@ -56,19 +59,6 @@ def bright_or_dark(img, mask, rng):
     return out
 
 
-def demo_damage(img, rng):
-    """As scripts/demo.py damaged(): 4 white random-walk polylines 1-2 px and a disc."""
-    out = img.copy()
-    mask = np.zeros(img.shape[:2], np.uint8)
-    h, w = mask.shape
-    for _ in range(4):
-        pts = np.cumsum(rng.normal(0, w / 10, (5, 2)), axis=0) + (w / 2, h / 2)
-        cv2.polylines(mask, [pts.astype(np.int32)], False, 255, int(rng.integers(1, 3)))
-    cv2.circle(mask, (int(w * 0.7), int(h * 0.3)), max(3, w // 30), 255, -1)
-    out[mask > 0, :3] = 0.95
-    return out, mask > 0
-
-
 def precision_recall(pred, gt, tol=2):
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tol + 1,) * 2)
     gtd = cv2.dilate(gt.astype(np.uint8), k) > 0
@@ -90,7 +80,8 @@ def cases(sizes, seeds, render_path):
         from art_ai_addon.imageio import read_image
 
         clean = read_image(render_path)[:, :, :3].copy()
-        dmg = [demo_damage(clean, np.random.default_rng(seed)) for seed in range(3, 3 + seeds)]
+        dmg = [(img, mask > 0.5) for img, mask in
+               (damaged(clean, rng=np.random.default_rng(seed)) for seed in range(3, 3 + seeds))]
         yield f"demo render {clean.shape[0]}", clean, dmg
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="art_ai_demo_user_"))
 ADDON = "bl_ext.user_default.art_ai"
 
 
@@ -40,12 +39,12 @@ def painted_style(size=256, seed=7):
     return np.clip(cv2.GaussianBlur(img, (3, 3), 0), 0, 1)
 
 
-def damaged(img, seed=3):
+def damaged(img, seed=3, rng=None):
     """The render with synthetic scratches and a blob (what the repair feature is for)."""
     import cv2
     import numpy as np
 
-    rng = np.random.default_rng(seed)
+    rng = rng if rng is not None else np.random.default_rng(seed)
     out = img.copy()
     mask = np.zeros(img.shape[:2], np.uint8)
     h, w = mask.shape
@@ -75,6 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="art_ai_demo_user_"))  # before bpy
 
     import importlib.util
 

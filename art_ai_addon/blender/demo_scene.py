@@ -35,9 +35,9 @@ def _material(name, color, noise_scale=None, roughness=0.5, checker=None):
     return mat
 
 
-def build_demo_scene(size: int = 128, samples: int = 8, frames: int = 1):
-    """Reset to an empty scene and build the demo; returns the scene (Cycles, CPU, `size` px square)."""
-    bpy.ops.wm.read_homefile(use_empty=True)  # keeps add-ons enabled (factory settings would not)
+def _empty_cycles_scene(size: int, samples: int):
+    """An empty file (add-ons stay enabled, unlike factory settings) with Cycles on the CPU, `size` px square."""
+    bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
@@ -45,6 +45,12 @@ def build_demo_scene(size: int = 128, samples: int = 8, frames: int = 1):
     scene.cycles.use_denoising = False
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
+    return scene
+
+
+def build_demo_scene(size: int = 128, samples: int = 8, frames: int = 1):
+    """Reset to an empty scene and build the demo; returns the scene (Cycles, CPU, `size` px square)."""
+    scene = _empty_cycles_scene(size, samples)
     scene.frame_start, scene.frame_end = 1, frames
     world = bpy.data.worlds.new("World")
     if world.node_tree is None:
@@ -85,14 +91,7 @@ def render_still(scene=None):
 
 def build_swatch_scene(size: int = 128, samples: int = 8):
     """A top-down render of a procedural stone material: an exemplar for texture synthesis made by Cycles."""
-    bpy.ops.wm.read_homefile(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x = scene.render.resolution_y = size
-    scene.render.resolution_percentage = 100
+    scene = _empty_cycles_scene(size, samples)
     scene.view_settings.view_transform = "Standard"
     mat = bpy.data.materials.new("Stones")
     if mat.node_tree is None:

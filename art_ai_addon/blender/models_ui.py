@@ -15,6 +15,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .. import deps
 from ..models import models_dir, registry, store
+from ..models.cli import short_licence
 from .jobs import JobOperator
 from .props import ADDON_PACKAGE
 
@@ -48,10 +49,6 @@ def disable_site_packages() -> None:
     folder = site_packages_dir()
     if folder:
         deps.remove_from_sys_path(folder)
-
-
-def _short_licence(text: str) -> str:
-    return text.split(" (")[0].split(";")[0].strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +260,7 @@ def draw_models(layout, context) -> None:
         row.label(text=r["name"], icon=icon)
         row.label(text=r["task"])
         row.label(text=store.format_size(r["size"], r["size_exact"]))
-        row.label(text=_short_licence(r["licence"]))
+        row.label(text=short_licence(r["licence"]))
         buttons = row.row(align=True)
         if r["installed"]:
             op = buttons.operator("art_ai.model_remove", text="", icon="TRASH")

@@ -4,12 +4,13 @@ and writes the result into a new image / material on the main thread."""
 from __future__ import annotations
 
 import os
-import sys
 
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..cli import StderrProgress
+from ..core import set_threads
 from ..errors import ArtAIError, InputError, NotAvailableError
 from . import bridge
 from .jobs import JobOperator
@@ -50,18 +51,6 @@ def downscale(arr: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(h // factor, factor, w // factor, factor, a.shape[2]).mean(axis=(1, 3))
 
 
-def _progress_printer(label):
-    state = {"last": -10}
-
-    def progress(fraction, message=""):
-        pct = int(fraction * 100)
-        if pct >= state["last"] + 10:
-            state["last"] = pct
-            print(f"Art AI: {label} {pct}% {message}", file=sys.stderr, flush=True)
-
-    return progress
-
-
 class _ImageJob(JobOperator):
     """Shared bits: the source image, the engine settings, and where the result goes."""
 
@@ -70,6 +59,7 @@ class _ImageJob(JobOperator):
         self._src_name = self._src.name
         self._float = bool(self._src.is_float) and not bridge.is_render_result(self._src)
         self._settings = engine_settings(context)
+        set_threads(self._settings["threads"])
         return bridge.image_to_array(self._src, context.scene)
 
     def _wrap(self, fn):
@@ -77,8 +67,8 @@ class _ImageJob(JobOperator):
         label = self.job_label
 
         def work(progress, cancel):
-            if bpy.app.background:
-                printer = _progress_printer(label)
+            if bpy.app.background:  # batch runs: the CLI's progress lines on stderr
+                printer = StderrProgress(prefix=f"{label} ")
 
                 def both(f, m=""):
                     printer(f, m)

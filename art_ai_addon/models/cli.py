@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _short_licence(text: str) -> str:
+def short_licence(text: str) -> str:
+    """The licence name without its notes, for tables."""
     return text.split(" (")[0].split(";")[0].strip()
 
 
@@ -48,7 +49,7 @@ def format_table(rows: list[dict]) -> str:
     lines = [header]
     for r in rows:
         installed = "yes" if r["installed"] else "no"
-        lines.append((r["name"], r["task"], format_size(r["size"], r["size_exact"]), _short_licence(r["licence"]),
+        lines.append((r["name"], r["task"], format_size(r["size"], r["size_exact"]), short_licence(r["licence"]),
                       installed))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..core import as_image, luminance, reporter, split_alpha
+from ..core import as_image, grey8, luminance, reporter, split_alpha
 from ..errors import InputError
 
 _ANGLES = 16
@@ -294,10 +294,6 @@ def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
 # Against a reference
 
 
-def _grey8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(luminance(rgb) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def _feature_homography(img8: np.ndarray, ref8: np.ndarray):
     """Homography mapping reference pixels onto image pixels from ORB (then AKAZE) matches; None if too few."""
     for make in (lambda: cv2.ORB_create(nfeatures=4000, fastThreshold=10), cv2.AKAZE_create):
@@ -325,7 +321,7 @@ def _align(rgb: np.ndarray, ref: np.ndarray):
     if ref.shape[:2] != (h, w):
         # another resolution of the same picture: bring it to the same size first
         ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
-    hmat = _feature_homography(_grey8(rgb), _grey8(ref))
+    hmat = _feature_homography(grey8(rgb), grey8(ref))
     if hmat is None:
         hmat = np.eye(3)
     # ECC refinement on a smaller copy (it is slow and does not need every pixel)

@@ -9,7 +9,6 @@ AdaIN's alpha; several styles mix their statistics with weights.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
@@ -90,14 +89,7 @@ def _make_stack(spec, sd, nn, torch):
 def _load_checked(path, shapes, what):
     from ..models.store import load_weights
 
-    sd = load_weights(path, what=what)
-    for key, shape in shapes.items():
-        if key not in sd:
-            raise ModelError(f"{what}: {Path(path).name} has no key {key!r}; it is not the pytorch-AdaIN layout")
-        if tuple(sd[key].shape) != tuple(shape):
-            raise ModelError(f"{what}: {Path(path).name} key {key!r} has shape {tuple(sd[key].shape)}, "
-                             f"expected {tuple(shape)}")
-    return sd
+    return load_weights(path, expected=shapes, what=what)
 
 
 def find_weights(encoder=None, decoder=None, models_dir=None):

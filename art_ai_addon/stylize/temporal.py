@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import as_image, as_mask, blend_masked, luminance, reporter
+from ..core import as_image, as_mask, blend_masked, grey8, reporter
 from ..errors import InputError
 
 # methods whose result is an optimisation that can start from a given image
@@ -38,16 +38,10 @@ def _cv2():
     return get()
 
 
-def _grey8(img: np.ndarray) -> np.ndarray:
-    img = img if img.ndim == 3 else img[:, :, None]
-    g = luminance(img[:, :, :3]) if img.shape[2] >= 3 else img[:, :, 0]
-    return np.clip(np.round(g * 255.0), 0, 255).astype(np.uint8)
-
-
 def optical_flow(frame_a: np.ndarray, frame_b: np.ndarray, *, algorithm: str = "dis") -> np.ndarray:
     """Dense flow (H, W, 2) float32 such that frame_a(x) ~ frame_b(x + flow(x))."""
     cv2 = _cv2()
-    a, b = _grey8(frame_a), _grey8(frame_b)
+    a, b = grey8(frame_a), grey8(frame_b)
     if algorithm == "dis":
         try:
             dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

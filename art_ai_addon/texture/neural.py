@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import require_torch, resolve_device
+from ..stylize.gatys import gram
 
 
 class RandomTextureEncoder:
@@ -50,12 +51,6 @@ class RandomTextureEncoder:
             h2 = torch.relu(F.conv2d(F.pad(h1, (1, 1, 1, 1), mode=mode), self.mix))
             out += [h1, h2]
         return out
-
-
-def gram(f):
-    b, c, h, w = f.shape
-    m = f.reshape(b, c, h * w)
-    return m @ m.transpose(1, 2) / (h * w)
 
 
 def match_histograms(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
