@@ -228,8 +228,11 @@ def cmd_texture(args, progress) -> int:
     if args.models_dir:
         options["models_dir"] = args.models_dir
     size = args.size or (exemplar.shape[0] * 2, exemplar.shape[1] * 2)
+    info: dict = {}
     result = synthesize_texture(exemplar, size=size, method=args.method, tileable=not args.no_tileable,
-                                seed=args.seed, device=args.device, progress=progress, **options)
+                                seed=args.seed, device=args.device, progress=progress, info=info, **options)
+    if info.get("note"):
+        print(f"art_ai: {info['note']}", file=sys.stderr)
     _write(args.output, result)
     if args.pbr:
         _write_pbr(pbr_maps(result, tileable=not args.no_tileable), Path(args.pbr))

@@ -280,10 +280,36 @@ def test_lama_torchscript_path(tmp_path):
 # Detection
 
 
+def walk_scratches(img, n, rng, widths=(1, 2)):
+    """Random-walk polylines with short, sharply turning segments (as the gallery draws them), 70 % paper white
+    and 30 % black; returns (damaged, truth)."""
+    h, w = img.shape[:2]
+    out = img.copy()
+    truth = np.zeros((h, w), np.uint8)
+    for _ in range(n):
+        one = np.zeros_like(truth)
+        pts = np.cumsum(np.vstack([rng.uniform((0, 0), (w, h)), rng.normal(0, w / 12, (4, 2))]), axis=0)
+        cv2.polylines(one, [pts.astype(np.int32)], False, 1, int(rng.integers(widths[0], widths[1] + 1)))
+        out[one > 0] = 0.97 if rng.random() < 0.7 else 0.05
+        truth |= one
+    return out, truth.astype(bool)
+
+
+def backdrop(h, w, rng):
+    """A smooth colour gradient with a little noise (a sky, a studio backdrop, a render)."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([0.35 + 0.3 * xx, 0.4 + 0.2 * yy, 0.5 + 0.1 * xx * yy], axis=-1)
+    return np.clip(base + rng.normal(0, 0.01, (h, w, 3)), 0, 1).astype(np.float32)
+
+
+def psnr(a, b):
+    return 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12))
+
+
 @pytest.mark.parametrize("name", ["chelsea", "grass", "brick", "gravel"])
 def test_detects_synthetic_scratches(name):
     """1-3 px bright and dark polylines over a photo or a texture: found, and the clean picture (brick has
-    mortar lines, natural thin bright lines) stays almost unmarked."""
+    mortar lines, grass and gravel natural thin bright lines) stays almost unmarked."""
     rng = np.random.default_rng(3)
     clean = photo(name, 128)
     gt = scratches(128, 128, rng, 6, (1, 3))
@@ -292,11 +318,43 @@ def test_detects_synthetic_scratches(name):
     assert mask.shape == (128, 128) and mask.dtype == np.float32 and 0 <= mask.min() and mask.max() <= 1
     prec, rec = precision_recall(mask > 0.5, gt)
     assert prec > 0.8 and rec > 0.8, (prec, rec)
-    assert (detect_damage(clean, sensitivity=0.5) > 0.5).mean() < 0.02  # clean picture: (almost) nothing
+    assert (detect_damage(clean, sensitivity=0.5) > 0.5).mean() < 0.01  # clean picture: (almost) nothing
     # sensitivity trades precision for recall
     lo = (detect_damage(damaged, sensitivity=0.1) > 0.5).sum()
     hi = (detect_damage(damaged, sensitivity=0.9) > 0.5).sum()
     assert lo < hi
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "camera"])
+def test_busy_photos_few_false_alarms(name):
+    """Busy photos are full of natural thin lines (a flag, a helmet rim, a cup's rim, a tripod): the clean photo
+    stays almost unmarked and scratches over it are found without much else (the previous detector flagged 4-7 %
+    of the clean astronaut and coffee, and its precision there was 0.55-0.75)."""
+    clean = photo(name, 160)
+    assert (detect_damage(clean) > 0.5).mean() < 0.02
+    rng = np.random.default_rng(11)
+    gt = scratches(160, 160, rng, 6, (1, 3))
+    prec, rec = precision_recall(detect_damage(apply_damage(clean, gt, rng)) > 0.5, gt)
+    assert prec > 0.75 and rec > 0.65, (prec, rec)
+
+
+def test_dense_thin_scratches_on_a_busy_photo():
+    """30 one-pixel scratches with short, sharply turning segments over the grass and the dark coat: most are
+    found (the previous detector found 43 %)."""
+    damaged, gt = walk_scratches(photo("camera", 192), 30, np.random.default_rng(9), (1, 1))
+    prec, rec = precision_recall(detect_damage(damaged) > 0.5, gt)
+    assert rec > 0.65 and prec > 0.8, (prec, rec)
+
+
+@pytest.mark.parametrize("seed", [5, 7])
+def test_detect_then_inpaint_improves_a_busy_photo(seed):
+    """The whole picture gets better with the automatic repair: PSNR of inpaint(auto) on the detected mask
+    against the clean photo, above the damaged input's. On astronaut the previous detector made it worse
+    (-0.4 to -1.6 dB): it flagged the flag's stripes and the helmet's rim and missed most scratches."""
+    clean = photo("astronaut", 192)
+    damaged, _ = walk_scratches(clean, 10, np.random.default_rng(seed))
+    fixed = inpaint(damaged, detect_damage(damaged), method="auto")
+    assert psnr(fixed, clean) > psnr(damaged, clean) + 1.0
 
 
 def test_faint_scratch_in_smooth_area_next_to_texture():
@@ -318,7 +376,7 @@ def test_faint_scratch_in_smooth_area_next_to_texture():
 
 
 def test_detected_mask_repairs_the_scratches():
-    """detect -> inpaint(auto) removes most of the scratch error, and the 1 px growth covers the edges."""
+    """detect -> inpaint(auto) removes most of the scratch error: the mask covers the scratches' pixels."""
     rng = np.random.default_rng(8)
     clean = photo("chelsea", 128)
     gt = scratches(128, 128, rng, 5, (1, 3))
@@ -332,30 +390,80 @@ def test_detected_mask_repairs_the_scratches():
     assert np.abs(fixed[found] - clean[found]).mean() < 0.3 * np.abs(damaged[found] - clean[found]).mean()
 
 
+@pytest.mark.parametrize("where", ["backdrop", "chelsea"])
+def test_soft_scratch_mask_covers_its_edges(where):
+    """A scanned scratch fades out over a pixel or two (anti-aliasing, blur). Left outside the mask, that edge
+    is what the inpainting continues inwards, and the scratch comes back as a ghost: the repair must remove
+    most of the error over the whole faded line (a mask of the line's core alone leaves ~85 % of it)."""
+    rng = np.random.default_rng(2)
+    img = backdrop(128, 128, rng) if where == "backdrop" else photo("chelsea", 128)
+    cover = np.zeros((128, 128), np.float32)
+    cv2.line(cover, (10, 20), (118, 100), 1.0, 2, cv2.LINE_AA)
+    cv2.line(cover, (20, 110), (100, 12), 1.0, 1, cv2.LINE_AA)
+    cover = np.clip(cv2.GaussianBlur(cover, (0, 0), 0.7) * 1.3, 0, 1)
+    damaged = (img * (1 - cover[..., None]) + 0.95 * cover[..., None]).astype(np.float32)
+    mask = detect_damage(damaged)
+    assert precision_recall(mask > 0.5, cover > 0.25)[1] > 0.6
+    fixed = inpaint(damaged, mask, method="auto")
+    faded = cover > 0.1
+    assert np.abs(fixed - img)[faded].mean() < 0.5 * np.abs(damaged - img)[faded].mean()
+
+
 def test_detects_flat_holes_and_streaks():
     rng = np.random.default_rng(4)
     img = np.clip(photo("gravel", 96) + rng.normal(0, 0.01, (96, 96, 3)), 0, 1).astype(np.float32)
     img[20:34, 50:70] = 1.0               # a blanked-out area
     img[:, 12] = [1.0, 0.0, 1.0]          # a dead column in magenta
     mask = detect_damage(img) > 0.5
-    assert mask[22:32, 52:68].mean() > 0.9
+    assert mask[20:34, 50:70].mean() > 0.98  # all of it, edge included
     assert mask[:, 12].mean() > 0.8
+    # a flat blob on a noisy render-like backdrop (the demo's damage): all of it, and nothing around
+    img = backdrop(128, 128, rng)
+    disc = np.zeros((128, 128), np.uint8)
+    cv2.circle(disc, (80, 40), 7, 1, -1)
+    img[disc > 0] = 0.95
+    mask = detect_damage(img) > 0.5
+    assert mask[disc > 0].all()
+    assert mask[cv2.dilate(disc, np.ones((7, 7), np.uint8)) == 0].mean() < 0.002
 
 
-def test_detects_against_shifted_rotated_reference():
+@pytest.mark.parametrize("border", [cv2.BORDER_REFLECT, cv2.BORDER_CONSTANT])
+def test_detects_against_shifted_rotated_reference(border):
+    """Against another version shifted by (3, -2) px, rotated by 1 degree, scaled by 1 % and exposed differently
+    (brighter, another gamma, clipped): the damage is found, and nothing along the border that the motion
+    uncovered (padding, black or reflected) is flagged."""
     rng = np.random.default_rng(5)
     clean = photo("coffee", 160)
     rot = cv2.getRotationMatrix2D((80, 80), 1.0, 1.01)
     rot[:, 2] += (3, -2)
-    ref = cv2.warpAffine(clean, rot, (160, 160), borderMode=cv2.BORDER_REFLECT)
+    ref = cv2.warpAffine(clean, rot, (160, 160), borderMode=border)
     ref = np.clip(ref * 1.1 + 0.02, 0, 1).astype(np.float32) ** 1.1   # other exposure
     gt = scratches(160, 160, rng, 4, (1, 3))
     cv2.circle(gt.view(np.uint8), (100, 60), 8, 1, -1)
     damaged = apply_damage(clean, gt, rng)
     mask = detect_damage(damaged, reference=ref) > 0.5
     prec, rec = precision_recall(mask, gt)
-    assert prec > 0.6 and rec > 0.8, (prec, rec)
-    assert (detect_damage(clean, reference=ref) > 0.5).mean() < 0.03
+    assert prec > 0.85 and rec > 0.75, (prec, rec)  # the previous detector: precision 0.71
+    frame = np.ones((160, 160), bool)
+    frame[6:-6, 6:-6] = False
+    near_damage = cv2.dilate(gt.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert not (mask & frame & ~near_damage).any()
+    clean_mask = detect_damage(clean, reference=ref) > 0.5
+    assert clean_mask.mean() < 0.005 and not (clean_mask & frame).any()
+
+
+def test_reference_exposure_fit_is_not_bent_by_the_damage():
+    """Dense white scratches are 5 % of the picture: matching histograms would push the reference's brightest
+    5 % (the sky) to white and flag a block of sky. The tone curve is fitted on aligned pixel pairs instead,
+    so almost nothing but the scratches is marked."""
+    cam = photo("camera", 192)
+    damaged, gt = walk_scratches(cam, 30, np.random.default_rng(9), (1, 1))
+    ref = cv2.warpAffine(cam, np.float32([[1, 0, 3], [0, 1, -2]]), (192, 192), borderMode=cv2.BORDER_REFLECT)
+    ref = np.clip(ref * 1.1 + 0.02, 0, 1).astype(np.float32)
+    mask = detect_damage(damaged, reference=ref) > 0.5
+    near_damage = cv2.dilate(gt.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (mask & ~near_damage).mean() < 0.003
+    assert precision_recall(mask, gt)[1] > 0.7
 
 
 def test_detect_rejects_bad_sensitivity():

@@ -112,20 +112,6 @@ def test_bad_inputs_and_cancel():
         synthesize_texture(ex, (128, 128), method="patch", cancel=stop)
 
 
-def test_neural_tiles_and_matches_statistics():
-    ex = _tex("gravel", 64)
-    seen = []
-    out = synthesize_texture(ex, (64, 64), method="neural", steps=12, seed=0, device="cpu",
-                             progress=lambda f, m: seen.append(f))
-    assert out.shape == (64, 64, 1)
-    assert seen and seen[-1] == pytest.approx(1.0)
-    assert seam_ratio(out) < 1.3
-    own = chi2(lbp_hist(out), lbp_hist(_tex("gravel", 96, 200, 200)))
-    assert own < chi2(lbp_hist(out), lbp_hist(_tex("brick", 96, 200, 200)))
-    # neural is not a pixel copy of the exemplar
-    assert max_copy_ncc(out, ex, 32) < 0.9
-
-
 def test_gan_trains_stores_reuses_and_tiles(tmp_path):
     from art_ai_addon.texture import gan
 
@@ -170,6 +156,36 @@ def test_make_seamless_removes_the_seam_and_keeps_the_look(name):
     assert chi2(lbp_hist(out), lbp_hist(img)) < 0.5 * chi2(lbp_hist(out), lbp_hist(_tex("grass", 128)))
 
 
+def _cross_detail(out: np.ndarray, half: int) -> float:
+    """Gradient energy in the band around the old wrap seams (moved to the middle) over the energy elsewhere."""
+    g = np.roll(out.mean(axis=2), (out.shape[0] // 2, out.shape[1] // 2), (0, 1))
+    e = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
+    H, W = e.shape
+    band = np.zeros(e.shape, bool)
+    band[H // 2 - half:H // 2 + half] = True
+    band[:, W // 2 - half:W // 2 + half] = True
+    return float(e[band].mean() / e[~band].mean())
+
+
+def test_make_seamless_copies_detail_into_the_seam_instead_of_smearing_it():
+    # the seams are covered by strips of the image itself, so the band keeps the grass's detail
+    # (re-synthesizing the seam cross from small blocks left it at 0.74-0.86 of the detail elsewhere)
+    full = skimage.data.grass().astype(np.float32) / 255.0
+    for k in range(3):
+        img = np.ascontiguousarray(full[40 * k:40 * k + 128, 60 * k:60 * k + 160, None])
+        out = make_seamless(img, seed=k)
+        assert seam_ratio(out) < 1.25
+        assert _cross_detail(out, 8) > 0.9
+
+
+def test_make_seamless_follows_brick_courses_at_large_sizes():
+    # 512 px runs the coarse search and the full-size refinement; the result still wraps
+    img = np.ascontiguousarray(cv2.resize(skimage.data.brick(), (512, 512))[:, :, None].astype(np.float32) / 255)
+    out = make_seamless(img)
+    assert seam_ratio(img) > 3 and seam_ratio(out) < 1.3
+    assert _cross_detail(out, 16) > 0.8
+
+
 def test_make_seamless_colour_alpha():
     rgb = skimage.data.astronaut()[300:380, 100:196].astype(np.float32) / 255.0
     alpha = np.full((80, 96, 1), 0.5, np.float32)
@@ -199,7 +215,8 @@ def test_normals_on_a_height_ramp_point_the_right_way():
 
 
 def test_pbr_maps_ranges_units_strength_and_wrap():
-    albedo = make_seamless(_tex("gravel", 96))
+    # an exactly periodic albedo (torus quilting), so the wrap measure below tests the maps' own filtering
+    albedo = synthesize_texture(_tex("gravel", 96), (96, 96), method="patch", seed=0)
     maps = pbr_maps(albedo)
     assert set(maps) == {"height", "normal", "roughness", "ao"}
     for key, arr in maps.items():

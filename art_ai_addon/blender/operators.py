@@ -202,17 +202,22 @@ class ARTAI_OT_generate_texture(_ImageJob, bpy.types.Operator):
         exemplar = self._begin(context, "exemplar")
         from ..texture import synthesize_texture
 
-        options = {"models_dir": self._settings["models_dir"], "device": self._settings["device"]}
+        options = {"models_dir": self._settings["models_dir"], "device": self._settings["device"],
+                   "memory_budget_mb": self._settings["memory_budget_mb"]}
         if self.steps:
             options["steps"] = self.steps
+        self._info: dict = {}
         kwargs = dict(size=(self.height, self.width), method=self.method.lower(), tileable=self.tileable,
-                      seed=self.seed, **options)  # plain values: the worker thread must not touch bpy
+                      seed=self.seed, info=self._info, **options)  # plain values: the worker must not touch bpy
         return self._wrap(lambda progress, cancel: synthesize_texture(exemplar, progress=progress, cancel=cancel,
                                                                       **kwargs))
 
     def finish(self, context, result):
         img = self._output(context, result, "texture")
-        self.report({"INFO"}, f"Texture '{img.name}' ({img.size[0]}x{img.size[1]})")
+        note = self._info.get("note")
+        used = self._info.get("method", self.method.lower())
+        self.report({"INFO"}, f"Texture '{img.name}' ({img.size[0]}x{img.size[1]}, {used})"
+                    + (f"; {note}" if note else ""))
 
 
 class ARTAI_OT_make_seamless(_ImageJob, bpy.types.Operator):

@@ -22,8 +22,9 @@ class DownloadNotAllowed(ModelError):
 
 def _import_hint(entry: dict) -> str:
     if entry.get("archive_member"):
+        archive = Path(urllib.parse.urlparse(entry["url"]).path).name or "the zip"
         return (f"or fetch {entry['url']} yourself and import the zip (it holds {entry['archive_member']}): "
-                "`python -m art_ai_addon models import saved_models.zip` "
+                f"`python -m art_ai_addon models import {archive}` "
                 "(Preferences > Add-ons > Art AI > Models > Import in Blender)")
     return (f"or fetch {entry['url']} yourself and import it: "
             f"`python -m art_ai_addon models import FILE --as {entry['name']}` "

@@ -105,6 +105,64 @@ def transformer_net_layout() -> Layout:
     return shapes, frozenset(shapes)
 
 
+def lama_layout(prefix: str = "generator.", *, input_nc: int = 4, output_nc: int = 3, ngf: int = 64,
+                n_downsampling: int = 3, n_blocks: int = 18, ratio: float = 0.75, max_features: int = 1024) -> Layout:
+    """LaMa's FFCResNetGenerator with big-lama's configuration, keyed as the official release stores it
+    (`generator.model.N...` in big-lama/models/best.ckpt; prefix "" for a bare generator state_dict).
+
+    Worked out from the configuration alone (no torch), so it also cross-checks repair/lama_net.py.
+    BatchNorm `num_batches_tracked` counters are known but not required (older torch did not save them).
+    """
+    shapes: dict[str, tuple] = {}
+
+    def bn(p, c):
+        for n in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{p}.{n}"] = (c,)
+        shapes[f"{p}.num_batches_tracked"] = ()
+
+    def ffc(p, cin, cout, k, rin, rout):
+        """One FFC + BN + ReLU: local->local, local->global, global->local convs and the spectral global->global."""
+        in_g, out_g = int(cin * rin), int(cout * rout)
+        in_l, out_l = cin - in_g, cout - out_g
+        for name, i, o in (("convl2l", in_l, out_l), ("convl2g", in_l, out_g), ("convg2l", in_g, out_l)):
+            if i and o:
+                shapes[f"{p}.ffc.{name}.weight"] = (o, i, k, k)
+        if in_g and out_g:
+            half = out_g // 2
+            shapes[f"{p}.ffc.convg2g.conv1.0.weight"] = (half, in_g, 1, 1)
+            bn(f"{p}.ffc.convg2g.conv1.1", half)
+            shapes[f"{p}.ffc.convg2g.fu.conv_layer.weight"] = (2 * half, 2 * half, 1, 1)  # real + imaginary parts
+            bn(f"{p}.ffc.convg2g.fu.bn", 2 * half)
+            shapes[f"{p}.ffc.convg2g.conv2.weight"] = (out_g, half, 1, 1)
+        if out_l:
+            bn(f"{p}.bn_l", out_l)
+        if out_g:
+            bn(f"{p}.bn_g", out_g)
+
+    m = f"{prefix}model"
+    ffc(f"{m}.1", input_nc, ngf, 7, 0, 0)  # model.0 is a reflection pad
+    for i in range(n_downsampling):
+        last = i == n_downsampling - 1
+        ffc(f"{m}.{2 + i}", min(max_features, ngf * 2 ** i), min(max_features, ngf * 2 ** (i + 1)), 3, 0,
+            ratio if last else 0)
+    dim = min(max_features, ngf * 2 ** n_downsampling)
+    index = 2 + n_downsampling
+    for _ in range(n_blocks):
+        ffc(f"{m}.{index}.conv1", dim, dim, 3, ratio, ratio)
+        ffc(f"{m}.{index}.conv2", dim, dim, 3, ratio, ratio)
+        index += 1
+    index += 1  # concatenation of the local and global channels
+    for i in range(n_downsampling):
+        cin = min(max_features, ngf * 2 ** (n_downsampling - i))
+        cout = min(max_features, ngf * 2 ** (n_downsampling - i) // 2)
+        shapes[f"{m}.{index}.weight"] = (cin, cout, 3, 3)  # ConvTranspose2d: (in, out, k, k)
+        shapes[f"{m}.{index}.bias"] = (cout,)
+        bn(f"{m}.{index + 1}", cout)
+        index += 3  # + ReLU
+    _conv(shapes, f"{m}.{index + 1}", output_nc, ngf, 7)  # after a reflection pad; a sigmoid follows
+    return shapes, frozenset(k for k in shapes if not k.endswith("num_batches_tracked"))
+
+
 _LAYOUTS: dict[str, Layout] = {}
 TORCHSCRIPT = {"lama_torchscript"}
 
@@ -116,6 +174,8 @@ def _builtin() -> dict[str, Layout]:
             "transformer_net": transformer_net_layout(),
             "adain_vgg_normalised": adain_vgg_layout(),
             "adain_decoder": adain_decoder_layout(),
+            "lama_ffc": lama_layout("generator."),  # the official Lightning checkpoint (best.ckpt)
+            "lama_generator": lama_layout(""),  # a bare generator state_dict
         })
     return _LAYOUTS
 

@@ -16,8 +16,10 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import tempfile
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -154,7 +156,7 @@ def check_file(path, *, use_cache: bool = True) -> tuple[str, str]:
 
 
 def find(name_or_file, models_dir_=None) -> Path | None:
-    """An existing path, or a registry name / file / `<name>.pth` / `<name>.pt` in the store; None if absent.
+    """An existing path, or a registry name / file / `<name>.pth` / `.pt` / `.ckpt` in the store; None if absent.
 
     A store file whose bytes do not match its recorded checksum raises ModelError instead of being used.
     """
@@ -168,7 +170,7 @@ def find(name_or_file, models_dir_=None) -> Path | None:
     entry = registry.get(str(name_or_file))
     if entry is not None:
         names.append(entry["file"])
-    names += [str(name_or_file), f"{name_or_file}.pth", f"{name_or_file}.pt"]
+    names += [str(name_or_file), f"{name_or_file}.pth", f"{name_or_file}.pt", f"{name_or_file}.ckpt"]
     for candidate_name in names:
         candidate = root / candidate_name
         if candidate.is_file():
@@ -180,7 +182,7 @@ def find(name_or_file, models_dir_=None) -> Path | None:
     return None
 
 
-def _torch_load(torch, p: Path, mmap: bool):
+def _torch_load_plain(torch, p: Path, mmap: bool):
     kwargs = {"map_location": "cpu", "weights_only": True}
     if mmap:
         try:
@@ -191,11 +193,85 @@ def _torch_load(torch, p: Path, mmap: bool):
     return torch.load(str(p), **kwargs)
 
 
+# Training checkpoints (PyTorch Lightning, as LaMa's official best.ckpt is) pickle metadata beside the weights: the
+# OmegaConf training config under `hyper_parameters`, its class under `hparams_type`, callback states keyed by the
+# callback's class. weights_only=True refuses those globals. They are not needed, so each one is replaced by an inert
+# stand-in of ours, allowlisted under that exact name for the one load (torch.serialization.safe_globals): the
+# unpickler gets our class instead of importing the real one, and our class builds nothing and keeps nothing. Only
+# names from these metadata namespaces are stood in for; anything else (exec, eval, os.system, ...) is refused.
+_INERT_PREFIXES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "omegaconf.", "typing.", "numpy.dtypes.")
+_INERT_NAMES = frozenset({
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
+    "builtins.bool", "builtins.bytes", "builtins.object", "builtins.type", "builtins.frozenset", "builtins.NoneType",
+    "collections.defaultdict", "collections.deque", "argparse.Namespace", "pathlib.Path", "pathlib.PosixPath",
+    "pathlib.WindowsPath", "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "numpy.dtype",
+    "numpy.ndarray", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
+    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+})
+# filled by the unpickler with SETITEMS / APPENDS, which it only allows on a plain dict / list
+_DICT_LIKE = ("collections.defaultdict", "AttributeDict")
+_LIST_LIKE = ("collections.deque",)
+_SAFE_LOCK = threading.Lock()  # the allowlist is process-wide: one such load at a time
+
+
+class _Inert:
+    """Stands in for a class or function named in a checkpoint's training metadata; it runs no code of theirs."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass  # the metadata is dropped: only the tensors are used
+
+
+class _InertDict(_Inert):
+    def __new__(cls, *args, **kwargs):
+        return {}
+
+
+class _InertList(_Inert):
+    def __new__(cls, *args, **kwargs):
+        return []
+
+
+def _stand_in(full_name: str):
+    base = _InertDict if full_name.endswith(_DICT_LIKE) else _InertList if full_name.endswith(_LIST_LIKE) else _Inert
+    return type(full_name.rsplit(".", 1)[-1], (base,), {"__module__": __name__, "stands_in_for": full_name})
+
+
+def unsafe_globals(torch, p: Path) -> list[str]:
+    """The globals a torch.save zip needs beyond weights_only's own, read from its opcodes without running them."""
+    return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(p)))
+
+
+def _torch_load(torch, p: Path, mmap: bool):
+    """weights_only=True; for a training checkpoint, with its metadata classes replaced by inert stand-ins."""
+    try:
+        return _torch_load_plain(torch, p, mmap)
+    except pickle.UnpicklingError as first:
+        try:
+            needed = unsafe_globals(torch, p)
+        except Exception:  # a legacy pickle or a damaged zip: nothing more can be said safely
+            raise first from None
+        if not needed:  # refused for another reason (an opcode weights_only does not run): say that one
+            raise first from None
+        foreign = [n for n in needed if not (n.startswith(_INERT_PREFIXES) or n in _INERT_NAMES)]
+        if foreign:
+            raise pickle.UnpicklingError(f"it needs {', '.join(foreign)}, which is neither weights nor training "
+                                         "metadata") from None
+        with _SAFE_LOCK, torch.serialization.safe_globals([(_stand_in(n), n) for n in needed]):
+            return _torch_load_plain(torch, p, mmap)
+
+
 def load_weights(path, *, expected: dict | None = None, what: str = "weights", mmap: bool = False):
     """torch.load(weights_only=True) only; a pickle that needs code is refused without running it.
 
     `expected` maps key -> shape tuple; a missing key or other shape raises ModelError naming both.
-    Returns a dict of tensors (a checkpoint wrapped as {"state_dict": ...} is unwrapped).
+    Returns a dict of tensors (a checkpoint wrapped as {"state_dict": ...} is unwrapped; a Lightning checkpoint's
+    pickled training metadata is read into inert stand-ins and dropped, see `_torch_load`).
     """
     from ..core import require_torch
 

@@ -1,21 +1,23 @@
 """detect_damage(): scratches, cracks, spots, flat holes and streaks, alone or against another version.
 
-Alone, a scratch is a thin line that differs from BOTH sides of it (edges do not), consistently along
-~15 px (grain does not), at one of 16 orientations; scored in absolute luminance contrast, weighted towards
-neutral lines near white or black (print scratches are paper or emulsion; mortar and rims are mid-tones).
-Seeds must beat a threshold that drops in smooth surroundings (per-pixel median of the response over a
-31 px window, so busy blocks do not spread onto smooth neighbours); weak responses are grown from the seeds
-(hysteresis, limited to a few px from a strong pixel) and components shorter than ~15 % of the image side
-are dropped (natural texture responses are short and fragmented); bright and dark lines are traced separately
-(the gap between two bright scratches must not read as a dark one), and only pixels that stand out of an
-opening / closing are kept, so the mask is the line itself. Compact uniform specks are found by
-top-hats; flat patches of a single colour in an otherwise noisy image are holes; lines of clipped colour
-are dead-pixel streaks. The mask is finally widened by 1 px (`grow`) so it covers the anti-aliased edges.
+Alone. A scratch is a thin line that differs from BOTH sides of it (an edge does not), near white or black
+and neutral (print scratches show the paper or the emulsion), straight on at least one side over ~15 px and
+not bending steadily (rims, highlights and folds curve), of about the same value all along (it shows the
+paper whatever it crosses) and long. Per pixel, 16 oriented two-sided contrasts over a 7 px segment give a
+score and a centre line (non-maximum suppression across it); the seed threshold drops where the
+neighbourhood is smooth (skies, saucers, a render's floor) and stays high in texture; seeds are linked into
+curves among pixels of similar value, kept when long, extended by weaker pixels within a few px; the mask
+is the line's own pixels (half-maximum width) plus its soft edge where it has one, so inpainting has clean
+surroundings to continue and no more to guess than the damage. Dust is small specks near white or black
+standing out of smooth surroundings; holes are patches of one exact colour in an otherwise noisy picture;
+streaks are rows or columns of clipped colour.
 
-With a reference, the reference is aligned to the image (ORB features + RANSAC homography, refined with
-ECC), its exposure matched by per-channel quantile mapping, and the mask marks differences beyond the
-noise; a small shift tolerance absorbs sub-pixel misalignment at edges, and the band along the borders
-where the warped reference has no data is ignored.
+With a reference: aligned to the image (SIFT / ORB / AKAZE features + RANSAC homography, each refined with
+ECC; the candidate with the smallest median misfit wins), its tone curve fitted per channel on aligned pixel
+pairs with medians (so neither the exposure change nor the damage bends it), where the reference is clipped
+only the other side is compared, and the mask marks where the image leaves the reference's local range by
+more than the noise; where the aligned reference has no data (the border the motion uncovered) and a band
+of ~1 % along the image's borders are ignored.
 """
 
 from __future__ import annotations
@@ -27,19 +29,26 @@ from ..core import as_image, grey8, luminance, reporter, split_alpha
 from ..errors import InputError
 
 _ANGLES = 16
-_LENGTH = 15      # px along a scratch the line detector averages over (at the analysis resolution)
-_OFFSETS = (2, 4)  # px to the side lines: 2 for 1-2 px scratches, 4 for 3 px ones
-_SEED = 0.3
-_SMOOTH = 0.5
-_BUSY = 12.0
-_STRONG_FRAC = 0.25
-_REACH = 6
-_EXT_B = 0.65
-_EXT_D = 0.35
-_GROW = 0.6
-_MINLEN = 0.15
-_HAT = 7
-_CORE = 0.35
+_SHORT = 7              # px along the line the local contrast averages over (localises; follows gentle curves)
+_OFFSETS = (2.0, 3.0)   # px to the side references: 2 for 1-2 px scratches, 3 for 3 px ones
+_LONG = 15              # px of straight centre line wanted through (or on one side of) a scratch pixel
+_WINDOWS = (-1.0, -0.5, 0.5, 1.0)  # window positions along the line, in half-lengths of _LONG
+_STRAIGHT = (0.55, 0.85)  # straight support / own response: nothing kept below the first, all above the second
+_BEND = 10.0            # degrees a line may turn _BEND_AT px ahead AND behind before it counts as a curve
+_BEND_AT = 10.0
+_EXT_B, _EXT_D = 0.78, 0.25  # line values from which a bright / dark line starts to count as paper / emulsion
+_BASE = 0.15            # weight of a mid-tone line (1 for one at white or black)
+_SEED = 0.2             # seed threshold in weighted luminance contrast, in busy areas, at sensitivity 0.5
+_SMOOTH = 0.5           # ... falling to this fraction of it in smooth surroundings
+_BUSY = 5.0             # how fast it rises with the neighbourhood's texture level
+_GROW = 0.5             # weaker pixels (this fraction of the seed threshold) extend a found scratch ...
+_REACH = 4              # ... within this many px of it
+_MINLEN = 0.15          # strong centre-line pixels a scratch needs, as a fraction of the image side
+_VALUE_BAND = 0.12      # a scratch's centre line keeps its value within this band
+_SOFT = 0.15            # a line whose profile 2 px out keeps this much of it is soft-edged ...
+_SOFT_RING = -0.08      # ... if the pixels around its core are not plain background either
+_SPOT = 0.35            # contrast of a dust speck (at sensitivity 0.5)
+_REF_EDGE = 1.0         # with a reference: pixels near what was found must differ by this much of the low threshold
 
 
 def _line_kernel(length: int, angle: float) -> np.ndarray:
@@ -65,27 +74,38 @@ def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT)
 
 
-def _line_contrast(lum: np.ndarray, chroma: np.ndarray, length: int = _LENGTH):
-    """Oriented line detector: for each pixel and each of _ANGLES directions, the mean along a `length`-px
-    segment (c) against the means of the two parallel segments `offset` px to either side (the same
-    filtered image shifted across the line). Bright contrast = min(c - left, c - right): a thin line must
-    differ from BOTH sides, which rejects edges; averaging along the segment rejects grain, which is short.
+def _scratch_score(rgb: np.ndarray):
+    """Per polarity (bright, dark): (score, centre, fade) maps — how much each pixel looks like part of a
+    scratch, whether it is the centre of its line across the line's direction, and how much of the line is
+    left 2 px out (its soft edge) — and the unweighted line contrast.
 
-    Returns, per polarity (bright, dark), the best contrast over angles and offsets, the line's own value
-    there (mean along the segment of the 3x3 max / min, so a 1 px line is not diluted by the blur) and its
-    mean chroma (synthetic or real print scratches are neutral: paper or emulsion).
+    For each of _ANGLES directions: the mean along a _SHORT px segment against the means of the parallel
+    segments _OFFSETS px to either side; contrast = the smaller of the two differences (a line differs from
+    BOTH sides, an edge from one). Weighted by two priors of real print damage: the line's value near white or
+    black (paper, emulsion), and neutral. Then scaled by its straight support (the centre line followed _LONG
+    px along the direction) and by how little it bends (_unbent), so grain (short) and rims, highlights and
+    folds (curved) lose what straight scratches keep. No pre-blur: a 1 px line would lose a third of its
+    contrast, and the segment average already tames noise.
     """
-    soft = cv2.GaussianBlur(lum, (0, 0), 0.5)
+    lum = luminance(rgb)
     box = np.ones((3, 3), np.uint8)
-    peaks = (cv2.dilate(lum, box), cv2.erode(lum, box))
-    out = []
-    for _ in range(2):
-        out.append([np.full_like(lum, -1.0), np.zeros_like(lum), np.zeros_like(lum)])
+    chroma = np.ascontiguousarray(rgb.max(axis=2) - rgb.min(axis=2))
+    neutral = cv2.erode(chroma, box)  # a neutral scratch pixel nearby keeps this low on colourful ground
+    peaks = (cv2.dilate(lum, box), cv2.erode(lum, box))  # the line's own value, not diluted by its surroundings
+    h, w = lum.shape
+    best = [np.zeros((h, w), np.float32) for _ in range(2)]
+    centre = [np.zeros((h, w), bool) for _ in range(2)]
+    contrast = [np.zeros((h, w), np.float32) for _ in range(2)]
+    angle = [np.zeros((h, w), np.float32) for _ in range(2)]
+    fade = [np.zeros((h, w), np.float32) for _ in range(2)]
+    raw = np.zeros((h, w), np.float32)  # unweighted line contrast, best over angles and polarities
+    half = (_LONG - 1) / 2.0
     for ai in range(_ANGLES):
         a = np.pi * ai / _ANGLES
-        k = _line_kernel(length, a)
-        c = cv2.filter2D(soft, -1, k, borderType=cv2.BORDER_REFLECT)
+        k = _line_kernel(_SHORT, a)
         nx, ny = -np.sin(a), np.cos(a)
+        ux, uy = np.cos(a), np.sin(a)
+        c = cv2.filter2D(lum, -1, k, borderType=cv2.BORDER_REFLECT)
         bright = np.full_like(c, -1.0)
         dark = np.full_like(c, -1.0)
         for off in _OFFSETS:
@@ -93,37 +113,50 @@ def _line_contrast(lum: np.ndarray, chroma: np.ndarray, length: int = _LENGTH):
             right = _shift(c, -off * nx, -off * ny) - c
             np.maximum(bright, -np.maximum(left, right), out=bright)
             np.maximum(dark, np.minimum(left, right), out=dark)
-        cc = cv2.filter2D(chroma, -1, k, borderType=cv2.BORDER_REFLECT)
-        for (best, val, chr_), r, peak in zip(out, (bright, dark), peaks, strict=True):
-            better = r > best
-            best[better] = r[better]
-            val[better] = cv2.filter2D(peak, -1, k, borderType=cv2.BORDER_REFLECT)[better]
-            chr_[better] = cc[better]
-    return out
-
-
-def _scratch_score(rgb: np.ndarray, length: int = _LENGTH):
-    """How much each pixel looks like part of a bright / a dark scratch (two maps), in luminance contrast.
-
-    Measured on photos and textures, local-contrast normalisation (dividing by a local median or percentile
-    of the response) made damage LESS separable from natural lines: strong natural lines sit in smooth
-    surroundings, which the division inflates. The absolute contrast is kept, weighted by two priors of
-    real print damage: scratches are near the ends of the tonal range (paper white or emulsion black, so a
-    mid-grey mortar line or a soft rim counts less) and neutral in colour.
-    """
-    lum = luminance(rgb)
-    chroma = np.ascontiguousarray(rgb.max(axis=2) - rgb.min(axis=2)) if rgb.shape[2] >= 3 else np.zeros_like(lum)
-    (rb, vb, cb), (rd, vd, cd) = _line_contrast(lum, chroma, length)
-    ext_b = np.clip((vb - _EXT_B) / (0.95 - _EXT_B), 0.0, 1.0)
-    ext_d = np.clip((_EXT_D - vd) / (_EXT_D - 0.1), 0.0, 1.0)
-    sb = np.maximum(rb, 0.0) * (0.3 + 0.7 * ext_b) - 0.5 * cb
-    sd = np.maximum(rd, 0.0) * (0.3 + 0.7 * ext_d) - 0.5 * cd
+        np.maximum(raw, np.maximum(bright, dark), out=raw)
+        # how much of the line is left 2 px out, on the nearer-to-background side, relative to 4 px out: about 0
+        # for a hard-edged line up to 3 px wide, a fifth or more for a blurred or anti-aliased one
+        far = 0.5 * (_shift(c, 4 * nx, 4 * ny) + _shift(c, -4 * nx, -4 * ny))
+        two = (_shift(c, 2 * nx, 2 * ny), _shift(c, -2 * nx, -2 * ny))
+        fades = ((np.minimum(*two) - far) / np.maximum(c - far, 1e-3),
+                 (far - np.maximum(*two)) / np.maximum(far - c, 1e-3))
+        colour = cv2.filter2D(neutral, -1, k, borderType=cv2.BORDER_REFLECT)
+        for pi, (r, peak) in enumerate(zip((bright, dark), peaks, strict=True)):
+            v = cv2.filter2D(peak, -1, k, borderType=cv2.BORDER_REFLECT)
+            ext = (v - _EXT_B) / (0.95 - _EXT_B) if pi == 0 else (_EXT_D - v) / (_EXT_D - 0.1)
+            s = np.maximum(np.maximum(r, 0.0) * (_BASE + (1.0 - _BASE) * np.clip(ext, 0.0, 1.0)) - 0.5 * colour, 0.0)
+            # straight support: the centre line (1 px, widened to 3 so a line between two of the _ANGLES still
+            # counts) followed along the direction, best of five windows of _LONG px (behind, centred, ahead and
+            # between): every pixel of a straight stretch _LONG px long lies in one of them; a curve leaves it
+            across = (s >= _shift(s, nx, ny)) & (s >= _shift(s, -nx, -ny))
+            m = cv2.filter2D(cv2.dilate(np.where(across, s, 0.0).astype(np.float32), box), -1,
+                             _line_kernel(_LONG, a), borderType=cv2.BORDER_REFLECT)
+            support = m.copy()
+            for f in _WINDOWS:
+                np.maximum(support, _shift(m, f * half * ux, f * half * uy), out=support)
+            s *= np.clip((support / np.maximum(s, 1e-6) - _STRAIGHT[0]) / (_STRAIGHT[1] - _STRAIGHT[0]), 0.0, 1.0)
+            better = s > best[pi]
+            best[pi][better] = s[better]
+            contrast[pi][better] = r[better]
+            centre[pi][better] = (across & (s > 0))[better]
+            angle[pi][better] = a
+            fade[pi][better] = fades[pi][better]
+    for pi in (0, 1):
+        best[pi] *= _unbent(best[pi], centre[pi], angle[pi])
     # between two bright scratches a dark background reads as a dark line (and beside a dark one, vice
-    # versa): a polarity counts only where it beats the other polarity's response nearby
-    near = np.ones((2 * _OFFSETS[-1] + 1,) * 2, np.uint8)
-    sb_ok = np.where(sb >= cv2.dilate(sd, near), sb, 0.0)
-    sd_ok = np.where(sd >= cv2.dilate(sb, near), sd, 0.0)
-    return np.maximum(sb_ok, 0.0), np.maximum(sd_ok, 0.0)
+    # versa): a polarity counts where it beats the other polarity's response nearby, or where the line stands
+    # out of its wider surroundings (a 9x9 median) as it does across (a gap between scratches does not)
+    near = np.ones((7, 7), np.uint8)
+    back = _median(lum, 9)
+    sb = np.where((best[0] >= cv2.dilate(best[1], near)) | (peaks[0] - back >= 0.5 * contrast[0]), best[0], 0.0)
+    sd = np.where((best[1] >= cv2.dilate(best[0], near)) | (back - peaks[1] >= 0.5 * contrast[1]), best[1], 0.0)
+    return (sb, centre[0], fade[0]), (sd, centre[1], fade[1]), raw
+
+
+def _median(lum: np.ndarray, k: int) -> np.ndarray:
+    """k x k median of a [0, 1] image (through 8 bits: OpenCV's float median stops at 5 x 5)."""
+    q = np.clip(lum * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.medianBlur(q, k).astype(np.float32) / 255.0
 
 
 def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -166,7 +199,7 @@ def _flat_holes(rgb: np.ndarray, min_area: int) -> np.ndarray:
         if stats[i, cv2.CC_STAT_AREA] < min_area:
             break
         x, y, bw, bh = stats[i, :4]
-        x0, y0, x1, y1 = max(0, x - 3), max(0, y - 3), min(w, x + bw + 3), min(h, y + bh + 3)
+        x0, y0, x1, y1 = max(0, x - 4), max(0, y - 4), min(w, x + bw + 4), min(h, y + bh + 4)
         comp = labels[y0:y1, x0:x1] == i
         ring = (cv2.dilate(comp.astype(np.uint8), ring_k) > 0) & ~comp
         if not ring.any():
@@ -177,7 +210,11 @@ def _flat_holes(rgb: np.ndarray, min_area: int) -> np.ndarray:
         step = np.abs(rim - inner).max(axis=1)
         # different all around: a natural flat shadow or clipped sky merges into its surroundings somewhere
         if np.percentile(step, 20) > 0.12:
-            out[y0:y1, x0:x1] |= comp
+            # with its edge: the pixels around still a fifth of the way to the hole's colour (the flatness
+            # test leaves a rim, and a rim left unmasked is what the inpainting would continue inwards)
+            close = np.abs(sub - inner).max(axis=2) < 0.8 * float(np.median(step))
+            grown = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+            out[y0:y1, x0:x1] |= comp | (grown & close)
     return out
 
 
@@ -203,54 +240,144 @@ def _streaks(rgb: np.ndarray, sensitivity: float) -> np.ndarray:
     return out
 
 
-def _local_level(score: np.ndarray, k: int = 31) -> np.ndarray:
-    """Per-pixel median of the score over a k x k window: how busy the neighbourhood is. A median, so a
-    scratch (a few px wide) does not raise it, and per pixel rather than per block, so a busy area next to
-    a smooth one does not spread its level over it."""
-    q = np.clip(score * 500.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.medianBlur(q, k).astype(np.float32) / 500.0
+def _local_level(score: np.ndarray, side: int) -> np.ndarray:
+    """How busy the neighbourhood is: the line response eroded by 5 px (thin lines, damage included, vanish;
+    texture, which responds everywhere, stays), then its per-pixel median over a window of ~1/8 of the
+    image side (per pixel rather than per block, so a busy area does not spread its level over a smooth
+    neighbour). Even dense scratches hardly raise it."""
+    q = np.clip(cv2.erode(score, np.ones((5, 5), np.uint8)) * 500.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.medianBlur(q, max(15, side // 8) | 1).astype(np.float32) / 500.0
 
 
-def _strong_long(score: np.ndarray, hi, lo, min_len: float) -> np.ndarray:
-    """Hysteresis by component: the connected regions of weak response (score > lo) that are long (a scratch
-    crosses the picture; grain and most natural details do not: the longer side of the bounding box must
-    reach `min_len`) and carry strong evidence (at least a tenth of their pixels above `hi`, so one bright
-    glint on a natural edge does not make the whole edge damage)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((score > lo).astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.zeros(score.shape, bool)
-    strong = np.bincount(labels.ravel(), weights=(score > hi).ravel(), minlength=n)
-    area = stats[:, cv2.CC_STAT_AREA]
-    ext = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep = (ext >= min_len) & (strong >= np.maximum(3, _STRONG_FRAC * area))
-    keep[0] = False
-    kept = keep[labels]
-    # weak pixels only near strong ones: a scratch crossing a brick wall must not take the mortar with it
-    near = cv2.dilate((kept & (score > hi)).astype(np.uint8),
-                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _REACH + 1,) * 2)) > 0
-    return kept & near
+def _unbent(score: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Weight in [0, 1]: 1 where the line through a pixel keeps its direction on at least one side, falling to
+    0 where it turns by _BEND degrees or more _BEND_AT px ahead AND behind. Rims, highlights and folds curve
+    steadily; a scratch is straight, or a polyline whose corner turns on one side only.
+
+    Directions are averaged as doubled-angle vectors over the nearby centre pixels (sub-bin precision), then
+    compared with the directions _BEND_AT px along the line; where no line continues, nothing is penalised.
+    """
+    wgt = np.where(centre, score, 0.0).astype(np.float32)
+    vx = cv2.GaussianBlur(wgt * np.cos(2 * angle), (0, 0), 1.5)
+    vy = cv2.GaussianBlur(wgt * np.sin(2 * angle), (0, 0), 1.5)
+    norm = cv2.GaussianBlur(wgt, (0, 0), 1.5)
+    h, w = score.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    here = 0.5 * np.arctan2(vy, vx)
+    ux, uy = np.cos(here), np.sin(here)
+    turns = []
+    for sgn in (1.0, -1.0):
+        mx, my = xs + sgn * _BEND_AT * ux, ys + sgn * _BEND_AT * uy
+        ax = cv2.remap(vx, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        ay = cv2.remap(vy, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        an = cv2.remap(norm, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # signed angle from here to there (doubled-angle vectors, halved); no line there -> no turn
+        turn = 0.5 * np.arctan2(vx * ay - vy * ax, vx * ax + vy * ay)
+        turns.append(np.where(np.hypot(ax, ay) > 0.3 * np.maximum(an, 1e-6), turn, 0.0))
+    # an arc turns one way ahead and the other way behind (seen from here); a zigzag's or a polyline's
+    # neighbouring stretches both lie to the same side, or one of them is straight
+    arc = turns[0] * turns[1] < 0
+    bend = np.where(arc, np.degrees(np.minimum(np.abs(turns[0]), np.abs(turns[1]))), 0.0)
+    return np.clip((_BEND - bend) / (0.5 * _BEND), 0.0, 1.0).astype(np.float32)
 
 
-def _spots(rgb: np.ndarray, hi: float) -> np.ndarray:
-    """Compact bright or dark specks and drops (dust, small blobs): a top-hat / black-hat much stronger than
-    the scratch threshold, in compact, filled, small components."""
+def _lines(score: np.ndarray, centre: np.ndarray, value: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+           min_len: float) -> np.ndarray:
+    """Centre-line pixels of the scratches. Ridge centres above `hi` are linked into curves (8-connected after
+    bridging 1 px gaps) among pixels of about the same line `value` (overlapping bands _VALUE_BAND wide: a
+    scratch shows the paper or the emulsion all along, whatever it crosses, so the mortar, the tripod leg or
+    the fold it crosses is not linked to it); a curve is kept when it is long (at least `min_len` strong centre
+    pixels: grain and most natural details are short). Weaker centre pixels (above `lo`) extend a kept curve,
+    but only within _REACH px of it: fainter stretches of the same scratch are taken, what it crosses is not."""
+    strong = centre & (score > hi)
+    kept = np.zeros(score.shape, bool)
+    bridge = np.ones((3, 3), np.uint8)
+    for start in np.arange(0.0, 1.0, 0.5 * _VALUE_BAND):
+        band = strong & (value >= start) & (value <= start + _VALUE_BAND)
+        if np.count_nonzero(band) < min_len:
+            continue
+        n, labels = cv2.connectedComponents(cv2.dilate(band.astype(np.uint8), bridge), connectivity=8)
+        count = np.bincount(np.where(band, labels, 0).ravel(), minlength=n)
+        keep = count >= min_len
+        keep[0] = False
+        kept |= keep[labels] & band
+    if not kept.any():
+        return kept
+    near = cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _REACH + 1,) * 2))
+    return kept | (centre & (score > lo) & (near > 0))
+
+
+def _line_pixels(lum: np.ndarray, centre: np.ndarray, fade: np.ndarray, sign: float) -> np.ndarray:
+    """The scratch's own pixels around its centre line.
+
+    Core: pixels within 2 px of it that are at least halfway from the background (a 7x7 median, which a line
+    up to 3 px wide does not move) to the line's value (the 3x3 extreme at the centre): its half-maximum width;
+    where scratches cross, all of the crossing. Edge: a scanned or anti-aliased scratch fades out over a pixel
+    or two, and an edge left outside the mask becomes the boundary the inpainting continues, so the scratch
+    comes back as a ghost. Whether a line fades is judged over each whole line (the mean of `fade`, its
+    profile 2 px out, over its centre pixels: texture beside one pixel says nothing, along a line it averages
+    out): a soft line gets the ring of pixels around its core plus those beyond still a twentieth of the way to
+    its value; a hard-edged one only single pixels still a fifth of the way, as every background pixel masked
+    is one the inpainting can only get wrong.
+    """
+    v = sign * lum
+    box = np.ones((3, 3), np.uint8)
+    back = sign * _median(lum, 7)
+    line = cv2.dilate(v, box)
+
+    def spread(at_centre, size):
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        return -cv2.dilate(np.where(centre, -at_centre, -np.inf).astype(np.float32), k)
+
+    near = cv2.dilate(centre.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    core = (near & (v >= spread(0.5 * (line + back), 5))) | centre
+    # soft lines, judged per connected line: its profile 2 px out (`fade`, over its centre pixels) still shows
+    # a good part of the line, and the ring of pixels just around its core is on average not on the far side
+    # of the background (a hard-edged line's ring is plain background, which the 7x7 median, pulled a little
+    # towards the line, places there)
+    ring = (cv2.dilate(core.astype(np.uint8), box) > 0) & ~core
+    n, labels = cv2.connectedComponents(cv2.dilate(core.astype(np.uint8), box), connectivity=8)
+    peak = -spread(-line, 9)
+    frac = np.clip((v - back) / np.maximum(peak - back, 1e-3), -1.0, 1.0)
+
+    def mean(where, values):
+        return np.bincount(labels[where], weights=values[where], minlength=n) / np.maximum(
+            np.bincount(labels[where], minlength=n), 1)
+
+    soft = ((mean(centre, np.clip(fade, -1.0, 1.0)) > _SOFT) & (mean(ring, frac) > _SOFT_RING))[labels]
+    edge = ring & ((v >= spread(back + 0.2 * (line - back), 7)) | soft)
+    outer = (cv2.dilate(edge.astype(np.uint8), box) > 0) & ~core & ~edge & soft
+    outer &= v >= spread(back + 0.05 * (line - back), 9)
+    return core | edge | outer
+
+
+def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
+    """Dust: small compact specks near white or black, standing out of their surroundings (a top-hat /
+    black-hat) by more than `level` plus six times the surroundings' own variation (gravel and foliage glint
+    everywhere). Only small ones (up to ~2.5 % of the image side): a larger bright blob on a photo is as often
+    a highlight or a window's reflection; large blanked patches are holes."""
     h, w = rgb.shape[:2]
     lum = luminance(rgb)
-    d = max(7, min(h, w) // 12) | 1
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+    d = max(5, min(h, w) // 40) | 1
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d + 2, d + 2))
     out = np.zeros((h, w), bool)
-    for op, ext in ((cv2.MORPH_TOPHAT, np.clip((lum - 0.4) / 0.5, 0, 1)),
-                    (cv2.MORPH_BLACKHAT, np.clip((0.6 - lum) / 0.5, 0, 1))):
-        r = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT) * (0.3 + 0.7 * ext)
-        cand = r > 2.0 * hi
+    for op, own in ((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2)):
+        base = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT)  # the picture without specks
+        hat = np.abs(lum - base)
+        m = cv2.blur(base, (15, 15))
+        busy = np.sqrt(np.maximum(cv2.blur(base * base, (15, 15)) - m * m, 0.0))
+        cand = (hat > level + 6.0 * busy) & own
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
         if n <= 1:
             continue
         area = stats[:, cv2.CC_STAT_AREA]
         bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        keep = (area >= 6) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
+        keep = (area >= 4) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
         keep[0] = False
-        out |= keep[labels]
+        core = keep[labels]
+        # with its soft rim: the neighbours still a fifth of the speck's contrast above their surroundings
+        rim = (cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (hat > 0.2 * level)
+        out |= core | rim
     return out
 
 
@@ -262,28 +389,25 @@ def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
         small = cv2.resize(rgb, (max(8, int(w * scale)), max(8, int(h * scale))), interpolation=cv2.INTER_AREA)
         return cv2.resize(_detect_alone(small, sensitivity, rep).astype(np.uint8), (w, h),
                           interpolation=cv2.INTER_NEAREST).astype(bool)
-    if rgb.shape[2] == 2:
-        rgb = rgb[:, :, :1]
     s = float(sensitivity)
-    top = _SEED * (1.6 - 1.2 * s)  # seed threshold in luminance contrast in busy areas (s=0.5 -> _SEED)
+    strict = 1.6 - 1.2 * s  # 1 at the default sensitivity 0.5; thresholds and lengths scale with it
     rep(0.1, "looking for scratches")
-    bright, dark = _scratch_score(rgb)
-    # smooth surroundings (a sky, a render's floor) show fainter scratches: the seed threshold falls to
-    # _SMOOTH * top where the neighbourhood's typical line response is low
-    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(np.maximum(bright, dark)))
-    lo = _GROW * hi               # growth threshold
     lum = luminance(rgb)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_HAT, _HAT))
+    *scores, raw = _scratch_score(rgb)
+    rep(0.6, "tracing scratches")
+    # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
+    # to _SMOOTH of its value where the neighbourhood's texture level is low
+    top = _SEED * strict
+    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(raw, min(h, w)))
+    box = np.ones((3, 3), np.uint8)
     scratches = np.zeros((h, w), bool)
-    for score, op, sign in ((bright, cv2.MORPH_OPEN, 1.0), (dark, cv2.MORPH_CLOSE, -1.0)):
-        found = _strong_long(score, hi, lo, max(12.0, _MINLEN * min(h, w)))
-        if found.any():
-            # only the line's own pixels: the oriented filter also responds a pixel or two beside the line;
-            # a pixel belongs to the scratch when it stands out of an opening (closing) that erases thin lines
-            hat = sign * (lum - cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT))
-            scratches |= found & (hat >= _CORE * score)
+    for (score, centre, fade), sign in zip(scores, (1.0, -1.0), strict=True):
+        value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
+        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
+        if line.any():
+            scratches |= _line_pixels(lum, line, fade, sign)
     rep(0.7, "looking for spots")
-    spots = _spots(rgb, top)
+    spots = _spots(rgb, _SPOT * strict)
     rep(0.8, "looking for holes and streaks")
     holes = _flat_holes(rgb, max(16, int(64 * (1.0 - s))))
     streaks = _streaks(rgb, s)
@@ -295,48 +419,71 @@ def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
 
 
 def _feature_homography(img8: np.ndarray, ref8: np.ndarray):
-    """Homography mapping reference pixels onto image pixels from ORB (then AKAZE) matches; None if too few."""
-    for make in (lambda: cv2.ORB_create(nfeatures=4000, fastThreshold=10), cv2.AKAZE_create):
+    """Homographies mapping reference pixels onto image pixels from SIFT, ORB and AKAZE matches (ratio test,
+    RANSAC), one per detector that finds enough; the caller keeps the one that aligns best."""
+    found = []
+    makers = ((lambda: cv2.SIFT_create(nfeatures=4000), cv2.NORM_L2),
+              (lambda: cv2.ORB_create(nfeatures=4000, fastThreshold=10), cv2.NORM_HAMMING),
+              (cv2.AKAZE_create, cv2.NORM_HAMMING))
+    for make, norm in makers:
         det = make()
         k1, d1 = det.detectAndCompute(ref8, None)
         k2, d2 = det.detectAndCompute(img8, None)
         if d1 is None or d2 is None or len(k1) < 8 or len(k2) < 8:
             continue
-        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-        pairs = matcher.knnMatch(d1, d2, k=2)
+        pairs = cv2.BFMatcher(norm).knnMatch(d1, d2, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
         if len(good) < 12:
             continue
         src = np.float32([k1[m.queryIdx].pt for m in good])
         dst = np.float32([k2[m.trainIdx].pt for m in good])
-        hmat, inl = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+        hmat, inl = cv2.findHomography(src, dst, cv2.RANSAC, 2.0)
         if hmat is not None and inl is not None and inl.sum() >= 10:
-            return hmat
-    return None
+            found.append(hmat)
+    return found
+
+
+def _misfit(img: np.ndarray, ref: np.ndarray, warp: np.ndarray) -> float:
+    """How badly `warp` (image -> reference coordinates) aligns two grey images: median absolute difference
+    after a robust tone match, over the overlap. A median, so the damage itself does not count."""
+    h, w = img.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    moved = cv2.warpPerspective(ref, warp, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
+    ok = cv2.erode((moved >= 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if ok.mean() < 0.2:
+        return float("inf")
+    tone = _match_exposure(moved[:, :, None], img[:, :, None], ok)[:, :, 0]
+    return float(np.median(np.abs(tone - img)[ok]))
 
 
 def _align(rgb: np.ndarray, ref: np.ndarray):
-    """Warp `ref` onto `rgb`; returns (warped ref, valid-pixel mask)."""
+    """Warp `ref` onto `rgb`; returns (warped ref, valid-pixel mask).
+
+    Candidates: no motion, the feature homographies, and each of those refined by ECC (on a copy of at most
+    512 px: it is slow and needs no more); the one with the smallest misfit wins, so a refinement that drifts
+    (ECC can, on damaged or differently exposed pictures) is simply not used."""
     h, w = rgb.shape[:2]
     if ref.shape[:2] != (h, w):
         # another resolution of the same picture: bring it to the same size first
         ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
-    hmat = _feature_homography(grey8(rgb), grey8(ref))
-    if hmat is None:
-        hmat = np.eye(3)
-    # ECC refinement on a smaller copy (it is slow and does not need every pixel)
     s = min(1.0, 512.0 / max(h, w))
-    smat = np.diag([s, s, 1.0])
-    img_s = cv2.resize(luminance(rgb), (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
-    ref_s = cv2.resize(luminance(ref), (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
-    warp = (smat @ np.linalg.inv(hmat) @ np.linalg.inv(smat)).astype(np.float32)  # image -> reference coords
-    warp /= warp[2, 2]
-    try:
-        crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
-        _, warp = cv2.findTransformECC(img_s, ref_s, warp, cv2.MOTION_HOMOGRAPHY, crit, None, 5)
-    except cv2.error:
-        pass  # ECC did not converge: keep the feature estimate
-    full = np.linalg.inv(smat) @ warp.astype(np.float64) @ smat
+    size = (max(8, int(w * s)), max(8, int(h * s)))
+    img_s = cv2.resize(luminance(rgb), size, interpolation=cv2.INTER_AREA)
+    ref_s = cv2.resize(luminance(ref), size, interpolation=cv2.INTER_AREA)
+    smat = np.diag([size[0] / w, size[1] / h, 1.0])
+    starts = [np.eye(3)] + [smat @ np.linalg.inv(hm) @ np.linalg.inv(smat)
+                            for hm in _feature_homography(grey8(rgb), grey8(ref))]
+    cands = list(starts)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    for start in starts:
+        try:
+            _, warp = cv2.findTransformECC(img_s, ref_s, (start / start[2, 2]).astype(np.float32),
+                                           cv2.MOTION_HOMOGRAPHY, crit, None, 5)
+            cands.append(warp.astype(np.float64))
+        except cv2.error:
+            pass  # ECC did not converge from there
+    best = min(cands, key=lambda m: _misfit(img_s, ref_s, m))
+    full = np.linalg.inv(smat) @ best @ smat
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpPerspective(ref, full, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if warped.ndim == 2:
@@ -347,45 +494,95 @@ def _align(rgb: np.ndarray, ref: np.ndarray):
 
 
 def _match_exposure(src: np.ndarray, dst: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per-channel quantile mapping of `src` onto `dst` over the valid pixels (exposure, gamma, white balance)."""
+    """Tone curve per channel mapping the aligned `src` onto `dst` (exposure, gamma, white balance): the median
+    of `dst` over the valid pixels in each of 64 equally populated bins of `src`, made monotone. Fitted on
+    pixel pairs, with medians, so the damage in `dst` does not bend it (matching histograms would: 5 % of
+    white scratches push the brightest 5 % of the reference to white)."""
     out = np.empty_like(src)
-    q = np.linspace(0.0, 100.0, 257)
     for c in range(src.shape[2]):
         a = src[:, :, c][valid]
         b = dst[:, :, c][valid]
-        qa = np.percentile(a, q)
-        qb = np.percentile(b, q)
-        qa = np.maximum.accumulate(qa + np.arange(qa.size) * 1e-7)
-        out[:, :, c] = np.interp(src[:, :, c], qa, qb)
+        if a.size < 64:
+            out[:, :, c] = src[:, :, c]
+            continue
+        order = np.argsort(a, kind="stable")
+        groups = np.array_split(order, 64)
+        xa = np.array([np.median(a[g]) for g in groups])
+        yb = np.maximum.accumulate(np.array([np.median(b[g]) for g in groups]))
+        xa = np.maximum.accumulate(xa + np.arange(xa.size) * 1e-7)
+        out[:, :, c] = np.interp(src[:, :, c], xa, yb)
     return out
+
+
+def _expected(warped: np.ndarray, rgb: np.ndarray, valid: np.ndarray, blur: float = 0.0):
+    """(lowest, highest) value each pixel of the image may have, per channel, from the aligned reference: its
+    tone-matched value, blurred by `blur` like the image it is compared with. Where the reference is clipped at
+    white (black), it says only that the picture is at least (at most) about that bright: the bound on that
+    side goes, the other is what the image shows under the clipped area (its 5th / 95th percentile there)."""
+    matched = _match_exposure(warped, rgb, valid)
+    if blur > 0:
+        matched = cv2.GaussianBlur(matched, (0, 0), blur)
+        if matched.ndim == 2:
+            matched = matched[:, :, None]
+    low, high = matched.copy(), matched.copy()
+    grow = np.ones((5, 5), np.uint8)
+    for c in range(warped.shape[2]):
+        ch = warped[:, :, c]
+        vals = ch[valid]
+        top, bottom = float(vals.max()), float(vals.min())
+        for side, clipped in ((1, ch >= top - 1.0 / 255.0), (-1, ch <= bottom + 1.0 / 255.0)):
+            if (top < 0.98 if side > 0 else bottom > 0.02) or np.mean(clipped[valid]) < 0.002:
+                continue  # not clipped, or too little of it to matter
+            region = cv2.dilate(clipped.astype(np.uint8), grow) > 0
+            under = rgb[:, :, c][region & valid]
+            if side > 0:
+                high[:, :, c][region] = 10.0
+                low[:, :, c][region] = np.minimum(low[:, :, c][region], np.percentile(under, 5))
+            else:
+                low[:, :, c][region] = -10.0
+                high[:, :, c][region] = np.maximum(high[:, :, c][region], np.percentile(under, 95))
+    return low, high
+
+
+def _outside(img: np.ndarray, low: np.ndarray, high: np.ndarray, tol: int) -> np.ndarray:
+    """How far `img` is outside the range [low, high] found within `tol` px (tolerated misalignment)."""
+    if tol > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tol + 1,) * 2)
+        low, high = cv2.erode(low, k), cv2.dilate(high, k)
+        if low.ndim == 2:
+            low, high = low[:, :, None], high[:, :, None]
+    return np.maximum(np.maximum(img - high, low - img), 0.0).max(axis=2).astype(np.float32)
 
 
 def _detect_reference(rgb: np.ndarray, ref: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     rep(0.1, "aligning the reference")
+    h, w = rgb.shape[:2]
     warped, valid = _align(rgb, ref)
     rep(0.6, "comparing")
-    band = max(3, int(0.01 * max(rgb.shape[:2])))
-    valid = cv2.erode(valid.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8),
-                      borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    # ignore where the warped reference has no data (what the motion uncovered) and a few px more, and a band
+    # along the image's borders (interpolation, framing)
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0) > 0
+    band = max(3, int(0.01 * max(h, w)))
+    valid[:band] = valid[-band:] = False
+    valid[:, :band] = valid[:, -band:] = False
     if valid.mean() < 0.2:
         raise InputError("reference: could not align it with the image (too different, or another picture); "
                          "use a version of the same picture")
-    matched = _match_exposure(warped, rgb, valid)
-    # difference that tolerates a misalignment of up to two pixels: how far the image is outside the local range
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    hi = cv2.dilate(matched, k)
-    lo = cv2.erode(matched, k)
-    if hi.ndim == 2:
-        hi, lo = hi[:, :, None], lo[:, :, None]
-    diff = np.maximum(np.maximum(rgb - hi, lo - rgb), 0.0).max(axis=2)
-    diff = cv2.GaussianBlur(diff, (0, 0), 0.7)
+    # found on copies blurred alike (the reference went through one more resampling than the image, so fine
+    # texture is softer in it), with 2 px of misalignment tolerated
+    low, high = _expected(warped, rgb, valid, blur=0.8)
+    diff = _outside(cv2.GaussianBlur(rgb, (0, 0), 0.8), low, high, 2)
     d = diff[valid]
     noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) + float(np.median(d))
     s = float(sensitivity)
-    t_hi = max(noise * (10.0 - 6.0 * s), 0.12 - 0.08 * s)
+    t_hi = max(noise * (10.0 - 6.0 * s), 0.1 - 0.06 * s)
     t_lo = 0.5 * t_hi
-    mask = _hysteresis(diff > t_hi, diff > t_lo) & valid
-    return _drop_small(mask, 4)
+    found = _drop_small(_hysteresis(diff > t_hi, diff > t_lo) & valid, 4)
+    # the damaged pixels themselves: within 2 px of what was found, unblurred and at 1 px tolerance
+    low, high = _expected(warped, rgb, valid)
+    near = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    return near & (_outside(rgb, low, high, 1) > _REF_EDGE * t_lo)
 
 
 def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=None, cancel=None, **options):
@@ -394,8 +591,11 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
     sensitivity 0..1: higher finds fainter and shorter damage (more recall), lower marks only clear
     damage (more precision). With `reference` (another version of the same picture, may be shifted,
     slightly rotated or scaled, differently exposed) the mask marks where the two differ beyond noise.
-    options: `grow` (pixels to widen the mask by, default 1: a drawn or scanned scratch has soft, anti-aliased
-    edges that the line detector's core misses and that would leave a faint ghost after inpainting).
+    The mask is sized for inpainting: the damage's own pixels and, where it fades out (scans, anti-aliasing),
+    its soft edge, since an edge left outside becomes a ghost; no more, since every sound pixel masked is one
+    the fill can only get wrong.
+    options: `grow` (pixels to widen the mask by; default 0 alone, where the detector sizes the mask itself,
+    and 1 with a reference, whose difference mask misses the faintest part of soft edges).
     Alpha is ignored; NaN / inf pixels are treated as 0 / clipped (core.as_image).
     """
     img = as_image(image, "image")
@@ -410,8 +610,9 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
         mask = _detect_reference(rgb, np.ascontiguousarray(ref), s, rep)
     else:
         mask = _detect_alone(rgb, s, rep)
-    grow = int(options.get("grow", 1))
+    grow = int(options.get("grow", 1 if reference is not None else 0))
     if grow > 0 and mask.any():
-        mask = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+        mask = cv2.dilate(mask.astype(np.uint8), disk) > 0
     rep(1.0, "done")
     return mask.astype(np.float32)

@@ -1,15 +1,24 @@
 """LaMa (Suvorov et al. 2022, "big-lama") from the model store; nothing is downloaded.
 
-Accepted files, as the public releases ship them:
-- `big-lama.pt`: a TorchScript export taking (image (1, 3, H, W) in [0, 1], mask (1, 1, H, W) in {0, 1})
-  and returning the inpainted image (1, 3, H, W) in [0, 1] (the layout used by the common exports);
-- `big-lama.pth`: a state_dict of the same scripted generator is not enough on its own (it needs
-  LaMa's FFC code), so it is refused with a message saying to add the TorchScript export instead.
+Accepted files, as the public releases ship them (looked for in the store in this order of names:
+`big-lama`, `big-lama.pth`, `big-lama.pt`, `big-lama.ckpt`, or any file given as `model=`):
+- `big-lama.ckpt`: the official release, big-lama/models/best.ckpt from advimman/lama's big-lama.zip, a PyTorch
+  Lightning checkpoint whose state_dict holds the generator as `generator.model.N...` (beside discriminator and
+  loss weights, which are ignored). Read with torch.load(weights_only=True); its pickled training metadata
+  (OmegaConf config, callback classes) goes into inert stand-ins (models/store.py `_torch_load`), so no code
+  of the file's runs. The weights go into our own FFC ResNet generator (lama_net.py) with strict loading.
+- `big-lama.pth`: a plain generator state_dict (keys `model.N...`, or the Sequential's own `N...`), same network;
+- `big-lama.pt`: a TorchScript export taking (image (1, 3, H, W) in [0, 1], mask (1, 1, H, W) in {0, 1}) and
+  returning the inpainted image (1, 3, H, W) in [0, 1] (the layout used by the common exports).
+The network is fully convolutional and is run on the whole (padded) image: LaMa's Fourier convolutions see the
+whole picture, which tiles would cut. Memory grows with the pixel count (about 1.3 GB of activations per
+megapixel on the CPU); on a GPU that runs out of memory the work is redone on the CPU with a warning.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -17,19 +26,33 @@ from ..core import reporter, require_torch, resolve_device
 from ..errors import ModelError, NotAvailableError
 
 MODEL_NAME = "big-lama"
+FILES = ("big-lama.ckpt", "big-lama.pt", "big-lama.pth")  # official checkpoint, TorchScript export, state_dict
 
 
 def _missing_message(root) -> str:
-    return (f"LaMa is not installed: add its TorchScript export `{MODEL_NAME}.pt` to the model store at {root} "
-            "(`python -m art_ai_addon models import big-lama.pt`, or set ART_AI_MODELS), "
+    return (f"LaMa is not installed: add big-lama to the model store at {root}: the official release "
+            "(`python -m art_ai_addon models import big-lama.zip`, from advimman/lama, stores its "
+            f"models/best.ckpt as `{FILES[0]}`), the TorchScript export `{FILES[1]}` "
+            f"(`models import big-lama.pt`) or a generator state_dict as `{FILES[2]}`; or set ART_AI_MODELS, "
             "or use method 'patch' (textures) or 'auto', which need no weights")
 
 
+def _is_torchscript(path: Path) -> bool:
+    from ..models.layouts import check_torchscript
+
+    try:
+        check_torchscript(path)
+    except ModelError:
+        return False
+    return True
+
+
 def load_lama(models_dir=None, device="cpu", model=None):
-    """The scripted LaMa module (`model` = an explicit file, else the store's big-lama.pt) on `device`,
-    or NotAvailableError / ModelError saying what to do. Store files are checksum-verified by `find`."""
+    """A module on `device` taking (image, mask) and returning the inpainted image: the TorchScript export as it
+    is, or the release / state_dict weights in our generator. `model` = an explicit file, else the store's
+    big-lama file (checksum-verified by `find`). NotAvailableError / ModelError say what to do."""
     from ..models import models_dir as store_root
-    from ..models.store import find
+    from ..models.store import find, load_weights
 
     torch = require_torch("LaMa inpainting")
     path = find(model or MODEL_NAME, models_dir)
@@ -37,20 +60,33 @@ def load_lama(models_dir=None, device="cpu", model=None):
         raise NotAvailableError(f"LaMa: model file {model} does not exist")
     if path is None:
         raise NotAvailableError(_missing_message(store_root(models_dir)))
-    from ..models.layouts import check_torchscript
+    path = Path(path)
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # torch 2.x marks TorchScript deprecated; the export is TorchScript
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=device)
+        except Exception as exc:
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ModelError(f"LaMa: {path} could not be loaded as TorchScript ({msg})") from None
+        return module.eval()
+    from . import lama_net
 
-    check_torchscript(path)  # refuse pickles / checkpoints before anything is unpacked
     try:
-        with warnings.catch_warnings():  # torch 2.x marks TorchScript deprecated; the release is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(path), map_location=device)
-    except Exception as exc:  # not TorchScript: a pickle / state_dict, or a damaged file
-        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise ModelError(f"LaMa: {path} is not a TorchScript export of big-lama ({msg}); a state_dict or "
-                         "Lightning checkpoint needs LaMa's own code, so export it with torch.jit.trace "
-                         f"and save it as {MODEL_NAME}.pt") from None
-    module.eval()
-    return module
+        sd = load_weights(path, what="LaMa", mmap=True)
+    except ModelError as exc:
+        raise ModelError(f"LaMa: {path} is neither a TorchScript export nor a big-lama checkpoint or state_dict "
+                         f"that can be read safely ({str(exc).removeprefix('LaMa: ')})") from None
+    generator = lama_net.load_generator(torch, sd, name=path.name)
+    del sd
+    return lama_net.inpainter(torch, generator).to(device)
+
+
+def _run(module, x, m):
+    out = module(x, m)
+    if isinstance(out, list | tuple):
+        out = out[0]
+    return out
 
 
 def lama_inpaint(rgb, hole, *, models_dir=None, model=None, device="auto", progress=None, cancel=None, **_):
@@ -64,17 +100,26 @@ def lama_inpaint(rgb, hole, *, models_dir=None, model=None, device="auto", progr
     ph, pw = (-h) % 8, (-w) % 8
     img = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 8 else "edge")
     msk = np.pad(hole.astype(np.float32), ((0, ph), (0, pw)), mode="constant")
-    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(dev)
-    m = torch.from_numpy(msk)[None, None].to(dev)
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
+    m = torch.from_numpy(msk)[None, None]
     rep(0.2, "LaMa")
     with torch.no_grad():
         try:
-            out = module(x, m)
+            try:
+                out = _run(module, x.to(dev), m.to(dev))
+            except torch.OutOfMemoryError:
+                if str(dev) == "cpu":
+                    raise
+                warnings.warn(f"LaMa: out of memory on {dev} for a {w}x{h} image; running it on the CPU instead",
+                              RuntimeWarning, stacklevel=2)
+                module = module.to("cpu")
+                out = _run(module, x, m)
         except Exception as exc:
-            raise ModelError(f"LaMa: the model file does not take (image, mask) as big-lama does: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
-    if isinstance(out, list | tuple):
-        out = out[0]
+            text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            if isinstance(exc, torch.OutOfMemoryError) or "allocate" in text or "out of memory" in text:
+                raise ModelError(f"LaMa: not enough memory for a {w}x{h} image ({text}); scale it down or use "
+                                 "method 'patch'") from None
+            raise ModelError(f"LaMa: the model file does not take (image, mask) as big-lama does: {text}") from None
     if not hasattr(out, "shape") or out.ndim != 4 or out.shape[1] != 3:
         raise ModelError(f"LaMa: the model returned {getattr(out, 'shape', type(out))}, expected (1, 3, H, W)")
     res = out[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()

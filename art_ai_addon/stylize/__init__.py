@@ -67,33 +67,6 @@ def _pick_auto(options, info) -> str:
     return "adain" if enc is not None and dec is not None else "gatys"
 
 
-def _gatys_with_fallback(gatys, *args, device, **kw):
-    """Out of GPU memory: retry in smaller tiles, then on the CPU, with a warning (as the feed-forward methods do)."""
-    import warnings
-
-    import torch
-
-    from .tiles import _is_oom
-
-    tile = kw.pop("tile", None)
-    while True:
-        try:
-            return gatys(*args, device=device, tile=tile, **kw)
-        except RuntimeError as exc:
-            if device.type == "cpu" or not _is_oom(exc):
-                raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            if tile is None or tile > 256:
-                tile = 512 if tile is None else max(256, tile // 2)
-                warnings.warn(f"gatys: out of GPU memory; retrying in {tile}px tiles", RuntimeWarning, stacklevel=3)
-            else:
-                warnings.warn("gatys: out of GPU memory even in small tiles; continuing on the CPU (slower)",
-                              RuntimeWarning, stacklevel=3)
-                device = torch.device("cpu")
-                tile = None
-
-
 def stylize(content, style, *, method: str = "auto", strength: float = 1.0, preserve_color: bool = False,
             mask=None, device: str = "auto", progress=None, cancel=None, info: dict | None = None,
             **method_options):
@@ -176,8 +149,10 @@ def stylize(content, style, *, method: str = "auto", strength: float = 1.0, pres
 
                 init_rgb = luminance_pair(init_rgb, init_rgb)[0]
             kw["init"] = init_rgb
-        out = _gatys_with_fallback(gatys, work, work_styles, style_weights=style_weights, strength=s, device=dev,
-                                   encoder=encoder, rep=rep.sub(0.0, 0.97), **kw)
+        from .tiles import with_oom_fallback
+
+        out = with_oom_fallback(gatys, work, work_styles, what="gatys", style_weights=style_weights, strength=s,
+                                device=dev, encoder=encoder, rep=rep.sub(0.0, 0.97), **kw)
     elif m == "fast":
         from .fast import fast
 

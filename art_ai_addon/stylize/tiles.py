@@ -35,6 +35,30 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, oom_types) or "out of memory" in str(exc).lower()
 
 
+def with_oom_fallback(fn, *args, what: str, device, tile=None, **kw):
+    """fn(*args, device=, tile=, **kw); out of GPU memory: retry in smaller tiles, then on the CPU, with a warning."""
+    import warnings
+
+    torch = require_torch()
+    while True:
+        try:
+            return fn(*args, device=device, tile=tile, **kw)
+        except RuntimeError as exc:
+            dev = torch.device(device) if isinstance(device, str) else device
+            if dev.type == "cpu" or not _is_oom(exc):
+                raise
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            if tile is None or tile > 256:
+                tile = 512 if tile is None else max(256, tile // 2)
+                warnings.warn(f"{what}: out of GPU memory; retrying in {tile}px tiles", RuntimeWarning, stacklevel=3)
+            else:
+                warnings.warn(f"{what}: out of GPU memory even in small tiles; continuing on the CPU (slower)",
+                              RuntimeWarning, stacklevel=3)
+                device = torch.device("cpu")
+                tile = None
+
+
 def _ramp(n: int, overlap: int, start_edge: bool, end_edge: bool) -> np.ndarray:
     """1-D blending weights: a smooth rise over `overlap` pixels except at the image's own borders."""
     w = np.ones(n, dtype=np.float32)

@@ -34,7 +34,8 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
 
     `method`: "patch" (image quilting, fast, no torch), "neural" (Gram-matrix optimisation), "gan" (periodic
     spatial GAN trained on the exemplar, kept in the model store) or "auto" (gan if one was trained for this
-    exemplar, else patch). `info["method"]` tells which one ran.
+    exemplar, else patch). `info["method"]` tells which one ran; for neural, `info["encoder"]` which encoder
+    and `info["note"]` what quality is lost without VGG19.
     """
     ex = _channels(as_image(exemplar, "exemplar"))
     if min(ex.shape[:2]) < 8:
@@ -46,6 +47,7 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     rep = reporter(progress, cancel)
     device = options.pop("device", "auto")
     models_dir = options.pop("models_dir", None)
+    budget = options.pop("memory_budget_mb", None)  # the add-on preference; only neural works in tiles
     if m == "auto":
         from .gan import find_trained
 
@@ -68,8 +70,10 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     elif m == "neural":
         from .neural import synthesize_neural
 
+        if budget and "memory_mb" not in options:
+            options["memory_mb"] = float(budget)
         out = synthesize_neural(ex, (h, w), tileable=bool(tileable), seed=int(seed), device=device, rep=rep,
-                                **options)
+                                models_dir=models_dir, info=info, **options)
     else:
         from .gan import synthesize_gan
 
