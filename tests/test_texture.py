@@ -112,36 +112,6 @@ def test_bad_inputs_and_cancel():
         synthesize_texture(ex, (128, 128), method="patch", cancel=stop)
 
 
-def test_gan_trains_stores_reuses_and_tiles(tmp_path):
-    from art_ai_addon.texture import gan
-
-    ex = _tex("grass", 64)
-    msgs = []
-    info = {}
-    out = synthesize_texture(ex, (64, 96), method="gan", steps=3, seed=0, device="cpu", models_dir=str(tmp_path),
-                             batch=2, crop=32, progress=lambda f, m: msgs.append(m), info=info)
-    assert info["method"] == "gan" and out.shape == (64, 96, 1)
-    assert any("training" in m for m in msgs)
-    saved = sorted(p.name for p in tmp_path.iterdir())
-    key = gan.exemplar_key(ex)
-    assert f"texture_gan_{key}.pth" in saved and f"texture_gan_{key}.json" in saved
-    # auto now finds the trained generator and reuses it without training
-    msgs.clear()
-    info = {}
-    big = synthesize_texture(ex, (128, 128), method="auto", seed=5, device="cpu", models_dir=str(tmp_path),
-                             progress=lambda f, m: msgs.append(m), info=info)
-    assert info["method"] == "gan" and not any("training" in m for m in msgs)
-    assert big.shape == (128, 128, 1) and big.std() > 0.01
-    assert seam_ratio(big) < 1.3
-    again = synthesize_texture(ex, (128, 128), method="gan", seed=5, device="cpu", models_dir=str(tmp_path))
-    other = synthesize_texture(ex, (128, 128), method="gan", seed=6, device="cpu", models_dir=str(tmp_path))
-    assert np.array_equal(big, again) and not np.array_equal(big, other)
-    # another exemplar has no trained model: auto falls back to patch
-    info = {}
-    synthesize_texture(_tex("brick", 64), (64, 64), models_dir=str(tmp_path), info=info)
-    assert info["method"] == "patch"
-
-
 @pytest.mark.parametrize("name", ["brick", "gravel"])
 def test_make_seamless_removes_the_seam_and_keeps_the_look(name):
     img = _tex(name, 128, 30, 50)

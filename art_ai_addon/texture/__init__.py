@@ -32,8 +32,8 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
                        progress=None, cancel=None, info: dict | None = None, **options) -> np.ndarray:
     """A texture of `size` (h, w) that looks like `exemplar` without repeating it; wraps when `tileable`.
 
-    `method`: "patch" (image quilting, fast, no torch), "neural" (Gram-matrix optimisation), "gan" (periodic
-    spatial GAN trained on the exemplar, kept in the model store) or "auto" (gan if one was trained for this
+    `method`: "patch" (image quilting, fast, no torch), "neural" (Gram-matrix optimisation), "gan" (multi-scale
+    periodic GAN trained on the exemplar, kept in the model store) or "auto" (gan if one was trained for this
     exemplar, else patch). `info["method"]` tells which one ran; for neural, `info["encoder"]` which encoder
     and `info["note"]` what quality is lost without VGG19.
     """

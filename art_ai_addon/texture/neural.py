@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import require_torch
+from .periodic import fourier_resize
 
 _MIN_LEVEL_OUT = 64  # px, smallest side of the coarsest output level
 _MIN_LEVEL_EX = 48  # px, smallest side of the exemplar at the coarsest level
@@ -169,20 +170,6 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def _fourier_resize(torch, x, size):
-    """Resample a periodic image to `size`: zero-pad / crop its spectrum (stays periodic, unlike bilinear)."""
-    _, _, h0, w0 = x.shape
-    h, w = size
-    X = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
-    out = torch.zeros(x.shape[:2] + (h, w), dtype=X.dtype, device=x.device)
-    ch, cw = min(h, h0), min(w, w0)
-    sy0, sx0 = h0 // 2 - ch // 2, w0 // 2 - cw // 2
-    dy0, dx0 = h // 2 - ch // 2, w // 2 - cw // 2
-    out[:, :, dy0:dy0 + ch, dx0:dx0 + cw] = X[:, :, sy0:sy0 + ch, sx0:sx0 + cw]
-    y = torch.fft.ifft2(torch.fft.ifftshift(out, dim=(-2, -1))).real
-    return y * (h * w) / (h0 * w0)
-
-
 def _levels(out_hw, ex_hw) -> list[int]:
     """Reduction factors 2^k, coarsest first, while both the level's output and exemplar stay big enough."""
     k = 0
@@ -296,7 +283,7 @@ def _synthesize(ex, size, *, device, tile, tileable, seed, rep, steps, enc, spec
             mean = e.mean(dim=(2, 3), keepdim=True)
             start = mean + 0.15 * torch.randn(1, C, h, w, generator=gen).to(dev)
         elif tileable:
-            start = _fourier_resize(torch, x, (h, w))
+            start = fourier_resize(x, (h, w))
         else:
             start = torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
         label = f"neural texture {w}x{h}" + (f" (level {li + 1}/{len(factors)})" if len(factors) > 1 else "")

@@ -33,7 +33,7 @@ IMAGES = DOCS / "images"
 ADDON = "bl_ext.user_default.art_ai"
 
 # step counts (printed on the sheets): chosen for a few minutes on 2 CPU cores
-STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 400, "dip": 300}
+STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 4000, "dip": 300}
 
 GENERATED_BEGIN = "<!-- BEGIN GENERATED: python docs/gallery/make.py --cli-only -->"
 GENERATED_END = "<!-- END GENERATED -->"
@@ -369,14 +369,14 @@ class Gallery:
             neural = self.timed(f"neural texture {name}", lambda ex=ex: art.synthesize_texture(
                 ex, (128, 128), method="neural", steps=STEPS["neural"], seed=1))
             gan = self.timed(f"gan texture {name}", lambda ex=ex: art.synthesize_texture(
-                ex, (128, 128), method="gan", steps=STEPS["gan"], seed=1, models_dir=self.models, batch=2, crop=48))
+                ex, (128, 128), method="gan", steps=STEPS["gan"], seed=1, models_dir=self.models))
             rows.append([panel(ex, f"exemplar: {name}", 256), panel(out[name][:128, :128], "patch (128 px crop)", 256),
                          panel(neural, f"neural, {STEPS['neural']} L-BFGS steps\n(built-in encoder, CPU)", 256),
-                         panel(gan, f"GAN, {STEPS['gan']} training steps\n(short CPU run: not converged)", 256),
+                         panel(gan, f"GAN, {STEPS['gan']} training steps\n(multi-scale, ~4 min on CPU)", 256),
                          panel(np.tile(gan, (2, 2, 1)), "GAN tiled 2x2 (half scale)", 256)])
             out[f"neural {name}"], out[f"gan {name}"] = neural, gan
         save_png(GALLERY / "texture_neural_gan.png",
-                 sheet(rows, "Patch vs neural (Gram) vs periodic GAN, 128 px, shown at 2x; short CPU runs"))
+                 sheet(rows, "Patch vs neural (Gram) vs multi-scale periodic GAN, 128 px, shown at 2x; CPU runs"))
 
         # make seamless: photos that do not tile, tiled 2x2 before and after
         rows = []
