@@ -370,9 +370,10 @@ class Gallery:
                 ex, (128, 128), method="neural", steps=STEPS["neural"], seed=1))
             gan = self.timed(f"gan texture {name}", lambda ex=ex: art.synthesize_texture(
                 ex, (128, 128), method="gan", steps=STEPS["gan"], seed=1, models_dir=self.models))
+            gan_min = self.timings[-1][1] / 60
             rows.append([panel(ex, f"exemplar: {name}", 256), panel(out[name][:128, :128], "patch (128 px crop)", 256),
                          panel(neural, f"neural, {STEPS['neural']} L-BFGS steps\n(built-in encoder, CPU)", 256),
-                         panel(gan, f"GAN, {STEPS['gan']} training steps\n(multi-scale, ~4 min on CPU)", 256),
+                         panel(gan, f"GAN, {STEPS['gan']} training steps\n({gan_min:.0f} min on this CPU)", 256),
                          panel(np.tile(gan, (2, 2, 1)), "GAN tiled 2x2 (half scale)", 256)])
             out[f"neural {name}"], out[f"gan {name}"] = neural, gan
         save_png(GALLERY / "texture_neural_gan.png",
