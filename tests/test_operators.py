@@ -116,3 +116,30 @@ def test_train_style_then_stylize_fast_with_it(blender):
                                   model="coffee_test") == {"FINISHED"}
     out = pixels(bpy.data.images["train_content.stylized"])
     assert out.shape == (64, 64, 4) and np.isfinite(out).all()
+
+
+def test_generate_texture_gan_trains_once_then_auto_reuses_it(blender):
+    """The GAN path through the operator: trains, stores the generator, and Auto then uses the stored one."""
+    bpy = blender
+    from pathlib import Path
+
+    bridge = addon_module("art_ai_addon.blender.bridge")
+    models = Path(addon_module("art_ai_addon.blender.props").engine_settings()["models_dir"])
+    new_image(bpy, "gan_ex", rgba(skimage_rgb("gravel", 48)))
+    before = set(models.glob("texture_gan_*"))
+    assert bpy.ops.art_ai.generate_texture(image="gan_ex", width=64, height=48, method="GAN", steps=40, seed=3,
+                                           output="gan_ex.gan") == {"FINISHED"}
+    stored = set(models.glob("texture_gan_*.pth")) - before
+    assert len(stored) == 1
+    stamp = next(iter(stored)).stat().st_mtime_ns
+    gan = bridge.image_to_array(bpy.data.images["gan_ex.gan"])
+    assert gan.shape[:2] == (48, 64) and seam_jump(gan) < 1.5
+    assert bpy.ops.art_ai.generate_texture(image="gan_ex", width=64, height=48, method="AUTO", seed=3,
+                                           output="gan_ex.auto") == {"FINISHED"}
+    auto = bridge.image_to_array(bpy.data.images["gan_ex.auto"])
+    assert next(iter(stored)).stat().st_mtime_ns == stamp  # not retrained
+    assert np.abs(auto - gan).max() <= 1 / 255 + 1e-6  # the stored generator, same seed: the same texture
+    patch = bpy.ops.art_ai.generate_texture(image="gan_ex", width=64, height=48, method="PATCH", seed=3,
+                                            output="gan_ex.patch")
+    assert patch == {"FINISHED"}
+    assert np.abs(bridge.image_to_array(bpy.data.images["gan_ex.patch"]) - gan).mean() > 0.02
