@@ -8,41 +8,15 @@ import threading
 
 import numpy as np
 import pytest
-import skimage.data
-from skimage.feature import local_binary_pattern
 
 from art_ai_addon import Cancelled, synthesize_texture
-
-
-def _tex(name: str, size: int = 64) -> np.ndarray:
-    return (getattr(skimage.data, name)()[:size, :size].astype(np.float32) / 255.0)[:, :, None]
-
-
-def seam_ratio(img: np.ndarray) -> float:
-    """Mean jump across the wrap-around borders divided by the mean jump between ordinary neighbours."""
-    g = img.mean(axis=2)
-    jump = (np.abs(g[:, 0] - g[:, -1]).mean() + np.abs(g[0] - g[-1]).mean()) / 2
-    inner = (np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 2
-    return float(jump / inner)
+from test_texture import _tex, chi2, lbp_hist, seam_ratio
 
 
 def sharpness(img: np.ndarray) -> float:
+    """Gradient energy (squared steps): what a blurry generator lacks."""
     g = img.mean(axis=2)
     return float((np.diff(g, axis=1) ** 2).mean() + (np.diff(g, axis=0) ** 2).mean())
-
-
-def lbp_hist(img: np.ndarray) -> np.ndarray:
-    g = np.round(img.mean(axis=2) * 255).astype(np.uint8)
-    hists = []
-    for r in (1, 3):
-        codes = local_binary_pattern(g, 8, r, method="uniform")
-        h, _ = np.histogram(codes, bins=10, range=(0, 10), density=True)
-        hists.append(h)
-    return np.concatenate(hists)
-
-
-def chi2(a, b) -> float:
-    return float(((a - b) ** 2 / (a + b + 1e-9)).sum())
 
 
 def _run(ex, size, tmp_path, **kw):

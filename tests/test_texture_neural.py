@@ -10,11 +10,7 @@ import torch
 from art_ai_addon import InputError, synthesize_texture
 from art_ai_addon.stylize.encoders import RandomEncoder, vgg19_expected_shapes
 from art_ai_addon.texture import neural
-from test_texture import chi2, lbp_hist, max_copy_ncc, seam_ratio
-
-
-def _tex(name: str, size: int = 64, y: int = 0, x: int = 0) -> np.ndarray:
-    return (getattr(skimage.data, name)()[y:y + size, x:x + size].astype(np.float32) / 255.0)[:, :, None]
+from test_texture import _tex, chi2, lbp_hist, max_copy_ncc, seam_ratio
 
 
 def sharpness(img: np.ndarray) -> float:

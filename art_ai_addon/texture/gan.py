@@ -78,35 +78,23 @@ def level_sizes(h: int, w: int, levels: int | None = None) -> list[tuple[int, in
     return out
 
 
-def _resize(torch, x, size, periodic: bool):
-    """Periodic images are resampled in Fourier space (shift-invariant: the wrap is not special)."""
-    if periodic:
-        return fourier_resize(x, size)
-    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
 def build(torch, channels: int, width: int):
     """(Generator, Discriminator) classes for one level."""
     nn = torch.nn
     sn = nn.utils.spectral_norm
 
-    def conv(cin, cout, periodic):
-        return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="circular" if periodic else "zeros")
+    def conv(cin, cout):
+        return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="circular")
 
     class Level(nn.Module):
-        def __init__(self, periodic: bool = True):
+        def __init__(self):
             super().__init__()
             chans = [channels] + [width] * (LAYERS - 1)
             body = []
             for i in range(LAYERS - 1):
-                body += [conv(chans[i], chans[i + 1], periodic), nn.BatchNorm2d(width), nn.LeakyReLU(0.2)]
+                body += [conv(chans[i], chans[i + 1]), nn.BatchNorm2d(width), nn.LeakyReLU(0.2)]
             self.body = nn.Sequential(*body)
-            self.tail = conv(width, channels, periodic)
-
-        def set_periodic(self, periodic: bool):
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    m.padding_mode = "circular" if periodic else "zeros"
+            self.tail = conv(width, channels)
 
         def forward(self, prev, noise):
             return prev + torch.tanh(self.tail(self.body(prev + noise)))
@@ -135,9 +123,9 @@ def widths_for(n_levels: int) -> list[int]:
 class Pyramid:
     """The trained levels plus what generation needs (sizes of the training pyramid, noise amplitudes)."""
 
-    def __init__(self, torch, channels: int, sizes, amps, widths, device, periodic: bool = True):
+    def __init__(self, torch, channels: int, sizes, amps, widths, device):
         self.torch, self.channels, self.sizes, self.amps = torch, channels, [tuple(s) for s in sizes], list(amps)
-        self.levels = torch.nn.ModuleList(build(torch, channels, wd)[0](periodic) for wd in widths).to(device)
+        self.levels = torch.nn.ModuleList(build(torch, channels, wd)[0]() for wd in widths).to(device)
         self.device = device
         self.max_pixels = 1 << 20  # per strip at generation: ~1 GB of features at the widest levels
 
@@ -147,14 +135,13 @@ class Pyramid:
     def load_state_dict(self, sd):
         self.levels.load_state_dict(sd)
 
-    def generate(self, size, gen, periodic: bool = True, upto: int | None = None):
+    def generate(self, size, gen, upto: int | None = None):
         """An image (1, C, H, W) in [-1, 1] of `size` at the finest level (or level `upto`)."""
         torch = self.torch
         H, W = size
         n = len(self.levels) if upto is None else upto + 1
         eh, ew = self.sizes[-1]
         for lvl in self.levels[:n]:
-            lvl.set_periodic(periodic)
             lvl.eval()
         x = None
         with torch.no_grad():
@@ -162,14 +149,14 @@ class Pyramid:
                 sh, sw = self.sizes[i]
                 h, w = max(4, round(H * sh / eh)), max(4, round(W * sw / ew))
                 prev = torch.zeros(1, self.channels, h, w, device=self.device) if x is None else \
-                    _resize(torch, x, (h, w), periodic)
+                    fourier_resize(x, (h, w))
                 z = torch.randn(1, self.channels, h, w, generator=gen).to(self.device)
-                x = self._level(self.levels[i], prev, self.amps[i] * z, periodic)
+                x = self._level(self.levels[i], prev, self.amps[i] * z)
         return x
 
-    def _level(self, lvl, prev, noise, periodic: bool):
+    def _level(self, lvl, prev, noise):
         """One level; large canvases in strips of rows with a halo as wide as the level's field (exact: the
-        level is local, only its wide intermediate features would not fit), wrapped when periodic."""
+        level is local, only its wide intermediate features would not fit), wrapping like the level's padding."""
         torch = self.torch
         _, _, h, w = prev.shape
         rows = max(16, int(self.max_pixels // max(1, w)))
@@ -179,8 +166,7 @@ class Pyramid:
         out = torch.empty_like(prev)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
-            idx = torch.arange(y0 - m, y1 + m, device=prev.device)
-            idx = idx % h if periodic else idx.clamp(0, h - 1)
+            idx = torch.arange(y0 - m, y1 + m, device=prev.device) % h
             part = lvl(prev.index_select(2, idx), noise.index_select(2, idx))
             out[:, :, y0:y1] = part[:, :, m:m + y1 - y0]
         return out
@@ -231,7 +217,7 @@ def train(ex: np.ndarray, *, steps: int = 4000, seed: int = 0, device="cpu", rep
             if prev_critic is not None:
                 D.load_state_dict(prev_critic.state_dict())
         with torch.no_grad():
-            rec_in = torch.zeros_like(anchor) if i == 0 else _resize(torch, rec_prev, (h, w), True)
+            rec_in = torch.zeros_like(anchor) if i == 0 else fourier_resize(rec_prev, (h, w))
         # noise amplitude: as large as what the coarser levels get wrong at this scale (SinGAN's rule)
         amp = 1.0 if i == 0 else 0.1 * float(torch.sqrt(F.mse_loss(rec_in, anchor)))
         pyr.amps[i] = amp
@@ -246,10 +232,8 @@ def train(ex: np.ndarray, *, steps: int = 4000, seed: int = 0, device="cpu", rep
             x0 = int(torch.randint(0, full.shape[3] - w + 1, (1,), generator=gen))
             real = full[:, :, y0:y0 + h, x0:x0 + w]
             with torch.no_grad():
-                prev = torch.zeros_like(real) if i == 0 else _resize(
-                    torch, pyr.generate((ch, cw), gen, upto=i - 1), (h, w), True)
-                for lvl in pyr.levels[:i]:
-                    lvl.train(False)
+                prev = torch.zeros_like(real) if i == 0 else fourier_resize(
+                    pyr.generate((ch, cw), gen, upto=i - 1), (h, w))
             z = torch.randn(real.shape, generator=gen).to(device) * amp
             fake = G(prev, z)
             fake_seen = F.pad(fake, (pad, pad, pad, pad), mode="circular")
@@ -292,9 +276,9 @@ def generate(pyr: Pyramid, size, *, seed: int, tileable: bool = True) -> np.ndar
     H, W = size
     if not tileable:  # generate a wrapping field a little larger and crop: the crop does not wrap
         m = max(8, int(math.ceil(0.1 * max(H, W))))
-        x = pyr.generate((H + m, W + m), gen, periodic=True)[:, :, :H, :W]
+        x = pyr.generate((H + m, W + m), gen)[:, :, :H, :W]
     else:
-        x = pyr.generate((H, W), gen, periodic=True)
+        x = pyr.generate((H, W), gen)
     out = ((x.clamp(-1, 1) + 1) / 2)[0].cpu().numpy().transpose(1, 2, 0)
     return np.ascontiguousarray(out, dtype=np.float32)
 
