@@ -9,97 +9,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
+from . import methods
 from .errors import ArtAIError, Cancelled, InputError
+from .args import parse_chunk, parse_frames, parse_size, unit_float
+from .progress import StderrProgress, chunk_slice
 
 PROG = "python -m art_ai_addon"
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the sub-commands
-
-
-class StderrProgress:
-    """Prints 'art_ai: 42% message' lines, at most every few percent, so logs stay readable on farms."""
-
-    def __init__(self, quiet: bool = False, prefix: str = ""):
-        self.quiet = quiet
-        self.prefix = prefix
-        self._last = (-1, "")
-        self._t = 0.0
-
-    def __call__(self, fraction: float, message: str = "") -> None:
-        if self.quiet:
-            return
-        pct = int(round(100 * fraction))
-        now = time.monotonic()
-        if message == self._last[1] and pct - self._last[0] < 5 and pct != 100 and now - self._t < 5:
-            return
-        self._last = (pct, message)
-        self._t = now
-        print(f"art_ai: {self.prefix}{pct:3d}% {message}", file=sys.stderr, flush=True)
-
-    def item(self, prefix: str) -> StderrProgress:
-        return StderrProgress(self.quiet, prefix)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' or 'N' to (h, w)."""
-    try:
-        if "x" in text.lower():
-            w, h = (int(v) for v in text.lower().split("x", 1))
-        else:
-            w = h = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH (e.g. 1024x1024), got {text!r}") from None
-    if w < 8 or h < 8 or w > 16384 or h > 16384:
-        raise argparse.ArgumentTypeError(f"size {text!r} out of range (8 to 16384 pixels per side)")
-    return h, w
-
-
-def parse_chunk(text: str) -> tuple[int, int]:
-    """'I/N' (1-based) to (i, n)."""
-    try:
-        i, n = (int(v) for v in text.split("/", 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N (e.g. 2/4), got {text!r}") from None
-    if n < 1 or not 1 <= i <= n:
-        raise argparse.ArgumentTypeError(f"chunk {text!r}: need 1 <= I <= N")
-    return i, n
-
-
-def parse_frames(text: str) -> tuple[int, int]:
-    try:
-        if "-" in text:
-            a, b = (int(v) for v in text.split("-", 1))
-        else:
-            a = b = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected A-B (e.g. 1-250), got {text!r}") from None
-    if b < a:
-        raise argparse.ArgumentTypeError(f"frames {text!r}: the end comes before the start")
-    return a, b
-
-
-def unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{v} is outside 0..1")
-    return v
-
-
-def chunk_slice(items: list, chunk) -> list:
-    """The I-th of N contiguous, nearly equal slices of items (1-based I)."""
-    if not chunk:
-        return list(items)
-    i, n = chunk
-    k = len(items)
-    return list(items[(i - 1) * k // n: i * k // n])
 
 
 def expand_inputs(paths: list[str], what: str = "input") -> list[Path]:
@@ -154,32 +75,27 @@ def cmd_stylize(args, progress) -> int:
     inputs = expand_inputs(args.content, "content")
     if len(inputs) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
         raise InputError(f"-o: with several inputs the output must be a folder, and {args.output} is a file")
+    from .validate import check_args
+
+    check_args(args, inputs)
     everything = inputs  # output names follow the whole list, so a one-frame chunk still writes into the folder
     first = (len(inputs) * (args.chunk[0] - 1) // args.chunk[1]) if args.chunk else 0
     inputs = chunk_slice(inputs, args.chunk)
     styles = [read_input(s, "style") for s in args.style]
     style = styles[0] if len(styles) == 1 else styles
     mask = read_input(args.mask, "mask") if args.mask else None
-    options = {}
-    for key in ("steps", "seed", "model", "models_dir", "encoder", "decoder"):
-        value = getattr(args, key, None)
-        if value is not None:
-            options[key] = value
-    if args.style_weight:
-        options["style_weights"] = args.style_weight
+    options = method_options(args, "stylize")
     if args.temporal:
         options["temporal"] = True
         from .stylize import stylize_sequence  # noqa: F401  (raises NotAvailable until it exists)
     failed = 0
     previous = None
     if args.temporal and first > 0 and inputs:  # a later chunk: carry on from the frame before it (not written)
-        from .stylize import stylize_sequence
+        from .stylize.temporal import stylize_sequence, warm_start
 
-        print(f"art_ai: re-stylizing {everything[first - 1].name} so the sequence stays coherent across the "
-              "chunk boundary", file=sys.stderr)
-        _, previous = stylize_sequence(read_input(everything[first - 1], "content"), style, None, method=args.method,
-                                       strength=args.strength, preserve_color=args.preserve_color, mask=mask,
-                                       device=args.device, **options)
+        previous = warm_start(everything[first - 1], lambda content: stylize_sequence(
+            content, style, None, method=args.method, strength=args.strength, preserve_color=args.preserve_color,
+            mask=mask, device=args.device, **options)[1], say=lambda msg: print(f"art_ai: {msg}", file=sys.stderr))
     for k, path in enumerate(inputs):
         prog = progress.item(f"[{k + 1}/{len(inputs)}] " if len(inputs) > 1 else "")
         try:
@@ -211,6 +127,9 @@ def cmd_train_style(args, progress) -> int:
     from .stylize import train_fast_style
 
     images = expand_inputs(args.images, "training image")
+    from .validate import check_args
+
+    check_args(args, images)
     path = train_fast_style(args.style, [str(p) for p in images], steps=args.steps, name=args.name,
                             models_dir=args.models_dir, progress=progress, device=args.device, size=args.size,
                             batch_size=args.batch_size, seed=args.seed, init_model=args.init_model)
@@ -220,13 +139,11 @@ def cmd_train_style(args, progress) -> int:
 
 def cmd_texture(args, progress) -> int:
     from .texture import pbr_maps, synthesize_texture
+    from .validate import check_args
 
+    check_args(args)
     exemplar = read_input(args.exemplar, "exemplar")
-    options = {}
-    if args.steps is not None:
-        options["steps"] = args.steps
-    if args.models_dir:
-        options["models_dir"] = args.models_dir
+    options = method_options(args, "texture")
     size = args.size or (exemplar.shape[0] * 2, exemplar.shape[1] * 2)
     info: dict = {}
     result = synthesize_texture(exemplar, size=size, method=args.method, tileable=not args.no_tileable,
@@ -249,14 +166,18 @@ def _write_pbr(maps: dict, folder: Path) -> None:
 
 def cmd_seamless(args, progress) -> int:
     from .texture import make_seamless
+    from .validate import check_args
 
+    check_args(args)
     _write(args.output, make_seamless(read_input(args.image, "image"), progress=progress))
     return 0
 
 
 def cmd_pbr(args, progress) -> int:
     from .texture import pbr_maps
+    from .validate import check_args
 
+    check_args(args)
     maps = pbr_maps(read_input(args.image, "image"), strength=args.strength, directx=args.directx, progress=progress)
     _write_pbr(maps, Path(args.output))
     return 0
@@ -264,7 +185,9 @@ def cmd_pbr(args, progress) -> int:
 
 def cmd_detect(args, progress) -> int:
     from .repair import detect_damage
+    from .validate import check_args
 
+    check_args(args)
     image = read_input(args.image, "image")
     reference = read_input(args.reference, "reference") if args.reference else None
     mask = detect_damage(image, reference=reference, sensitivity=args.sensitivity, progress=progress)
@@ -274,18 +197,16 @@ def cmd_detect(args, progress) -> int:
 
 def cmd_inpaint(args, progress) -> int:
     from .repair import detect_damage, inpaint
+    from .validate import check_args
 
+    check_args(args)
     image = read_input(args.image, "image")
     if args.mask:
         mask = read_input(args.mask, "mask", data=True)
     else:
         reference = read_input(args.reference, "reference") if args.reference else None
         mask = detect_damage(image, reference=reference, sensitivity=args.sensitivity, progress=progress)
-    options = {}
-    for key in ("steps", "seed", "models_dir"):
-        value = getattr(args, key, None)
-        if value is not None:
-            options[key] = value
+    options = method_options(args, "inpaint")
     result = inpaint(image, mask, method=args.method, device=args.device, progress=progress, **options)
     _write(args.output, result)
     return 0
@@ -297,23 +218,55 @@ def cmd_render(args, progress) -> int:
     except ImportError:
         raise ArtAIError("`render` needs Blender's Python module: `pip install bpy==5.0.1`, or run it as "
                          "`blender -b --command art_ai render ...`") from None
-    from .blender.render import render_command
+    from .blender.render import RenderSettings, render_frames
 
-    return render_command(args, progress)
+    settings = RenderSettings(style=args.style or [], method=args.method, strength=args.strength,
+                              preserve_color=args.preserve_color, model=args.model, steps=args.steps,
+                              seed=args.seed, temporal=args.temporal, device=args.device)
+    render_frames(args.scene, args.output, args.frames, settings, force=args.force, progress=progress,
+                  chunk=args.chunk, written=lambda path: print(str(path), flush=True))
+    return 0
 
 
 def cmd_batch(args, progress) -> int:
-    try:
-        from .batch import run_batch
-    except ImportError:
-        from .errors import NotAvailableError
+    from .batch import run_batch
 
-        raise NotAvailableError("`batch` is not available yet in this version") from None
     return run_batch(args, progress)
+
+
+def cmd_worker(args, progress) -> int:
+    from .worker import main as worker_main
+
+    return worker_main()
 
 
 # ---------------------------------------------------------------------------------------------
 # Parser
+
+
+_TYPES = {"int": int, "float": float, "unit": unit_float, "floats": float}
+
+
+def add_method_args(p, feature: str) -> None:
+    """--method and the feature's options, from the method table (art_ai_addon/methods.py)."""
+    p.add_argument("--method", default="auto", choices=methods.names(feature),
+                   help="; ".join(f"{m.name}: {m.description}" for m in methods.of(feature)))
+    for opt in methods.cli_options(feature):
+        kw: dict = {"dest": opt.name, "help": opt.help or None}
+        if opt.kind == "bool":
+            kw["action"] = "store_true"
+            kw["default"] = None
+        elif opt.kind == "floats":
+            kw.update(action="append", type=float)
+        else:
+            kw["type"] = _TYPES.get(opt.kind, str)
+        p.add_argument(opt.flag, **kw)
+
+
+def method_options(args, feature: str) -> dict:
+    """The method options the user gave (None = not given: the method's default)."""
+    return {o.name: getattr(args, o.name) for o in methods.cli_options(feature) if getattr(args, o.name, None)
+            is not None}
 
 
 def _device(p):
@@ -325,26 +278,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog=prog, description="Art AI: stylize renders, generate tileable textures and PBR maps, repair damage.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="refuse images that would decode to more than N pixels (default: from the memory "
+                             "available, 268 million at most)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("stylize", help="give images the look of a style image",
                        description="Stylize one image, several, or a folder of frames (in name order).")
     p.add_argument("content", nargs="+", help="image file(s) or a folder")
     p.add_argument("--style", action="append", required=True, help="style image (repeat for several styles)")
-    p.add_argument("--style-weight", action="append", type=float, help="weight per --style (adain)")
     p.add_argument("-o", "--output", required=True, help="output file, or a folder for several inputs")
-    p.add_argument("--method", default="auto", choices=["auto", "gatys", "fast", "adain", "color"])
+    add_method_args(p, "stylize")
     p.add_argument("--strength", type=unit_float, default=1.0, help="0 = unchanged, 1 = full effect")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--mask", help="stylize only where this image is white")
-    p.add_argument("--model", help="fast-style checkpoint: a path or a name in the model store")
-    p.add_argument("--encoder", help="AdaIN vgg_normalised.pth")
-    p.add_argument("--decoder", help="AdaIN decoder.pth")
-    p.add_argument("--models-dir", help="model store folder")
-    p.add_argument("--steps", type=int, help="optimisation steps (gatys)")
-    p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--temporal", action="store_true", help="reduce flicker across frames (optical flow)")
     p.add_argument("--chunk", type=parse_chunk, help="I/N: only the I-th of N slices of the inputs")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
     _device(p)
     p.set_defaults(func=cmd_stylize)
 
@@ -367,12 +317,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("exemplar")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--size", type=parse_size, help="WxH (default: twice the exemplar)")
-    p.add_argument("--method", default="auto", choices=["auto", "patch", "neural", "gan"])
+    add_method_args(p, "texture")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="optimisation/training steps (neural, gan)")
     p.add_argument("--no-tileable", action="store_true", help="do not make the result wrap around")
     p.add_argument("--pbr", metavar="DIR", help="also write height/normal/roughness/ao maps into DIR")
-    p.add_argument("--models-dir", help="model store folder (trained GANs are kept there)")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
     _device(p)
     p.set_defaults(func=cmd_texture)
 
@@ -380,6 +329,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                        description="Make an image tileable, keeping its look and size.")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
     p.set_defaults(func=cmd_seamless)
 
     p = sub.add_parser("pbr", help="derive height, normal, roughness and AO maps",
@@ -388,6 +338,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--strength", type=float, default=1.0, help="normal map strength")
     p.add_argument("--directx", action="store_true", help="DirectX normal convention (-Y) instead of OpenGL")
+    p.add_argument("--overwrite", action="store_true", help="allow the maps to replace an input file")
     p.set_defaults(func=cmd_pbr)
 
     p = sub.add_parser("detect", help="find scratches, cracks, spots and holes",
@@ -407,10 +358,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--reference", help="with --detect: compare against this version")
     p.add_argument("--sensitivity", type=unit_float, default=0.5)
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--method", default="auto", choices=["auto", "smooth", "telea", "ns", "patch", "dip", "lama"])
-    p.add_argument("--steps", type=int, help="iterations (dip)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--models-dir", help="model store folder (lama)")
+    add_method_args(p, "inpaint")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
     _device(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -425,7 +374,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--frames", type=parse_frames, help="A-B (default: the scene's range)")
     p.add_argument("--chunk", type=parse_chunk, help="I/N: the I-th of N equal slices of the frame range")
     p.add_argument("--style", action="append", help="style image; without it only raw frames are written")
-    p.add_argument("--method", default="auto", choices=["auto", "gatys", "fast", "adain", "color"])
+    p.add_argument("--method", default="auto", choices=methods.names("stylize"))
     p.add_argument("--strength", type=unit_float, default=1.0)
     p.add_argument("--preserve-color", action="store_true")
     p.add_argument("--model")
@@ -442,6 +391,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=parse_chunk)
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS", help="run items as Ray tasks")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("worker", help="the engine worker for Blender (JSON lines on stdin/stdout)",
+                       description="Run engine jobs sent as JSON lines on stdin; replies go to stdout "
+                                   "(see art_ai_addon/worker.py). Blender's job runner starts it.")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 
@@ -453,6 +407,13 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2); never leave Blender
         return int(exc.code or 0)
     progress = StderrProgress(args.quiet)
+    if args.max_pixels is not None:
+        from .imageio import set_max_pixels
+
+        if args.max_pixels < 1:
+            print("art_ai: error: --max-pixels: give a number of pixels, 1 or more", file=sys.stderr)
+            return 2
+        set_max_pixels(args.max_pixels)
     debug = args.debug or os.environ.get("ART_AI_DEBUG")
     try:
         return int(args.func(args, progress) or 0)

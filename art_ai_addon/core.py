@@ -25,6 +25,8 @@ def as_image(img, what: str = "image") -> np.ndarray:
     """
     if img is None:
         raise InputError(f"{what}: no image given")
+    if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
+        raise InputError(f"{what}: got a file name ({img!r}), expected pixels; read it with art.read_image first")
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -48,6 +50,18 @@ def as_image(img, what: str = "image") -> np.ndarray:
     if arr.shape[2] == 2:  # grey + alpha
         out = np.concatenate([out[:, :, :1]] * 3 + [out[:, :, 1:]], axis=2)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def finite_result(out: np.ndarray, what: str) -> np.ndarray:
+    """`out` if every value is finite; otherwise an ArtAIError naming `what` produced NaN/inf (broken weights,
+    a NaN option), instead of a silently black image."""
+    if not np.isfinite(out).all():
+        from .errors import ArtAIError
+
+        bad = float(np.mean(~np.isfinite(out)))
+        raise ArtAIError(f"{what} produced invalid values (NaN or infinity in {bad:.0%} of the result); "
+                         "nothing was written: check the weights file and the numeric options")
+    return out
 
 
 def split_alpha(img: np.ndarray):
@@ -166,8 +180,8 @@ def require_torch(what: str = "this method"):
         from .errors import NotAvailableError
 
         raise NotAvailableError(
-            f"{what} needs PyTorch, which is not installed; install it (Preferences > Add-ons > Art AI > "
-            "Dependencies, or `pip install torch`) or use a method that needs no torch"
+            f"{what} needs PyTorch, which this Python does not have; `pip install torch==2.13.0` here, or in "
+            "Blender set Preferences > Add-ons > Art AI > PyTorch Python, or use a method that needs no torch"
         ) from exc
     if _threads and torch.get_num_threads() != _threads:
         torch.set_num_threads(_threads)
@@ -212,29 +226,83 @@ def set_threads(n: int = 0) -> None:
         sys.modules["cv2"].setNumThreads(_threads)
 
 
+def get_threads() -> int:
+    """The CPU thread limit set_threads stored (0 = none)."""
+    return _threads
+
+
 # ---------------------------------------------------------------------------------------------
-# Fast colour encoding for whole frames (4K and up): 16-bit lookup tables instead of pow per pixel.
+# Fast colour encoding for whole frames (4K and up): lookup tables indexed by the float's own bits, so one
+# gather replaces clip + pow + where per value, and NaN, negatives and infinities need no extra pass.
 
 _LUTS: dict = {}
+HIGH_HALF = 1 if sys.byteorder == "little" else 0  # the uint16 of a float32 with sign, exponent, 7 mantissa bits
+SRGB_ENCODE_BITS = 16  # linear -> sRGB: table indexed by the upper 16 bits (error < 2e-3, under 1/255)
+SRGB_DECODE_SHIFT = 13  # sRGB -> linear: table indexed by bits >> 13 (10 mantissa bits, error < 6e-4 in sRGB)
 
 
-def _lut(name: str) -> np.ndarray:
-    if name not in _LUTS:
-        x = np.linspace(0.0, 1.0, 65536, dtype=np.float32)
-        _LUTS[name] = linear_to_srgb(x) if name == "to_srgb" else srgb_to_linear(x)
-    return _LUTS[name]
+def _bucket_ends(index: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest float32 whose bits >> shift equal index (as float64, inf/NaN where they are)."""
+    lo = (index.astype(np.uint64) << shift).astype(np.uint32).view(np.float32).astype(np.float64)
+    hi = ((index.astype(np.uint64) << shift) | ((1 << shift) - 1)).astype(np.uint32).view(np.float32)
+    return lo, hi.astype(np.float64)
 
 
-def _apply_lut(x: np.ndarray, name: str, out: np.ndarray | None = None) -> np.ndarray:
-    """Values clipped to [0, 1] and mapped through the table; error below 3e-4, far under 1/255."""
-    idx = np.clip(x, 0.0, 1.0) * 65535.0
-    idx += 0.5
-    return np.take(_lut(name), idx.astype(np.uint16), out=out)
+def srgb_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(encode, decode): encode[bits >> 16] = sRGB of a linear float32, decode[bits >> 13] = linear of an sRGB float32.
+
+    Both clamp to [0, 1], map NaN and negatives to 0 and +inf to 1; each entry is the middle of what its bucket
+    maps to, so the error is half a bucket."""
+    if not _LUTS:
+        built = {}
+        with np.errstate(invalid="ignore", over="ignore"):
+            for name, shift, fn in (("encode", 32 - SRGB_ENCODE_BITS, linear_to_srgb),
+                                    ("decode", SRGB_DECODE_SHIFT, srgb_to_linear)):
+                idx = np.arange(1 << (32 - shift), dtype=np.uint64)
+                lo, hi = _bucket_ends(idx, shift)
+                lo = np.clip(np.nan_to_num(lo, nan=0.0, posinf=1.0), 0.0, 1.0)
+                hi = np.clip(np.nan_to_num(hi, nan=0.0, posinf=1.0), 0.0, 1.0)
+                if name == "encode":
+                    table = (fn(lo).astype(np.float64) + fn(hi)) * 0.5
+                else:
+                    table = fn((lo + hi) * 0.5)
+                table[idx >= (1 << (31 - shift))] = 0.0  # sign bit set: negative, -0 and negative NaN
+                positive = idx < (1 << (31 - shift))
+                table[positive & ((idx << shift) == 0x7F800000)] = 1.0  # +inf (and NaNs sharing its bucket)
+                table[positive & ((idx << shift) > 0x7F800000)] = 0.0  # NaN
+                built[name] = table.astype(np.float32)
+        _LUTS.update(built)  # both at once: another thread never sees half the tables
+    return _LUTS["encode"], _LUTS["decode"]
+
+
+_LUT_BLOCK = 1 << 16  # values per gather: the index temporaries stay in the L2 cache
 
 
 def linear_to_srgb_fast(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return _apply_lut(x, "to_srgb", out)
+    """Scene-linear float32 to sRGB-encoded, clamped to [0, 1] (NaN to 0), error below 2e-3; out may be x."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x) if out is None else out
+    table = srgb_tables()[0]
+    hi = x.reshape(-1).view(np.uint16)[HIGH_HALF::2]
+    flat = out.reshape(-1)
+    idx = np.empty(min(_LUT_BLOCK, hi.size), dtype=np.intp)
+    for i in range(0, hi.size, _LUT_BLOCK):
+        n = min(_LUT_BLOCK, hi.size - i)
+        np.copyto(idx[:n], hi[i:i + n], casting="unsafe")
+        np.take(table, idx[:n], out=flat[i:i + n], mode="wrap")
+    return out
 
 
 def srgb_to_linear_fast(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return _apply_lut(x, "to_linear", out)
+    """sRGB-encoded float32 to linear, clamped to [0, 1] (NaN to 0), error below 6e-4 in sRGB; out may be x."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x) if out is None else out
+    table = srgb_tables()[1]
+    bits = x.reshape(-1).view(np.uint32)
+    flat = out.reshape(-1)
+    idx = np.empty(min(_LUT_BLOCK, bits.size), dtype=np.intp)
+    for i in range(0, bits.size, _LUT_BLOCK):
+        n = min(_LUT_BLOCK, bits.size - i)
+        np.right_shift(bits[i:i + n], SRGB_DECODE_SHIFT, out=idx[:n], casting="unsafe")
+        np.take(table, idx[:n], out=flat[i:i + n], mode="wrap")
+    return out

@@ -1,21 +1,22 @@
-"""Optional dependencies (PyTorch, OpenCV): detect them, and install them with Blender's own Python and pip.
+"""PyTorch outside Blender: find a Python that has it, ask it what it runs on, and (full build only) make one.
 
-Blender ships numpy but not torch or OpenCV. OpenCV comes as per-platform wheels in the extension
-manifest; PyTorch is installed on request with `pip install --target <extension user dir>/site-packages`,
-picking the CPU, CUDA, ROCm or macOS (MPS) build for the machine, and that folder is put on `sys.path`
-while the add-on is enabled. Offline studios point `wheels_dir` at a folder of wheels
-(`--no-index --find-links DIR`). No bpy here: the Blender layer passes in the folders.
+Blender's own process never imports torch and never changes `sys.path` (DESIGN.md, Processes): methods that
+need PyTorch run in the engine worker under a separate "PyTorch Python". This module only looks at such
+interpreters from the outside (`probe_python` runs them once in a subprocess) and tells the machine's
+accelerator (`detect_accelerator`, cached by `accelerator_cached`, never to be called on a draw path).
+
+Making an environment (`create_torch_env`: a venv with the right torch build, installed by that venv's own pip)
+lives in `torch_env.py`, which only the full build carries; the extensions-platform build leaves it out and
+`can_create_env()` is False there. No bpy here, and nothing optional is imported.
 """
 
 from __future__ import annotations
 
-import datetime
-import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
-import queue
 import re
 import shutil
 import subprocess
@@ -23,27 +24,20 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import ArtAIError, Cancelled
 
-PYTORCH_INDEX = "https://download.pytorch.org/whl"
-PYPI_INDEX = "https://pypi.org/simple"
-# CUDA builds of PyTorch, newest first, with the lowest driver CUDA version we pick each for. A heuristic:
-# cu12x wheels run on any CUDA 12 driver (minor-version compatibility), cu126 keeps the older GPUs that
-# cu128 dropped; drivers older than CUDA 12 get the CPU build.
-CUDA_VARIANTS = [((13, 0), "cu130"), ((12, 8), "cu128"), ((12, 0), "cu126")]
-ROCM_VARIANT = "rocm6.4"
+ACCELERATOR_TIMEOUT = 3.0  # seconds nvidia-smi may take before we call the machine CPU-only
 
-# key -> (pip requirement, import name, distribution names, install without dependencies?)
+# key -> (pip requirement, import name, distribution names)
 PACKAGES = {
-    "torch": ("torch==2.13.0", "torch", ("torch",), False),
-    # --no-deps: its numpy requirement would put a second numpy in front of Blender's own
-    "opencv": ("opencv-python-headless", "cv2", ("opencv-python-headless", "opencv-python",
-                                                 "opencv-contrib-python-headless", "opencv-contrib-python"), True),
+    "torch": ("torch==2.13.0", "torch", ("torch",)),
+    "numpy": ("numpy>=1.26,<2", "numpy", ("numpy",)),
+    "opencv": ("opencv-python-headless==4.11.0.86", "cv2", ("opencv-python-headless", "opencv-python",
+                                                           "opencv-contrib-python-headless", "opencv-contrib-python")),
 }
 
 
 # ---------------------------------------------------------------------------------------------
-# Detection
+# This process
 
 
 def _dist_version(names) -> str | None:
@@ -56,15 +50,11 @@ def _dist_version(names) -> str | None:
 
 
 def status() -> dict[str, dict]:
-    """{"torch": {"present", "version", "location"}, "opencv": ..., "numpy": ...} without importing torch."""
+    """{"torch": {"present", "version", "location"}, "numpy": ..., "opencv": ...} for this process, importing none."""
     out = {}
-    table = dict(PACKAGES)
-    table["numpy"] = ("numpy", "numpy", ("numpy",), False)
-    for key, (_req, module, dists, _nodeps) in table.items():
+    for key, (_req, module, dists) in PACKAGES.items():
         spec = importlib.util.find_spec(module) if module not in sys.modules else sys.modules[module].__spec__
-        location = None
-        if spec is not None and spec.origin:
-            location = str(Path(spec.origin).parent)
+        location = str(Path(spec.origin).parent) if spec is not None and spec.origin else None
         version = _dist_version(dists) if spec is not None else None
         if spec is not None and version is None and module in sys.modules:
             version = getattr(sys.modules[module], "__version__", None)
@@ -72,12 +62,30 @@ def status() -> dict[str, dict]:
     return out
 
 
-def missing() -> list[str]:
-    return [k for k, v in status().items() if k in PACKAGES and not v["present"]]
+def build_flavour() -> str:
+    """"platform" (extensions-platform zip) or "full" (adds the environment creator); see _build.py."""
+    try:
+        from . import _build
+    except ImportError:
+        return "full"
+    return getattr(_build, "FLAVOUR", "full")
 
 
-def detect_accelerator(system: str | None = None, machine: str | None = None) -> tuple[str, tuple | None]:
-    """("cuda", (major, minor) of the driver) | ("rocm", None) | ("mps", None) | ("cpu", None)."""
+def can_create_env() -> bool:
+    """True in the full build: the environment creator is there (it still needs Online Access to download)."""
+    return build_flavour() == "full" and importlib.util.find_spec(f"{__package__}.torch_env") is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+def detect_accelerator(system: str | None = None, machine: str | None = None,
+                       timeout: float = ACCELERATOR_TIMEOUT) -> tuple[str, tuple | None]:
+    """("cuda", (major, minor) of the driver) | ("rocm", None) | ("mps", None) | ("cpu", None).
+
+    May run nvidia-smi (at most `timeout` seconds): call it from a thread or an operator, never while drawing;
+    `accelerator_cached()` is the cheap way."""
     system = (system or platform.system()).lower()
     machine = (machine or platform.machine()).lower()
     if system == "darwin":
@@ -85,7 +93,7 @@ def detect_accelerator(system: str | None = None, machine: str | None = None) ->
     smi = shutil.which("nvidia-smi")
     if smi:
         try:
-            text = subprocess.run([smi], capture_output=True, text=True, timeout=15).stdout
+            text = subprocess.run([smi], capture_output=True, text=True, timeout=timeout).stdout
         except (OSError, subprocess.SubprocessError):
             text = ""
         m = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", text)
@@ -96,187 +104,89 @@ def detect_accelerator(system: str | None = None, machine: str | None = None) ->
     return "cpu", None
 
 
-def torch_index(accelerator: tuple[str, tuple | None], system: str | None = None) -> tuple[str | None, str]:
-    """(pip index URL or None for PyPI, human label) for the PyTorch build that fits the machine."""
-    system = (system or platform.system()).lower()
-    kind, version = accelerator
-    if system == "darwin":
-        return None, "PyPI build (Apple MPS)" if kind == "mps" else "PyPI build (CPU)"
-    if kind == "cuda" and version:
-        for need, tag in CUDA_VARIANTS:
-            if tuple(version) >= need:
-                return f"{PYTORCH_INDEX}/{tag}", f"CUDA build ({tag}, driver supports CUDA {version[0]}.{version[1]})"
-        return f"{PYTORCH_INDEX}/cpu", f"CPU build (the NVIDIA driver's CUDA {version[0]}.{version[1]} is too old)"
-    if kind == "rocm":
-        return f"{PYTORCH_INDEX}/{ROCM_VARIANT}", f"ROCm build ({ROCM_VARIANT})"
-    return f"{PYTORCH_INDEX}/cpu", "CPU build"
+_accelerator: tuple[str, tuple | None] | None = None
+_accelerator_lock = threading.Lock()
+
+
+def accelerator_cached(refresh: bool = False) -> tuple[str, tuple | None]:
+    """detect_accelerator() once per session (the first call may take up to ACCELERATOR_TIMEOUT seconds)."""
+    global _accelerator
+    with _accelerator_lock:
+        if _accelerator is None or refresh:
+            _accelerator = detect_accelerator()
+        return _accelerator
 
 
 # ---------------------------------------------------------------------------------------------
-# Installing
+# Another Python
+
+_PROBE = r"""
+import json, sys
+out = {"python": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable}
+try:
+    import numpy
+    out["numpy"] = numpy.__version__
+except Exception as exc:
+    out["numpy"] = None
+try:
+    import cv2
+    out["cv2"] = cv2.__version__
+except Exception:
+    out["cv2"] = None
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["cuda"] = bool(torch.cuda.is_available())
+    mps = getattr(torch.backends, "mps", None)
+    out["mps"] = bool(mps is not None and mps.is_available())
+    out["device"] = "cuda" if out["cuda"] else "mps" if out["mps"] else "cpu"
+    if out["cuda"]:
+        out["device_name"] = torch.cuda.get_device_name(0)
+except Exception as exc:
+    out["torch"] = None
+    out["error"] = "%s: %s" % (type(exc).__name__, exc)
+print("ART_AI_PROBE " + json.dumps(out))
+"""
 
 
-def python_executable() -> str:
-    """Blender's own Python (sys.executable is it in Blender 2.91+ and in the bpy module's interpreter)."""
-    return sys.executable
+def probe_python(path, timeout: float = 60.0) -> dict:
+    """Run `path -c ...` once: {"ok", "torch", "cuda", "mps", "device", "error"} (+ "python", "numpy", "cv2").
 
-
-def build_pip_command(requirements, target, *, python: str | None = None, index_url: str | None = None,
-                      extra_index_url: str | None = None, find_links=None, no_deps: bool = False) -> list[str]:
-    """The pip command that installs `requirements` into `target` (binary wheels only, never building)."""
-    cmd = [python or python_executable(), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-           "--no-warn-script-location", "--only-binary=:all:", "--upgrade", "--target", str(target)]
-    if find_links:
-        cmd += ["--no-index", "--find-links", str(find_links)]
-    else:
-        if index_url:
-            cmd += ["--index-url", index_url]
-        if extra_index_url:
-            cmd += ["--extra-index-url", extra_index_url]
-    if no_deps:
-        cmd.append("--no-deps")
-    cmd += list(requirements if not isinstance(requirements, str) else [requirements])
-    return cmd
-
-
-def plan(keys, target, *, wheels_dir=None, python: str | None = None, accelerator=None,
-         system: str | None = None) -> list[tuple[str, list[str]]]:
-    """[(label, pip command)] for dependency keys ("torch", "opencv") or plain requirement strings."""
-    steps = []
-    for key in keys:
-        if key in PACKAGES:
-            requirement, _module, _dists, no_deps = PACKAGES[key]
-        else:
-            requirement, no_deps = key, False
-        index = extra = None
-        label = requirement
-        if key == "torch" and not wheels_dir:
-            index, label_build = torch_index(accelerator or detect_accelerator(system), system)
-            extra = PYPI_INDEX if index else None  # torch's own dependencies (sympy, jinja2...) live on PyPI
-            label = f"{requirement}, {label_build}"
-        steps.append((label, build_pip_command([requirement], target, python=python, index_url=index,
-                                               extra_index_url=extra, find_links=wheels_dir, no_deps=no_deps)))
-    return steps
-
-
-def _phase_fraction(line: str, current: float) -> float:
-    """A rough fraction from pip's output, so a progress bar moves through the phases."""
-    text = line.strip()
-    if text.startswith("Collecting") or text.startswith("Looking in"):
-        return max(current, min(current + 0.05, 0.3))
-    if text.startswith("Downloading") or text.startswith("Processing") or "MB" in text and "/" in text:
-        return max(current, min(current + 0.05, 0.75))
-    if text.startswith("Installing collected packages"):
-        return max(current, 0.8)
-    if text.startswith("Successfully installed"):
-        return 1.0
-    return current
-
-
-def run_pip(cmd: list[str], *, log_path=None, progress=None, cancel=None, label: str = "",
-            env: dict | None = None) -> None:
-    """Run one pip command, streaming its lines to `log_path` and to `progress(fraction, line)`."""
-    env = dict(os.environ if env is None else env)
-    env["PYTHONNOUSERSITE"] = "1"  # pip must not see or touch the user's site-packages
-    env.pop("PIP_REQUIRE_VIRTUALENV", None)
-    log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed in finally
-    lines: queue.Queue = queue.Queue()
-    tail: list[str] = []
+    "ok" means the engine worker can run there: torch and numpy import. Blocks up to `timeout` seconds (importing
+    torch the first time is slow): run it on a thread, never on a draw path. Never raises."""
+    answer = {"ok": False, "torch": None, "cuda": False, "mps": False, "device": None, "error": None}
+    exe = str(path or "").strip()
+    if not exe:
+        answer["error"] = "no Python given"
+        return answer
+    if os.sep in exe or (os.altsep and os.altsep in exe):
+        if not Path(exe).is_file():
+            answer["error"] = f"{exe} does not exist"
+            return answer
+    elif shutil.which(exe) is None:
+        answer["error"] = f"{exe} is not on PATH"
+        return answer
+    env = dict(os.environ)
+    for var in ("PYTHONHOME", "PYTHONPATH"):  # Blender's settings must not leak into another interpreter
+        env.pop(var, None)
     try:
-        if log:
-            log.write(f"\n=== {datetime.datetime.now().isoformat(timespec='seconds')} {label}\n$ {' '.join(cmd)}\n")
-            log.flush()
-        try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    bufsize=1)
-        except OSError as exc:
-            raise ArtAIError(f"installing {label}: cannot start {cmd[0]} ({exc.strerror or exc})") from None
-
-        def reader():
-            for raw in proc.stdout:
-                lines.put(raw)
-            lines.put(None)
-
-        threading.Thread(target=reader, daemon=True).start()
-        fraction = 0.0
-        while True:
-            if cancel is not None and cancel.is_set():
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                if log:
-                    log.write("=== cancelled\n")
-                raise Cancelled("cancelled")
-            try:
-                raw = lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if raw is None:
-                break
-            if log:
-                log.write(raw)
-                log.flush()
-            text = raw.rstrip()
-            if text:
-                tail = (tail + [text])[-8:]
-                fraction = _phase_fraction(text, fraction)
-                if progress is not None:
-                    progress(min(fraction, 0.99), text[:200])
-        rc = proc.wait()
-        if log:
-            log.write(f"=== exit {rc}\n")
-    finally:
-        if log:
-            log.close()
-    if rc != 0:
-        reason = next((t for t in reversed(tail) if t.startswith("ERROR")), tail[-1] if tail else "no output")
-        where = f"; full log: {log_path}" if log_path else ""
-        raise ArtAIError(f"installing {label} failed (pip exit {rc}): {reason[:300]}{where}")
-    if progress is not None:
-        progress(1.0, f"installed {label}")
-
-
-def install(keys, target, *, wheels_dir=None, python: str | None = None, log_path=None, progress=None, cancel=None,
-            accelerator=None) -> Path:
-    """Install dependency keys ("torch", "opencv") or requirement strings into `target`, then put it on sys.path.
-
-    `wheels_dir` installs offline from a folder of wheels. Raises ArtAIError with the log's path on failure.
-    """
-    from .core import reporter
-
-    target = Path(target)
-    try:
-        target.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        answer["error"] = f"{exe} did not answer within {timeout:g} s"
+        return answer
     except OSError as exc:
-        raise ArtAIError(f"install: cannot create {target}: {exc.strerror or exc}") from None
-    if wheels_dir is not None and not Path(wheels_dir).is_dir():
-        raise ArtAIError(f"install: the wheels folder {wheels_dir} does not exist")
-    if log_path is None:
-        log_path = target.parent / "install.log"
-    rep = reporter(progress, cancel)
-    steps = plan(list(keys), target, wheels_dir=wheels_dir, python=python, accelerator=accelerator)
-    for i, (label, cmd) in enumerate(steps):
-        sub = rep.sub(i / len(steps), (i + 1) / len(steps))
-        sub(0.0, f"installing {label}")
-        run_pip(cmd, log_path=log_path, progress=sub, cancel=cancel, label=label)
-    add_to_sys_path(target)
-    rep(1.0, "dependencies installed")
-    return target
-
-
-def add_to_sys_path(folder) -> bool:
-    """Put an install folder on sys.path (at the end, so Blender's own numpy keeps priority)."""
-    p = str(Path(folder))
-    if not Path(p).is_dir() or p in sys.path:
-        return False
-    sys.path.append(p)
-    importlib.invalidate_caches()
-    return True
-
-
-def remove_from_sys_path(folder) -> None:
-    p = str(Path(folder))
-    while p in sys.path:
-        sys.path.remove(p)
+        answer["error"] = f"cannot run {exe}: {exc.strerror or exc}"
+        return answer
+    line = next((t for t in reversed(res.stdout.splitlines()) if t.startswith("ART_AI_PROBE ")), None)
+    if line is None:
+        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        answer["error"] = f"{exe} is not a working Python (exit {res.returncode}): {tail[:200]}"
+        return answer
+    answer.update(json.loads(line[len("ART_AI_PROBE "):]))
+    if answer.get("torch") is None:
+        answer["error"] = f"no PyTorch in {exe} ({answer.get('error') or 'import torch failed'})"
+    elif answer.get("numpy") is None:
+        answer["error"] = f"no numpy in {exe}: install numpy<2 there"
+    else:
+        answer["ok"], answer["error"] = True, None
+    return answer

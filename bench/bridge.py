@@ -1,13 +1,23 @@
-"""Bridge throughput: a 4K image Blender -> engine array -> Blender, against plain numpy copies of the same bytes.
+"""Bridge throughput: 4K images Blender <-> engine array, against a plain numpy copy of the same bytes.
 
-The peer is the least any bridge must do: copy the pixels out of Blender's buffer and back in, i.e. two
-numpy copies of the same float32 bytes. Ratio = our round trip / that.
+The peer is a plain numpy copy (`np.copyto` between two preallocated float32 arrays) of the bytes that move:
+a 4K RGBA float32 frame is 133 MB. Every row moves those bytes `moves` times at least, and its ratio is
+time / (moves x peer). Blender's own `pixels.foreach_get` / `foreach_set` (into reused buffers, no conversion)
+are printed too: they are the floor any bridge pays, whatever it does.
 
-    .venv/bin/python bench/bridge.py
+    .venv/bin/python bench/bridge.py            # best of 7
+    .venv/bin/python bench/bridge.py --repeat 3 --threads 1
+
+Rows: `read` = image_to_array (engine layout, top-down, sRGB-encoded; float images convert from linear
+premultiplied), `write` = array_to_image of a new contiguous engine result (float results convert back),
+`round trip` = both. The pixels are random (alpha below 1 everywhere, so float images take the un-premultiply
+path; opaque renders, alpha 1, skip it: the last image). To add a row (e.g. through the engine worker), append
+to the list that `rows_for` returns, see WORKER below.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,8 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+W, H = 3840, 2160
+
 
 def best_of(fn, n=7):
+    fn()  # warm up (first-touch page faults, tables)
     times = []
     for _ in range(n):
         t = time.perf_counter()
@@ -26,43 +39,90 @@ def best_of(fn, n=7):
     return min(times)
 
 
-def main():
+# The engine worker's round trip: read -> to the worker (one copy into shared memory, mapped there) -> back (one
+# copy, mapped here) -> write: 4 moves of the bytes. Set by main() unless --no-worker.
+worker_roundtrip = None
+
+
+def start_worker():
+    """A warm engine worker on this Python; returns (round-trip function, client)."""
+    from art_ai_addon.worker import WorkerClient
+
+    client = WorkerClient(sys.executable)
+    client.start()
+    return (lambda arr: client.run("echo", {"value": arr}, copy=False)[0]), client
+
+
+def rows_for(bridge, img, float_buffer: bool):
+    """[(label, moves, fn)] for one Blender image."""
+    n = W * H * img.channels
+    raw = np.zeros(n, dtype=np.float32)
+    out_name = f"{img.name}.out"
+    result = np.ascontiguousarray(bridge.image_to_array(img))  # an engine result: new, contiguous, top-down
+
+    def read():
+        bridge.image_to_array(img)
+
+    def write():
+        bridge.array_to_image(result, out_name, float_buffer=float_buffer)
+
+    def round_trip():
+        bridge.array_to_image(bridge.image_to_array(img), out_name, float_buffer=float_buffer)
+
+    rows = [
+        ("Blender foreach_get (floor)", 1, lambda: img.pixels.foreach_get(raw)),
+        ("Blender foreach_set (floor)", 1, lambda: img.pixels.foreach_set(raw)),
+        ("read  (image_to_array)", 1, read),
+        ("write (array_to_image)", 1, write),
+        ("round trip", 2, round_trip),
+    ]
+    if worker_roundtrip is not None:
+        def through_worker():
+            bridge.array_to_image(worker_roundtrip(bridge.image_to_array(img)), out_name, float_buffer=float_buffer)
+
+        rows.append(("round trip via engine worker", 4, through_worker))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0, help="colour-conversion threads (default: up to 8 cores)")
+    ap.add_argument("--no-worker", action="store_true", help="skip the engine worker round trip")
+    args = ap.parse_args(argv)
+    global worker_roundtrip
+    client = None
+    if not args.no_worker:
+        worker_roundtrip, client = start_worker()
     import bpy
 
+    from art_ai_addon import core
     from art_ai_addon.blender import bridge
 
-    w, h = 3840, 2160
+    core.set_threads(args.threads)
+
     rng = np.random.default_rng(0)
-    data = rng.random(w * h * 4, dtype=np.float32)
-    rows = []
-    for label, float_buffer in (("byte sRGB image", False), ("float linear image", True)):
-        img = bpy.data.images.new(label, w, h, alpha=True, float_buffer=float_buffer)
-        img.pixels.foreach_set(data)
-        out_name = f"{label}.out"
-
-        def ours():
-            arr = bridge.image_to_array(img)
-            bridge.array_to_image(arr, out_name, float_buffer=float_buffer)
-
-        def engine_result():  # a new (contiguous, top-down) result array, as every engine returns
-            arr = np.ascontiguousarray(bridge.image_to_array(img))
-            bridge.array_to_image(arr, out_name, float_buffer=float_buffer)
-
-        src = data.copy()
-        mid = np.empty_like(src)
-        dst = np.empty_like(src)
-
-        def peer():
-            np.copyto(mid, src)
-            np.copyto(dst, mid)
-
-        ours(), engine_result(), peer()  # warm up (first-touch page faults)
-        t_ours, t_res, t_peer = best_of(ours), best_of(engine_result), best_of(peer)
-        rows.append((label, t_ours, t_res, t_peer))
-    print(f"4K ({w}x{h}) RGBA float32, best of 7; peer = two plain numpy copies of the same {w * h * 16 / 1e6:.0f} MB")
-    print(f"{'image':22s} {'round trip s':>12s} {'ratio':>6s} {'with new result s':>18s} {'ratio':>6s} {'peer s':>8s}")
-    for label, a, b, p in rows:
-        print(f"{label:22s} {a:12.3f} {a / p:6.2f} {b:18.3f} {b / p:6.2f} {p:8.3f}")
+    data = rng.random(W * H * 4, dtype=np.float32)  # random RGBA: every pixel differs, alpha everywhere below 1
+    premultiplied = data.copy()  # float buffers hold premultiplied values (colour <= alpha)
+    premultiplied.reshape(-1, 4)[:, :3] *= premultiplied.reshape(-1, 4)[:, 3:]
+    src, dst = data.copy(), np.empty_like(data)
+    peer = best_of(lambda: np.copyto(dst, src), args.repeat)
+    print(f"4K ({W}x{H}) RGBA float32 = {data.nbytes / 1e6:.0f} MB, best of {args.repeat}, "
+          f"{bridge._threads(data.size)} conversion thread(s); peer = a plain numpy copy of those bytes: {peer:.4f} s")
+    print(f"{'image':22s} {'step':30s} {'s':>8s} {'moves':>5s} {'ratio':>6s}")
+    opaque = data.copy()  # an opaque render: alpha 1 everywhere
+    opaque.reshape(-1, 4)[:, 3] = 1.0
+    images = (("byte sRGB", False, data), ("float linear", True, premultiplied),
+              ("float linear, alpha 1", True, opaque))
+    for label, float_buffer, pixels in images:
+        img = bpy.data.images.new(label, W, H, alpha=True, float_buffer=float_buffer)
+        img.pixels.foreach_set(pixels)
+        for step, moves, fn in rows_for(bridge, img, float_buffer):
+            t = best_of(fn, args.repeat)
+            print(f"{label:22s} {step:30s} {t:8.4f} {moves:5d} {t / (moves * peer):6.2f}")
+        bridge.release_buffers()
+    if client is not None:
+        client.stop()
 
 
 if __name__ == "__main__":

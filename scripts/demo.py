@@ -125,6 +125,14 @@ def main(argv=None) -> int:
         assert bpy.ops.art_ai.stylize(image="Render Result", style=style_img.name, method="COLOR") == {"FINISHED"}
         save("stylized_color.png", bridge.image_to_array(bpy.data.images["Render Result.stylized"]))
 
+    def stylize_arbitrary():
+        # through the operator as an artist runs it: the PyTorch method goes to the engine worker (this venv's Python)
+        os.environ.setdefault("ART_AI_TORCH_PYTHON", sys.executable)
+        result = bpy.ops.art_ai.stylize(image="Render Result", style=style_img.name, method="ARBITRARY",
+                                        output="Render Result.arbitrary")
+        assert result == {"FINISHED"}, result
+        save("stylized_arbitrary.png", bridge.image_to_array(bpy.data.images["Render Result.arbitrary"]))
+
     def stylize_gatys():
         save("stylized_gatys.png", art.stylize(render, style, method="gatys", steps=args.steps, seed=0))
 
@@ -156,6 +164,7 @@ def main(argv=None) -> int:
         save("repaired_with_true_mask.png", art.inpaint(broken, truth_mask, method="auto"))
 
     step("stylize (colour, operator on Render Result)", stylize_color)
+    step("stylize (arbitrary, Magenta's networks, operator + engine worker)", stylize_arbitrary)
     step("stylize (gatys, built-in encoder)", stylize_gatys)
     step("textures (patch synthesis, seamless, PBR maps)", texture)
     step("repair (detect + inpaint)", repair)

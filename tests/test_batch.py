@@ -118,6 +118,19 @@ method = "color"
                                                                                         "top-level"]),
     ('[[step]]\ntask = "seamless"\ninput = "brick.png\n', ["not valid TOML"]),
     ('', ["no [[step]] tables"]),
+    ('[[step]]\ntask = "stylize"\ninput = "frames"\noutput = "o"\nstyle = "style.png"\nstrength = nan\n',
+     ["strength", "finite"]),
+    ('[[step]]\ntask = "pbr"\ninput = "brick.png"\noutput = "p"\nstrength = nan\n', ["step 1 (pbr)", "strength",
+                                                                                     "finite"]),
+    ('[[step]]\ntask = "texture"\ninput = "brick.png"\noutput = "t.png"\nsteps = 0\n', ["steps", "1 or more"]),
+    # options come from the method table: its ranges, and only the options the chosen method takes
+    ('[[step]]\ntask = "texture"\ninput = "brick.png"\noutput = "t.png"\nmemory_mb = 10\n',
+     ["step 1 (texture)", "memory_mb", "64 or more"]),
+    ('[[step]]\ntask = "stylize"\ninput = "frames"\noutput = "o"\nstyle = "style.png"\nencoder = "vgg19"\n'
+     'method = "color"\n', ["step 1 (stylize)", "encoder", "not an option", "'color'"]),
+    # two steps writing one file: the second would be "up to date" and its work lost
+    ('[[step]]\ntask = "seamless"\ninput = "brick.png"\noutput = "out/sty/0002.png"\n',
+     ["step 1 (seamless)", "0002.png", "also written by", "(stylize) for 0002.png"]),
 ])
 def test_invalid_job_exits_2_with_one_line_and_runs_nothing(ws, capsys, body, expected):
     # a valid first step proves that nothing runs before the whole file is checked
@@ -142,6 +155,15 @@ def _wrap_error(img):
     wrap = (np.abs(g[:, 0] - g[:, -1]).mean() + np.abs(g[0] - g[-1]).mean()) / 2
     inner = (np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 2
     return wrap / inner
+
+
+def _assert_repaired(ws, path):
+    """Closer to the clean photo inside the scratches' mask, untouched outside it."""
+    mask = read_image(ws / "mask.png", data=True)[..., 0] > 0.5
+    clean, damaged = read_image(ws / "clean.png"), read_image(ws / "damaged.png")
+    rep = read_image(path)
+    assert np.abs(rep - clean)[mask].mean() < 0.3 * np.abs(damaged - clean)[mask].mean()
+    assert np.abs(rep - damaged)[~mask].max() < 1.5 / 255
 
 
 def test_every_task_through_a_job_then_resume_and_force(ws, capsys):
@@ -211,10 +233,7 @@ def test_every_task_through_a_job_then_resume_and_force(ws, capsys):
     found = read_image(o / "damage.png", data=True)[..., 0]
     assert found[mask].mean() > 0.5 and found[mask].mean() > 4 * found[~mask].mean()
     # inpaint: closer to the clean photo inside the mask, untouched outside it
-    clean, damaged = read_image(ws / "clean.png"), read_image(ws / "damaged.png")
-    rep = read_image(o / "repaired.png")
-    assert np.abs(rep - clean)[mask].mean() < 0.3 * np.abs(damaged - clean)[mask].mean()
-    assert np.abs(rep - damaged)[~mask].max() < 1.5 / 255
+    _assert_repaired(ws, o / "repaired.png")
 
     # resume: nothing is redone, nothing printed
     before = _mtimes(o)
@@ -240,6 +259,41 @@ def test_every_task_through_a_job_then_resume_and_force(ws, capsys):
     os.utime(job, ns=(now, now))
     code, out, _ = _run(capsys, job)
     assert len(out.split()) == 18
+
+
+def test_every_method_of_the_table_is_a_job_choice_and_smooth_inpaints(ws, capsys):
+    from art_ai_addon import methods
+    from art_ai_addon.batch.schema import FEATURE, OPTIONS
+
+    for task, feature in FEATURE.items():
+        assert OPTIONS[task]["method"].choices == methods.names(feature)
+        assert {o.name for o in methods.cli_options(feature)} <= set(OPTIONS[task])
+    # `smooth`, the CLI's method that job files used to refuse, runs from a job and repairs the scratches
+    job = _job(ws, """
+    [[step]]
+    task = "inpaint"
+    input = "damaged.png"
+    mask = "mask.png"
+    output = "out/smooth.png"
+    method = "smooth"
+    """)
+    code, out, err = _run(capsys, job)
+    assert code == 0, err
+    _assert_repaired(ws, ws / "out" / "smooth.png")
+
+
+def test_ray_asks_for_a_gpu_only_for_torch_methods():
+    from art_ai_addon import methods
+    from art_ai_addon.batch.ray import wants_gpu
+    from art_ai_addon.batch.schema import Step
+
+    for m in methods.METHODS:
+        task = "render" if m.feature == "stylize" else m.feature
+        step = Step(1, task, {"method": m.name})
+        assert wants_gpu(step, 1.0) == ("torch" in m.needs), m.name  # numpy/OpenCV methods never hold a GPU
+        assert not wants_gpu(Step(1, task, {"method": m.name, "device": "cpu"}), 1.0)
+        assert not wants_gpu(step, 0.0)
+    assert not any(wants_gpu(Step(1, t, {}), 1.0) for t in ("seamless", "pbr", "detect"))
 
 
 def test_failing_item_does_not_stop_the_others(ws, capsys):

@@ -97,12 +97,12 @@ def test_missing_content_and_bad_options(files, tmp_path):
     assert run("inpaint", files / "content.png", "-o", tmp_path / "t.png").returncode == 2  # --mask or --detect
 
 
-def test_unwritable_output_fails_with_exit_1(files, tmp_path):
+def test_unwritable_output_is_refused_before_the_run(files, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     p = run("stylize", files / "content.png", "--style", files / "style.jpg", "-o", blocker / "o.png",
             "--method", "color")
-    assert_one_line_error(p, 1, "cannot write")
+    assert_one_line_error(p, 2, "cannot write")  # a usage mistake found by the checks before any work
     p = run("stylize", files / "content.png", "--style", files / "style.jpg", "-o", tmp_path / "o.txt",
             "--method", "color")
     assert_one_line_error(p, 2, "extension")

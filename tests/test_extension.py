@@ -267,22 +267,30 @@ def test_file_and_packed_images_read_like_opencv(blender, tmp_path, ext, bits):
     bpy.data.images.remove(loaded)
 
 
-def test_large_frame_torch_colour_path_matches_numpy(blender, monkeypatch):
-    """Frames above ~2 MP convert colour with torch when it is installed; both paths must agree."""
+def test_large_frame_colour_conversion_matches_the_formula(blender, monkeypatch):
+    """Frames convert colour in cache-sized row blocks, over threads, with tables indexed by the float's bits: they
+    must match the exact formulas to 1/255, NaN, inf, negative and alpha-0 pixels included, threaded or not."""
     bpy = blender
     bridge = addon_module("art_ai_addon.blender.bridge")
     rng = np.random.default_rng(5)
-    lin = rng.random((64 * 64, 4), dtype=np.float32)
+    h, w = 300, 257
+    lin = rng.random((h * w, 4), dtype=np.float32) * 1.5
+    lin[:, 3] = np.minimum(lin[:, 3], 1.0)
+    lin[::7, 3] = 1.0
     lin[:, :3] *= lin[:, 3:]
-    lin[::31, 1] = np.nan
-    img = bpy.data.images.new("big_float", 64, 64, alpha=True, float_buffer=True)
+    lin[::31, 1], lin[::37, 0], lin[::41, 2], lin[::43, 3] = np.nan, -0.25, np.inf, 0.0
+    img = bpy.data.images.new("big_float", w, h, alpha=True, float_buffer=True)
     img.pixels.foreach_set(lin.ravel())
-    monkeypatch.setattr(bridge, "_TORCH_MIN_PIXELS", 1 << 40)
-    by_numpy = bridge.image_to_array(img)
-    out_np = pixels(bridge.array_to_image(by_numpy, "big_np", float_buffer=True)).copy()
-    monkeypatch.setattr(bridge, "_TORCH_MIN_PIXELS", 0)
-    by_torch = bridge.image_to_array(img)
-    out_t = pixels(bridge.array_to_image(by_torch, "big_t", float_buffer=True))
-    assert np.isfinite(by_torch).all()
-    assert np.abs(by_torch - by_numpy).max() < 1e-3
-    assert np.abs(out_t - out_np).max() < 1e-3
+    src = np.nan_to_num(lin.reshape(h, w, 4)[::-1].astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    alpha = np.clip(src[:, :, 3:], 0.0, 1.0)
+    straight = np.where(alpha > 1e-6, src[:, :, :3] / np.maximum(alpha, 1e-6), 0.0)
+    expected = np.concatenate([linear_to_srgb(np.clip(straight, 0.0, 1.0)), alpha], axis=2)
+    for threshold in (1 << 40, 0):  # one thread, then every frame on the thread pool
+        monkeypatch.setattr(bridge, "_MIN_THREADED", threshold)
+        got = np.array(bridge.image_to_array(img))
+        assert np.isfinite(got).all() and np.abs(got - expected).max() <= 1 / 255
+        back = pixels(bridge.array_to_image(got, f"big_back_{threshold}", float_buffer=True))[::-1]
+        a = back[:, :, 3:]
+        assert np.abs(a - got[:, :, 3:]).max() == 0.0  # alpha passes through
+        seen = linear_to_srgb(np.where(a > 1e-6, back[:, :, :3] / np.maximum(a, 1e-6), 0.0))
+        assert np.abs(np.where(a > 1e-6, seen - got[:, :, :3], 0.0)).max() <= 1 / 255

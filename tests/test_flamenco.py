@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from art_ai_addon.cli import chunk_slice
+from art_ai_addon.progress import chunk_slice
 from art_ai_addon.imageio import read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -377,3 +377,36 @@ def test_release_zip_imports_as_big_lama_ckpt(tmp_path, mstore, monkeypatch):
     img, mask = image(), square_hole()
     out = art.inpaint(img, mask, method="lama", models_dir=str(mstore), device="cpu")
     np.testing.assert_allclose(out, reference(net, img, mask), atol=1e-5)
+
+
+def test_torchscript_file_is_refused_everywhere(tmp_path, mstore, capsys):
+    """A TorchScript archive runs the code it carries when loaded: the API, the CLI and the store refuse it unread,
+    with one line that names the file and says what to use instead."""
+    import warnings
+
+    from art_ai_addon.cli import main as cli_main
+
+    class Fill(torch.nn.Module):
+        def forward(self, image, mask):
+            return image * (1 - mask) + mask * image.mean()
+
+    ts = tmp_path / "big-lama.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Fill()).save(str(ts))
+    assert layouts.is_torchscript(ts)
+    img, mask = image(32, 32), square_hole(32, 32, 8, 16)
+    with pytest.raises(ModelError) as exc:
+        art.inpaint(img, mask, method="lama", model=str(ts), device="cpu")
+    text = str(exc.value)
+    assert "\n" not in text and "big-lama.pt is a TorchScript archive" in text and "best.ckpt" in text
+    (mstore / "big-lama.pt").write_bytes(ts.read_bytes())  # dropped into the store by hand: refused there too
+    with pytest.raises(ModelError, match="TorchScript archive"):
+        art.inpaint(img, mask, method="lama", models_dir=str(mstore), device="cpu")
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    art.write_image(src, img)
+    art.write_image(tmp_path / "mask.png", mask)
+    rc = cli_main(["-q", "inpaint", str(src), "--mask", str(tmp_path / "mask.png"), "-o", str(out), "--method",
+                   "lama", "--models-dir", str(mstore)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "TorchScript archive" in err and not out.exists()

@@ -89,7 +89,8 @@ def test_registry_is_complete_and_well_formed():
     entries = registry.entries()
     files = {e["file"] for e in entries.values()}
     for required in ("vgg19-dcbb9e9d.pth", "candy.pth", "mosaic.pth", "rain_princess.pth", "udnie.pth",
-                     "vgg_normalised.pth", "decoder.pth", "big-lama.pt"):
+                     "vgg_normalised.pth", "decoder.pth", "big-lama.ckpt", "arbitrary_predict.onnx",
+                     "arbitrary_transform.onnx"):
         assert required in files
     for e in entries.values():
         for field in registry.REQUIRED_FIELDS:
@@ -102,7 +103,7 @@ def test_registry_is_complete_and_well_formed():
     # torchvision names its files after the first 8 hex digits of the SHA-256
     vgg = registry.get("vgg19")
     assert vgg["sha256"].startswith(vgg["file"].split("-")[1].split(".")[0])
-    assert registry.get("big-lama.pt")["name"] == "big_lama"
+    assert registry.get("big-lama.pt") is None  # the TorchScript export runs code: it is no registry model
     # a broken entry is caught by the validator
     bad = {"models": [dict(vgg, sha256="xyz"), dict(vgg, name="x", sha256=None, md5=None, unverified=False)]}
     problems = registry.validate(bad)
@@ -200,7 +201,7 @@ def test_import_registry_model_without_published_checksum(tmp_path, mstore, caps
     assert table[0].split() == ["NAME", "TASK", "SIZE", "LICENCE", "INSTALLED"]
     candy = next(line for line in table if line.startswith("candy "))
     assert candy.split()[-1] == "yes" and "BSD-3-Clause" in candy
-    assert next(line for line in table if line.startswith("big_lama ")).split()[-1] == "no"
+    assert next(line for line in table if line.startswith("big_lama_ckpt ")).split()[-1] == "no"
 
 
 def test_import_refuses_a_file_that_does_not_match_the_published_checksum(tmp_path, mstore, vgg_file, capsys):
@@ -262,21 +263,94 @@ def test_unsafe_pickle_is_refused_and_never_executed(tmp_path, mstore):
     assert live_marker.read_text() == "code ran"
 
 
-def test_torchscript_is_checked_before_loading(tmp_path, mstore):
+def test_torchscript_is_refused_as_a_weights_source(tmp_path, mstore, capsys):
+    """TorchScript archives carry code that torch.jit.load runs: refused by every loader, with one clear line."""
     class Fill(torch.nn.Module):
         def forward(self, image, mask):
             return image * (1 - mask) + mask * image.mean()
 
     ts = tmp_path / "lama_like.pt"
     torch.jit.script(Fill()).save(str(ts))
-    module = store.load_torchscript(ts)
-    img, mask = torch.rand(1, 3, 8, 8), (torch.rand(1, 1, 8, 8) > 0.5).float()
-    assert torch.allclose(module(img, mask), Fill()(img, mask))
-    plain = save({"w": torch.zeros(2)}, tmp_path / "plain.pt")
-    with pytest.raises(ModelError, match="not a TorchScript"):
-        store.load_torchscript(plain)
-    with pytest.raises(ModelError, match="big-lama.pt|published checksum"):
-        store.import_model(ts, "big_lama", models_dir_=mstore)  # not the published bytes
+    for call in (lambda: store.load_torchscript(ts), lambda: store.load_weights(ts),
+                 lambda: store.check_layout(ts, "lama_torchscript"), lambda: store.check_layout(ts, None)):
+        with pytest.raises(ModelError, match="lama_like.pt is a TorchScript archive.*refused"):
+            call()
+    rc = cli_main(["-q", "models", "import", str(ts), "--architecture", "lama_torchscript",
+                   "--models-dir", str(mstore)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "TorchScript archive" in err and "lama_like.pt" in err
+    assert not any(mstore.iterdir())
+    plain = save({"w": torch.zeros(2)}, tmp_path / "plain.pt")  # a torch.save zip is not TorchScript
+    assert set(store.load_weights(plain)) == {"w"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input in the store
+
+
+def test_zip_bomb_is_refused_before_extracting(tmp_path, mstore, monkeypatch):
+    """An archive member that says it unpacks to 2 GiB (the registry's candy.pth is ~6.7 MB) is refused from its
+    declared size, before a byte is unpacked."""
+    bomb = tmp_path / "saved_models.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("saved_models/candy.pth", bytes(1 << 20))
+    data = bytearray(bomb.read_bytes())
+    declared = 2 << 30
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header and central directory sizes
+        at = data.index(sig)
+        data[at + offset:at + offset + 4] = declared.to_bytes(4, "little")
+    bomb.write_bytes(bytes(data))
+    assert zipfile.ZipFile(bomb).getinfo("saved_models/candy.pth").file_size == declared
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **k: opened.append(a) or real_open(self, *a, **k))
+    with pytest.raises(ModelError) as exc:
+        store.import_model(bomb, models_dir_=mstore)
+    text = str(exc.value)
+    assert "candy.pth" in text and "2.1 GB" in text and "nothing was unpacked" in text
+    assert "TorchScript" not in text and "\n" not in text
+    assert opened == [] and not any(p.suffix == ".pth" for p in mstore.iterdir())
+
+
+def test_store_files_get_the_umask_mode(tmp_path, mstore):
+    import os
+
+    src = save(transformer_net_state_dict(), tmp_path / "mine.pth")
+    old = os.umask(0o022)
+    try:
+        path, _ = store.import_model(src, "mine", models_dir_=mstore)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert store.sidecar_path(path).stat().st_mode & 0o777 == 0o644
+
+
+def test_broken_sidecar_is_a_broken_entry_not_a_crash(mstore, capsys):
+    (mstore / "weird.json").write_text(json.dumps({"file": 5}))
+    (mstore / "other.json").write_text(json.dumps(["not", "an", "object"]))
+    rows = {r["name"]: r for r in store.list_models(mstore)}
+    assert rows["weird"]["broken"] and "weird.json" in rows["weird"]["description"]
+    assert rows["other"]["broken"]
+    results = {r["file"]: r for r in store.verify_store(mstore)}
+    assert results["weird.json"]["status"] == "broken" and "file" in results["weird.json"]["detail"]
+    assert cli_main(["models", "list", "--models-dir", str(mstore)]) == 0
+    assert any(line.startswith("weird ") and "broken" in line for line in capsys.readouterr().out.splitlines())
+    assert cli_main(["models", "verify", "--models-dir", str(mstore)]) == 1
+    out = capsys.readouterr().out
+    assert "broken" in out and "weird.json" in out
+
+
+def test_import_errors_name_the_users_file(tmp_path, mstore, capsys):
+    bad = tmp_path / "my_weights.pth"
+    bad.write_bytes(b"\x80\x04 this is not a checkpoint")
+    rc = cli_main(["-q", "models", "import", str(bad), "--models-dir", str(mstore)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "my_weights.pth" in err and ".part" not in err and len(err.splitlines()) == 1
+    with pytest.raises(ModelError) as exc:
+        store.import_model(save({"w": torch.zeros(3)}, tmp_path / "other.pth"), architecture="transformer_net",
+                           models_dir_=mstore)
+    assert "other.pth" in str(exc.value) and ".part" not in str(exc.value)
+    assert not any(mstore.glob("*.pth")) and not any(mstore.glob(".*.part"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,8 +548,7 @@ def test_preferences_ui_registers_draws_and_runs(blender, tmp_path, monkeypatch)
     bpy = blender
     ui = addon_module("art_ai_addon.blender.models_ui")
     ext_models = addon_module("art_ai_addon.models")
-    ids = ["art_ai.model_download", "art_ai.model_import", "art_ai.model_verify", "art_ai.model_remove",
-           "art_ai.install_dependencies"]
+    ids = ["art_ai.model_download", "art_ai.model_import", "art_ai.model_verify", "art_ai.model_remove"]
     assert sorted(c.bl_idname for c in ui.classes) == sorted(ids)
     for cls in ui.classes:  # registered by the extension; unregister and register again
         assert cls.is_registered
@@ -499,8 +572,9 @@ def test_preferences_ui_registers_draws_and_runs(blender, tmp_path, monkeypatch)
         assert all(not e[3].enabled for e in downloads)  # greyed out while online access is off
         assert any(e[0] == "label" and str(root) in e[1] for e in log)
         log.clear()
-        ui.draw_dependencies(_FakeLayout(log), bpy.context)
-        assert any(e[0] == "label" and e[1].startswith("PyTorch") for e in log)
+        deps_ui = addon_module("art_ai_addon.blender.deps_ui")
+        deps_ui.draw_environment(_FakeLayout(log), bpy.context)  # the PyTorch section: says how to get one
+        assert any(e[0] == "label" and "PyTorch" in e[1] for e in log)
 
         # download refused while Blender is offline, and nothing is written
         with pytest.raises(RuntimeError, match="Allow Online Access"):  # an ERROR report, in background mode
@@ -514,9 +588,9 @@ def test_preferences_ui_registers_draws_and_runs(blender, tmp_path, monkeypatch)
         assert ui._last_verify == {"candy.pth": "ok"}
         assert bpy.ops.art_ai.model_remove("EXEC_DEFAULT", name="candy") == {"FINISHED"}
         assert not (root / "candy.pth").exists()
-        # installing from the network is refused offline too
+        # creating a PyTorch environment downloads it: refused offline too, and nothing is made
         with pytest.raises(RuntimeError, match="Allow Online Access"):
-            bpy.ops.art_ai.install_dependencies("EXEC_DEFAULT", package="TORCH")
+            bpy.ops.art_ai.create_torch_env("EXEC_DEFAULT", confirm=True)
     finally:
         ext_models.set_preference_dir(None)
         system.use_online_access = was_online

@@ -249,29 +249,19 @@ def test_lama_not_installed_names_the_file(tmp_path):
     assert str(tmp_path) in str(info.value)
 
 
-def test_lama_torchscript_path(tmp_path):
-    """A tiny scripted module with LaMa's interface (image + mask in, image out) stands in for big-lama."""
+def test_lama_refuses_a_torchscript_archive(tmp_path):
+    """A TorchScript archive is a program (its code runs on load), so it is never a weights source."""
     import torch
 
     class TinyLama(torch.nn.Module):
         def forward(self, image, mask):
-            # fill the hole with the mean of the known pixels (per channel)
-            known = 1.0 - mask
-            mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
-            return image * known + mean * mask
+            return image * (1.0 - mask)
 
-    # an explicit file: the store's big-lama.pt is checksum-verified against the real release
     model = tmp_path / "tiny-lama.pt"
     torch.jit.script(TinyLama()).save(str(model))
-    img = photo("coffee", 30)  # not a multiple of 8: padding is the engine's job
+    img = photo("coffee", 30)
     mask = np.zeros((30, 30), np.float32)
     mask[10:16, 5:25] = 1
-    out = inpaint(img, mask, method="lama", model=str(model), device="cpu")
-    hole = mask > 0
-    np.testing.assert_array_equal(out[~hole], img[~hole])
-    assert np.abs(out[hole] - out[hole].mean(axis=0)).max() < 0.08  # the module's own (flat) fill arrived
-
-    model.write_bytes(b"not a torchscript file")
     with pytest.raises(ModelError, match="TorchScript"):
         inpaint(img, mask, method="lama", model=str(model), device="cpu")
 

@@ -181,8 +181,8 @@ SCENE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(args, **kw):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+def _run(args, env_extra=None, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env_extra or {}))
     return subprocess.run([PY, *args], capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=300, **kw)
 
 
@@ -326,3 +326,42 @@ def test_stylize_on_render_handler(scene_files, tmp_path):
     style_mean = STYLE.reshape(-1, 3).mean(0)
     assert np.abs(sty.reshape(-1, 3).mean(0) - style_mean).sum() < 0.5 * np.abs(raw.reshape(-1, 3).mean(0)
                                                                                   - style_mean).sum()
+
+
+ENGINE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.modules["cv2"] = None  # Blender's own Python: no OpenCV, no torch in this process
+    sys.modules["torch"] = None
+    from pathlib import Path
+    import bpy
+    from art_ai_addon.blender import render as R
+    frame, style, method, steps = sys.argv[1:5]
+    out = R.stylize_frame_file(frame, {"style_path": style, "method": method, "steps": int(steps), "temporal": True,
+                                       "frame": 1})
+    print("RESULT" + json.dumps({"out": str(out)}))
+""")
+
+
+@pytest.mark.parametrize("method", ["color", "gatys"])
+def test_handler_without_opencv_or_torch_in_blenders_process(tmp_path, method):
+    """The handler reads and writes frames with Blender's own image code when this process has no OpenCV, and a
+    method that needs PyTorch runs in the engine worker (ART_AI_TORCH_PYTHON), not here."""
+    frame, style = tmp_path / "frame_0001.png", tmp_path / "style.png"
+    write_image(frame, FRAMES[3])
+    write_image(style, STYLE)
+    script = tmp_path / "engine.py"
+    script.write_text(ENGINE_SCRIPT)
+    r = _run([str(script), str(frame), str(style), method, "12"], env_extra={"ART_AI_TORCH_PYTHON": PY})
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, r.stdout[-2000:] + r.stderr[-2000:]
+    out = Path(json.loads(line[0][6:])["out"])
+    assert out == tmp_path / "frame_0001_stylized.png"
+    sty, raw = read_image(out)[..., :3], read_image(frame)
+    assert sty.shape == raw.shape
+    if method == "color":  # the palette moved to the style's, as the in-process OpenCV path gives
+        ref = stylize(raw, STYLE, method="color")
+        assert np.abs(sty - ref).mean() < 2 / 255
+    else:  # 12 optimisation steps in the worker moved the colours most of the way to the style's
+        style_mean = STYLE.reshape(-1, 3).mean(0)
+        assert np.abs(sty.reshape(-1, 3).mean(0) - style_mean).sum() < 0.5 * np.abs(raw.reshape(-1, 3).mean(0)
+                                                                                      - style_mean).sum()

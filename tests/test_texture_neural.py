@@ -113,5 +113,5 @@ def test_neural_colour_alpha_and_bad_options():
     assert abs(float(np.median(out[:, :, 3])) - 0.5) < 0.05
     with pytest.raises(InputError, match="spectrum"):
         synthesize_texture(rgb, (32, 32), method="neural", spectrum=-1)
-    with pytest.raises(InputError, match="no option"):
+    with pytest.raises(InputError, match="not an option of texture method 'neural'"):
         synthesize_texture(rgb, (32, 32), method="neural", bogus=1)

@@ -3,21 +3,71 @@
 Blender stores rows bottom-up; float buffers hold scene-linear, premultiplied values; byte buffers hold
 the values of their colour space (sRGB for colour images) with straight alpha. The engine wants
 display-referred sRGB-encoded float32 (H, W, C), row 0 at the top, straight alpha.
+
+Speed (bench/bridge.py): pixels move with one `foreach_get`/`foreach_set` each way into buffers that are
+reused while nobody holds them (no page faults on repeated frames); colour is converted in row blocks that
+stay in the cache, with lookup tables indexed by the float's bits (core.srgb_tables), spread over a few
+threads (numpy releases the GIL). Only numpy and the standard library: this runs in Blender's own Python.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import bpy
 import numpy as np
 
-from ..core import linear_to_srgb_fast, srgb_to_linear_fast
+from .. import core
+from ..core import HIGH_HALF, SRGB_DECODE_SHIFT, srgb_tables
 from ..errors import ArtAIError, InputError
 
 RESULT_TAG = "art_ai_result"
+_BLOCK_VALUES = 1 << 16  # float32 values per block (256 KB): a block's temporaries stay in the L2 cache
+_MIN_THREADED = 1 << 20  # values below which one thread is faster than starting more
+_buffers: dict[str, np.ndarray] = {}
+
+
+def _buffer(role: str, shape: tuple) -> np.ndarray:
+    """A float32 array for `role`, the one of the last call when nothing outside this module still holds it.
+
+    Reusing it skips the page faults of a fresh 100 MB allocation (as costly as a copy) on every frame."""
+    n = int(np.prod(shape))
+    buf = _buffers.get(role)
+    # references: the dict, `buf`, getrefcount's argument; any view handed out (arr.base) adds one
+    if buf is None or buf.size != n or sys.getrefcount(buf) > 3:
+        _buffers.pop(role, None)
+        buf = np.empty(n, dtype=np.float32)
+        _buffers[role] = buf
+    return buf.reshape(shape)
+
+
+def release_buffers() -> None:
+    """Forget the reusable pixel buffers (call at the end of a job or in unregister() to give the memory back)."""
+    _buffers.clear()
+
+
+def _threads(values: int) -> int:
+    """Threads for a frame: the CPU Threads setting (core.set_threads) or up to 8 cores; one for small images."""
+    if values < _MIN_THREADED:
+        return 1
+    return core.get_threads() or max(1, min(os.cpu_count() or 1, 8))
+
+
+def _in_row_blocks(fn, h: int, w: int, ch: int) -> None:
+    """fn(y0, y1, rows) over [0, h): each thread gets a contiguous band and walks it in cache-sized blocks."""
+    rows = max(1, _BLOCK_VALUES // max(1, w * ch))
+    n = _threads(h * w * ch)
+    if n == 1:
+        fn(0, h, rows)
+        return
+    bands = [(h * i // n, h * (i + 1) // n) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="art_ai_bridge") as pool:
+        for f in [pool.submit(fn, a, b, rows) for a, b in bands if b > a]:
+            f.result()
 
 
 def is_data_image(image) -> bool:
@@ -39,10 +89,18 @@ def find_image(name: str, what: str = "image"):
     return image
 
 
-def image_to_array(image, scene=None) -> np.ndarray:
-    """float32 (H, W, C) as the artist sees it; C is the image's channel count (1, 3 or 4)."""
+def image_to_array(image, scene=None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 (H, W, C) as the artist sees it; C is the image's channel count (1, 3 or 4).
+
+    Without `out` the result may be a top-down view of a reused buffer (negative row stride; copy it to keep it
+    past the next call only if you also keep the view alive, which keeps the buffer yours). With `out` (a
+    C-contiguous float32 (H, W, C) array, e.g. shared memory for the engine worker) the pixels go there."""
     if is_render_result(image):
-        return render_result_to_array(image, scene or bpy.context.scene)
+        arr = render_result_to_array(image, scene or bpy.context.scene)
+        if out is not None:
+            np.copyto(out, arr)
+            return out
+        return arr
     w, h = image.size
     if w == 0 or h == 0:
         if image.source == "FILE" and image.filepath:
@@ -50,114 +108,136 @@ def image_to_array(image, scene=None) -> np.ndarray:
                              "not an image); relink it or reload it")
         raise InputError(f"image {image.name!r} has no pixels")
     ch = image.channels
-    buf = np.empty(w * h * ch, dtype=np.float32)
-    image.pixels.foreach_get(buf)
-    arr = buf.reshape(h, w, ch)[::-1]
+    if out is not None and (out.shape != (h, w, ch) or out.dtype != np.float32):
+        raise InputError(f"image {image.name!r}: out must be float32 {(h, w, ch)}, not {out.dtype} {out.shape}")
+    buf = _buffer("read", (h, w, ch))
+    image.pixels.foreach_get(buf.reshape(-1))
+    dst = buf if out is None else out[::-1]  # in Blender's (bottom-up) row order
     if image.is_float and not is_data_image(image):
-        return _linear_premul_to_display(arr)
-    if image.is_float:  # data maps in float: keep values, but finite and in range
-        out = np.ascontiguousarray(arr)
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(out, 0.0, 1.0, out=out)
-        return out
-    return arr  # a top-down view of the buffer: no copy (byte values are already in [0, 1])
+        _display_from_linear(buf, dst)
+    elif image.is_float:  # data maps in float: keep values, but finite and in range
+        _clamp_unit(buf, dst)
+    elif out is not None:
+        np.copyto(dst, buf)  # byte values are in [0, 1] already
+    return buf[::-1] if out is None else out
 
 
-_TORCH_MIN_PIXELS = 1 << 21  # below ~2 MP numpy is as fast and needs no torch import
+def _display_from_linear(src: np.ndarray, dst: np.ndarray) -> None:
+    """Linear premultiplied (maybe NaN/inf) to sRGB-encoded straight alpha in [0, 1]; dst may be src."""
+    encode = srgb_tables()[0]
+    h, w, ch = src.shape
+
+    def run(y0, y1, rows):
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf in the buffer: the table maps them
+            blocks(y0, y1, rows)
+
+    def blocks(y0, y1, rows):
+        idx = np.empty((rows, w, ch), np.intp)
+        tmp = np.empty((rows, w, ch), np.float32)
+        alpha = np.empty((rows, w), np.float32)
+        inv = np.empty((rows, w), np.float32)
+        keep = np.empty((rows, w), bool)
+        # constants as arrays: numpy's SIMD loops for fmax/fmin skip a scalar operand (3x slower)
+        zero, one, eps = (np.full((rows, w), v, np.float32) for v in (0.0, 1.0, 1e-6))
+        for y in range(y0, y1, rows):
+            r = min(rows, y1 - y)
+            vals, d = src[y:y + r], dst[y:y + r]
+            if ch == 4:
+                al = alpha[:r]
+                np.copyto(al, vals[..., 3])  # contiguous: the clamps below run at SIMD speed
+                np.fmax(al, zero[:r], out=al)  # fmax/fmin also turn NaN into 0
+                np.fmin(al, one[:r], out=al)
+                if al.min() < 1.0:  # premultiplied: divide by alpha (0 where there is none)
+                    iv, k = inv[:r], keep[:r]
+                    np.greater(al, eps[:r], out=k)
+                    np.fmax(al, eps[:r], out=iv)
+                    np.divide(one[:r], iv, out=iv)
+                    np.multiply(iv, k, out=iv)
+                    t = tmp[:r]
+                    for c in range(3):  # per channel: a (..., 4) * (..., 1) broadcast runs 4 values per loop
+                        np.multiply(vals[..., c], iv, out=t[..., c])
+                    vals = t  # its alpha channel is never read back (the table takes any bits)
+            ix = idx[:r]
+            np.copyto(ix, vals.view(np.uint16)[..., HIGH_HALF::2], casting="unsafe")  # the table clamps and drops NaN
+            if d.flags.c_contiguous:
+                np.take(encode, ix, out=d, mode="wrap")
+            else:
+                np.copyto(d, np.take(encode, ix, out=tmp[:r], mode="wrap"))
+            if ch == 4:
+                d[..., 3] = al
+
+    _in_row_blocks(run, h, w, ch)
 
 
-def _torch_for(pixels: int):
-    """torch for whole-frame colour conversion when it is installed (multi-threaded, fused in place)."""
-    if pixels < _TORCH_MIN_PIXELS:
-        return None
-    import importlib.util
+def _clamp_unit(src: np.ndarray, dst: np.ndarray) -> None:
+    h, w, ch = src.shape
 
-    if importlib.util.find_spec("torch") is None:
-        return None
-    import torch
+    def run(y0, y1, rows):
+        zero, one = np.zeros((rows, w, ch), np.float32), np.ones((rows, w, ch), np.float32)
+        for y in range(y0, y1, rows):
+            d = dst[y:y + rows]
+            r = d.shape[0]
+            np.fmax(src[y:y + r], zero[:r], out=d)  # NaN to 0 too
+            np.fmin(d, one[:r], out=d)
 
-    return torch
-
-
-def _torch_to_display(torch, arr: np.ndarray) -> np.ndarray:
-    out = np.ascontiguousarray(arr, dtype=np.float32).copy()
-    t = torch.from_numpy(out)
-    t.nan_to_num_(nan=0.0, posinf=1.0, neginf=0.0)
-    t.clamp_(min=0.0)
-    rgb = t[..., :3] if t.shape[-1] == 4 else t
-    if t.shape[-1] == 4:
-        a = t[..., 3:].clamp_(max=1.0)
-        rgb.div_(a.clamp(min=1e-6)).mul_((a > 1e-6).to(t.dtype))
-    rgb.clamp_(max=1.0)
-    low = rgb * 12.92
-    high = rgb.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
-    torch.where(rgb <= 0.0031308, low, high, out=rgb)
-    return out
+    _in_row_blocks(run, h, w, ch)
 
 
-def _torch_to_linear_premul(torch, rgba: np.ndarray) -> None:
-    t = torch.from_numpy(rgba)
-    rgb = t[..., :3]
-    low = rgb / 12.92
-    high = rgb.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4)
-    torch.where(rgb <= 0.04045, low, high, out=rgb)
-    rgb.mul_(t[..., 3:])
+def _to_blender_rgba(src: np.ndarray, rgba: np.ndarray, colour: bool) -> None:
+    """Engine values (h, w, c) in Blender's row order (any strides) into the RGBA buffer; colour: sRGB to linear
+    premultiplied (float buffers), else copied (byte buffers take sRGB, data maps their values)."""
+    h, w, c = src.shape
+    if c == 4 and not colour:
+        np.copyto(rgba, src)  # a plain (flipping) copy: one call, memory-bound, nothing to gain from blocks
+        return
+    decode = srgb_tables()[1]
+    k = 3 if c >= 3 else 1
 
+    def run(y0, y1, rows):
+        idx = np.empty((rows, w, 4 if c == 4 else k), np.intp)
+        tmp = np.empty((rows, w, k), np.float32)
+        for y in range(y0, y1, rows):
+            r = min(rows, y1 - y)
+            s, d = src[y:y + r], rgba[y:y + r]
+            alpha = s[..., 3] if c == 4 else s[..., 1] if c == 2 else None
+            if colour and c == 4:  # all four through the table into d at once, then alpha over it
+                np.right_shift(s.view(np.uint32), SRGB_DECODE_SHIFT, out=idx[:r], casting="unsafe")
+                np.take(decode, idx[:r], out=d, mode="wrap")
+            elif colour:
+                np.right_shift(s[..., :k].view(np.uint32), SRGB_DECODE_SHIFT, out=idx[:r], casting="unsafe")
+                d[..., :3] = np.take(decode, idx[:r], out=tmp[:r], mode="wrap")
+            else:
+                d[..., :3] = s[..., :k]
+            if alpha is None:
+                d[..., 3] = 1.0
+                continue
+            d[..., 3] = alpha
+            if colour and alpha.min() < 1.0:  # float buffers are premultiplied
+                for ch in range(3):
+                    np.multiply(d[..., ch], d[..., 3], out=d[..., ch])
 
-def _linear_premul_to_display(arr: np.ndarray) -> np.ndarray:
-    """Float buffer (linear, premultiplied, maybe NaN) to sRGB straight alpha, in row blocks that stay in cache."""
-    h, w, ch = arr.shape
-    torch = _torch_for(h * w)
-    if torch is not None:
-        return _torch_to_display(torch, arr)
-    out = np.empty((h, w, ch), dtype=np.float32)
-    step = max(1, (1 << 18) // max(w * ch, 1))
-    for y in range(0, h, step):
-        blk = out[y:y + step]
-        np.fmax(arr[y:y + step], 0.0, out=blk)  # fmax/fmin also turn NaN into 0
-        np.fmin(blk, 1.0 if ch != 4 else np.inf, out=blk)
-        if ch == 4:
-            a = blk[:, :, 3:]
-            np.fmin(a, 1.0, out=a)
-            inv = np.divide(1.0, a, out=np.zeros_like(a), where=a > 1e-6)
-            blk[:, :, :3] *= inv
-            alpha = a.copy()
-            linear_to_srgb_fast(blk, out=blk)
-            blk[:, :, 3:] = alpha
-        else:
-            linear_to_srgb_fast(blk, out=blk)
-    return out
+    _in_row_blocks(run, h, w, 4)
 
 
 def render_result_to_array(image, scene) -> np.ndarray:
     """Render Result has no readable pixels: save it (view transform applied) to a temporary PNG and load that."""
+    from .scene_io import image_format
+
     tmp = tempfile.mkdtemp(prefix="art_ai_render_")
     path = os.path.join(tmp, "render.png")
-    settings = scene.render.image_settings
-    saved = {k: getattr(settings, k) for k in ("media_type", "file_format", "color_mode", "color_depth")
-             if hasattr(settings, k)}
     loaded = None
     try:
-        if hasattr(settings, "media_type"):
-            settings.media_type = "IMAGE"
-        settings.file_format = "PNG"
-        settings.color_mode = "RGBA"
-        settings.color_depth = "8"
-        try:
-            image.save_render(path, scene=scene)
-        except RuntimeError as exc:
-            raise InputError("Render Result is empty: render first (F12), then run Art AI on it") from exc
+        with image_format(scene.render.image_settings, "PNG", color_mode="RGBA"):
+            try:
+                image.save_render(path, scene=scene)
+            except RuntimeError as exc:
+                raise InputError("Render Result is empty: render first (F12), then run Art AI on it") from exc
         if not os.path.exists(path):
             raise InputError("Render Result is empty: render first (F12), then run Art AI on it")
         loaded = bpy.data.images.load(path, check_existing=False)
         loaded.colorspace_settings.name = "sRGB"
         return image_to_array(loaded)
     finally:
-        for k, v in saved.items():
-            try:
-                setattr(settings, k, v)
-            except (TypeError, AttributeError):
-                pass
         if loaded is not None:
             bpy.data.images.remove(loaded)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -186,35 +266,13 @@ def array_to_image(arr: np.ndarray, name: str, *, data: bool = False, float_buff
     img = _new_or_reuse(name, w, h, float_buffer, data, protect)
     if data:
         img.colorspace_settings.name = "Non-Color"
-    direct = a[::-1]
-    if c == 4 and (data or not float_buffer) and direct.flags.c_contiguous:
+    colour = float_buffer and not data
+    direct = a[::-1]  # Blender's row order
+    if c == 4 and not colour and direct.flags.c_contiguous:
         img.pixels.foreach_set(direct.reshape(-1))  # a bottom-up buffer already (e.g. image_to_array's view)
         return _tag(img, source)
-    rgba = np.empty((h, w, 4), dtype=np.float32)
-    flipped = rgba[::-1]
-    if c == 4:
-        np.copyto(flipped, a)
-    elif c >= 3:
-        flipped[:, :, :3] = a[:, :, :3]
-    else:
-        flipped[:, :, :3] = a[:, :, :1]
-    if c == 4:
-        pass
-    elif c == 2:
-        flipped[:, :, 3] = a[:, :, 1]
-    else:
-        rgba[:, :, 3] = 1.0
-    torch = _torch_for(h * w) if float_buffer and not data else None
-    if torch is not None:
-        _torch_to_linear_premul(torch, rgba)
-    elif float_buffer and not data:
-        step = max(1, (1 << 18) // (w * 4))
-        for y in range(0, h, step):
-            blk = rgba[y:y + step]
-            alpha = blk[:, :, 3:].copy()
-            srgb_to_linear_fast(blk, out=blk)
-            blk[:, :, :3] *= alpha  # float buffers are premultiplied
-            blk[:, :, 3:] = alpha
+    rgba = _buffer("write", (h, w, 4))
+    _to_blender_rgba(direct, rgba, colour)
     img.pixels.foreach_set(rgba.reshape(-1))
     return _tag(img, source)
 

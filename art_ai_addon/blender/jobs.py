@@ -1,7 +1,8 @@
 """Job runner: engine work off the main thread in the UI, synchronous in background mode.
 
-An operator subclasses `JobOperator` and implements `prepare(context)` (main thread: read bpy, return a
-`work(progress, cancel)` callable that never touches bpy) and `finish(context, result)` (main thread: write
+An operator subclasses `JobOperator` and implements `prepare(context)` (main thread: read bpy, return an
+`EngineCall` (runner.py: run here or in the engine worker) or any `work(progress, cancel)` callable that never
+touches bpy) and `finish(context, result)` (main thread: write
 results into bpy). Errors become `self.report({'ERROR'}, ...)` and `{'CANCELLED'}`, never a half-made result.
 """
 
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 import bpy
 
 from ..errors import ArtAIError, Cancelled
+from ..progress import StderrProgress
+from .runner import EngineCall, plan
 
 
 class Job:
@@ -119,25 +122,32 @@ class JobOperator(_OperatorBase):
             return {"CANCELLED"}
         try:
             work = self.prepare(context)
+            if isinstance(work, EngineCall):  # in this process or in the engine worker; refused here if neither
+                work.where = plan(work, work.config.get("python"))
         except ArtAIError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if bpy.app.background or context.window_manager is None or not context.window_manager.windows \
                 or getattr(self, "synchronous", False):
             return self._run_now(context, work)
-        job = Job(self.job_label, work)
-        _jobs[scene.name] = job
-        self._job = job
-        _set_state(scene, True, self.job_label, 0.0, "starting")
+        self.start_job(context, work)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        job.start()
         return {"RUNNING_MODAL"}
 
+    def start_job(self, context, work) -> Job:
+        """The job off the main thread; `modal` (timer events) moves its progress into the scene."""
+        job = Job(self.job_label, work)
+        _jobs[context.scene.name] = job
+        self._job = job
+        _set_state(context.scene, True, self.job_label, 0.0, "starting")
+        job.start()
+        return job
+
     def _run_now(self, context, work):
-        def progress(fraction, message=""):
-            pass
+        # batch runs: the CLI's progress lines on stderr; in a window the UI shows nothing for a synchronous run
+        progress = StderrProgress(prefix=f"{self.job_label} ", quiet=not bpy.app.background)
 
         try:
             result = work(progress, threading.Event())
@@ -150,6 +160,10 @@ class JobOperator(_OperatorBase):
                 traceback.print_exc()
             self.report({"ERROR"}, _describe(exc))
             return {"CANCELLED"}
+        finally:
+            from .bridge import release_buffers
+
+            release_buffers()
         return {"FINISHED"}
 
     def modal(self, context, event):
@@ -175,8 +189,11 @@ class JobOperator(_OperatorBase):
         return self._end(context, job)
 
     def _end(self, context, job: Job):
+        from .bridge import release_buffers
+
+        release_buffers()  # the reusable pixel buffers of this job (hundreds of MB at 4K)
         wm = context.window_manager
-        if self._timer is not None:
+        if self._timer is not None and wm is not None:
             wm.event_timer_remove(self._timer)
             self._timer = None
         if context.workspace is not None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import bpy
 
-DATA_MAPS = ("roughness", "normal", "height", "ao")
-
 
 def pack_or_keep(image) -> None:
     """Make sure the image survives save + reload: pack it into the .blend (generated pixels included).
@@ -54,20 +52,39 @@ def build_pbr_material(name: str, albedo, maps: dict, *, normal_strength: float 
     objects = [o for o in objects if o is not None and getattr(o, "type", "") in {"MESH", "CURVE", "SURFACE",
                                                                                       "META", "FONT"}]
     box = any(not _has_uv(o) for o in objects)
+    mat, bsdf, out = _empty_material(name)
+    tex = _texture_factory(mat.node_tree, scale, box)
+    _wire_colour(mat.node_tree, bsdf, tex, albedo, maps, ao_factor)
+    if maps.get("roughness") is not None:
+        mat.node_tree.links.new(tex(maps["roughness"], "Roughness", 100, True).outputs["Color"],
+                                bsdf.inputs["Roughness"])
+    height = tex(maps["height"], "Height", -500, True) if maps.get("height") is not None else None
+    _wire_relief(mat.node_tree, bsdf, tex, maps, height, normal_strength, box)
+    if displacement and height is not None:
+        _wire_displacement(mat, out, height)
+    _assign(mat, objects)
+    return mat
+
+
+def _empty_material(name: str):
+    """(material, Principled BSDF, output) with nothing else in its tree."""
     mat = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0):
         mat.use_nodes = True
-    nt = mat.node_tree
-    nodes, links = nt.nodes, nt.links
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
     for n in list(nodes):
         nodes.remove(n)
-
     out = nodes.new("ShaderNodeOutputMaterial")
     out.location = (900, 0)
     bsdf = nodes.new("ShaderNodeBsdfPrincipled")
     bsdf.location = (550, 0)
     links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    return mat, bsdf, out
 
+
+def _texture_factory(nt, scale: float, box: bool):
+    """tex(image, label, y, data) -> an Image Texture node fed by one shared Mapping node."""
+    nodes, links = nt.nodes, nt.links
     coord = nodes.new("ShaderNodeTexCoord")
     coord.location = (-900, 0)
     mapping = nodes.new("ShaderNodeMapping")
@@ -94,6 +111,11 @@ def build_pbr_material(name: str, albedo, maps: dict, *, normal_strength: float 
         links.new(mapping.outputs["Vector"], node.inputs["Vector"])
         return node
 
+    return tex
+
+
+def _wire_colour(nt, bsdf, tex, albedo, maps: dict, ao_factor: float) -> None:
+    nodes, links = nt.nodes, nt.links
     base = tex(albedo, "Albedo", 400, False)
     color_out = base.outputs["Color"]
     if maps.get("ao") is not None:
@@ -109,11 +131,10 @@ def build_pbr_material(name: str, albedo, maps: dict, *, normal_strength: float 
         color_out = _socket(mix.outputs, "Result_Color")
     links.new(color_out, bsdf.inputs["Base Color"])
 
-    if maps.get("roughness") is not None:
-        rough = tex(maps["roughness"], "Roughness", 100, True)
-        links.new(rough.outputs["Color"], bsdf.inputs["Roughness"])
 
-    height = tex(maps["height"], "Height", -500, True) if maps.get("height") is not None else None
+def _wire_relief(nt, bsdf, tex, maps: dict, height, normal_strength: float, box: bool) -> None:
+    """Tangent-space normal map with UVs; a Bump node on the height map under box projection."""
+    nodes, links = nt.nodes, nt.links
     if maps.get("normal") is not None and not box:
         nrm = tex(maps["normal"], "Normal", -200, True)
         nmap = nodes.new("ShaderNodeNormalMap")
@@ -128,21 +149,24 @@ def build_pbr_material(name: str, albedo, maps: dict, *, normal_strength: float 
         links.new(height.outputs["Color"], bump.inputs["Height"])
         links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
 
-    if displacement and height is not None:
-        disp = nodes.new("ShaderNodeDisplacement")
-        disp.location = (550, -500)
-        disp.inputs["Midlevel"].default_value = 0.5
-        disp.inputs["Scale"].default_value = 0.05
-        links.new(height.outputs["Color"], disp.inputs["Height"])
-        links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
-        target = mat if hasattr(mat, "displacement_method") else getattr(mat, "cycles", None)
-        if target is not None and hasattr(target, "displacement_method"):
-            target.displacement_method = "BOTH"
 
+def _wire_displacement(mat, out, height) -> None:
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    disp = nodes.new("ShaderNodeDisplacement")
+    disp.location = (550, -500)
+    disp.inputs["Midlevel"].default_value = 0.5
+    disp.inputs["Scale"].default_value = 0.05
+    links.new(height.outputs["Color"], disp.inputs["Height"])
+    links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
+    target = mat if hasattr(mat, "displacement_method") else getattr(mat, "cycles", None)
+    if target is not None and hasattr(target, "displacement_method"):
+        target.displacement_method = "BOTH"
+
+
+def _assign(mat, objects) -> None:
     for obj in objects:
         if len(obj.material_slots) == 0:
             obj.data.materials.append(mat)
         else:  # replace the active slot, whether it is linked to the object or to its data
             idx = obj.active_material_index if obj.active_material_index < len(obj.material_slots) else 0
             obj.material_slots[idx].material = mat
-    return mat

@@ -1,54 +1,21 @@
-"""Preferences > Add-ons > Art AI: the Models and Dependencies sections and their operators.
+"""Preferences > Add-ons > Art AI: the Models section and its operators.
 
-Downloads and network installs happen only when Blender's "Allow Online Access" is on; importing a file
-and installing from a local wheel folder are the offline paths. Long work (download, import, verify,
-pip) runs through the job runner, so the UI stays responsive and Esc cancels it.
+Downloads happen only when Blender's "Allow Online Access" is on; importing a file is the offline path. Long
+work (download, import, verify) runs through the job runner, so the UI stays responsive and Esc cancels it.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import StringProperty
 
-from .. import deps
 from ..models import models_dir, registry, store
 from ..models.cli import short_licence
 from .jobs import JobOperator
-from .props import ADDON_PACKAGE
 
 _last_verify: dict[str, str] = {}  # file name -> status of the last Verify, shown next to each model
-_status_cache: dict = {"time": 0.0, "value": None}
-_accelerator: list = []
-
-
-def _user_dir(sub: str) -> str | None:
-    """A folder in this extension's user directory (None when not running as an installed extension)."""
-    try:
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=sub, create=True)
-    except (ValueError, RuntimeError, AttributeError):
-        return None
-
-
-def site_packages_dir() -> str | None:
-    """Where PyTorch is installed on request; the lead's register() puts it on sys.path."""
-    return _user_dir("site-packages")
-
-
-def enable_site_packages() -> None:
-    """Call from register(): make a previously installed PyTorch importable."""
-    folder = site_packages_dir()
-    if folder:
-        deps.add_to_sys_path(folder)
-
-
-def disable_site_packages() -> None:
-    """Call from unregister(): take the folder off sys.path again."""
-    folder = site_packages_dir()
-    if folder:
-        deps.remove_from_sys_path(folder)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,62 +149,7 @@ class ARTAI_OT_model_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class ARTAI_OT_install_dependencies(JobOperator, bpy.types.Operator):
-    """Install PyTorch or OpenCV with Blender's own Python into this extension's user folder"""
-
-    bl_idname = "art_ai.install_dependencies"
-    bl_label = "Install Dependencies"
-    bl_options = {"REGISTER", "INTERNAL"}
-    job_label = "Install dependencies"
-
-    package: EnumProperty(name="Package", items=[
-        ("TORCH", "PyTorch", "The CNN/GAN methods (build chosen for this computer: CUDA, ROCm, Apple MPS or CPU)"),
-        ("OPENCV", "OpenCV", "Inpainting and optical flow (normally bundled with the extension)"),
-        ("ALL", "All Missing", "Everything that is not installed yet"),
-    ], default="TORCH")
-    wheels_dir: StringProperty(name="Wheels Folder", subtype="DIR_PATH",
-                               description="Install offline from this folder of .whl files (empty = from the "
-                                           "internet, needs Allow Online Access)")
-    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
-    offline: BoolProperty(name="Offline", description="Pick a folder of wheel files first", default=False,
-                          options={"SKIP_SAVE"})
-
-    def invoke(self, context, event):
-        if self.offline and not self.wheels_dir:
-            context.window_manager.fileselect_add(self)
-            return {"RUNNING_MODAL"}
-        return self.execute(context)
-
-    def prepare(self, context):
-        from ..errors import ArtAIError
-
-        keys = {"TORCH": ["torch"], "OPENCV": ["opencv"], "ALL": deps.missing()}[self.package]
-        if not keys:
-            raise ArtAIError("install: nothing is missing")
-        folder = self.wheels_dir or (self.directory if self.offline else "")
-        wheels = bpy.path.abspath(folder) if folder else None
-        if not wheels and not bpy.app.online_access:
-            raise ArtAIError("install: downloading packages needs Preferences > System > Network > Allow Online "
-                             "Access; or choose a folder of wheel files to install from offline")
-        target = site_packages_dir()
-        if target is None:
-            raise ArtAIError("install: the extension's user folder is not available (is Art AI installed as an "
-                             "extension?)")
-        log = str(Path(target).parent / "install.log")
-        self._log = log
-
-        def work(progress, cancel):
-            return deps.install(keys, target, wheels_dir=wheels, log_path=log, progress=progress, cancel=cancel)
-
-        return work
-
-    def finish(self, context, result) -> None:
-        _status_cache["value"] = None
-        self.report({"INFO"}, f"Installed into {result} (log: {self._log})")
-
-
-classes = (ARTAI_OT_model_download, ARTAI_OT_model_import, ARTAI_OT_model_verify, ARTAI_OT_model_remove,
-           ARTAI_OT_install_dependencies)
+classes = (ARTAI_OT_model_download, ARTAI_OT_model_import, ARTAI_OT_model_verify, ARTAI_OT_model_remove)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,46 +199,3 @@ def draw_models(layout, context) -> None:
     row.operator("art_ai.model_verify", icon="CHECKMARK")
     op = row.operator("art_ai.model_import", text="Import Own Model...", icon="FILEBROWSER")
     op.name = ""
-
-
-def _status():
-    now = time.monotonic()
-    if _status_cache["value"] is None or now - _status_cache["time"] > 5.0:
-        _status_cache["value"] = deps.status()
-        _status_cache["time"] = now
-    return _status_cache["value"]
-
-
-def draw_dependencies(layout, context) -> None:
-    info = _status()
-    col = layout.column()
-    for key, label in (("torch", "PyTorch"), ("opencv", "OpenCV"), ("numpy", "NumPy")):
-        item = info.get(key, {})
-        text = f"{label} {item['version'] or ''}".strip() if item.get("present") else f"{label}: not installed"
-        col.label(text=text, icon="CHECKMARK" if item.get("present") else "ERROR")
-    if not info["torch"]["present"]:
-        col.label(text="Without PyTorch: colour transfer, patch textures, Telea/PatchMatch repair still work;")
-        col.label(text="Gatys, fast style, AdaIN, neural/GAN textures, Deep Image Prior and LaMa need it.")
-        if not _accelerator:
-            _accelerator.append(deps.detect_accelerator())
-        _index, build = deps.torch_index(_accelerator[0])
-        col.label(text=f"Build for this computer: {build}", icon="INFO")
-    online = bool(getattr(bpy.app, "online_access", False))
-    row = col.row(align=True)
-    if not info["torch"]["present"]:
-        sub = row.row(align=True)
-        sub.enabled = online
-        op = sub.operator("art_ai.install_dependencies", text="Install PyTorch", icon="IMPORT")
-        op.package = "TORCH"
-    if not info["opencv"]["present"]:
-        sub = row.row(align=True)
-        sub.enabled = online
-        op = sub.operator("art_ai.install_dependencies", text="Install OpenCV", icon="IMPORT")
-        op.package = "OPENCV"
-    op = row.operator("art_ai.install_dependencies", text="Install from Wheel Folder...", icon="FILE_FOLDER")
-    op.package = "ALL" if deps.missing() else "TORCH"
-    op.offline = True
-    target = site_packages_dir()
-    if target:
-        col.label(text=f"Installs into: {target}")
-        col.label(text=f"Log: {Path(target).parent / 'install.log'}")

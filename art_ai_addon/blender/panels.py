@@ -5,6 +5,15 @@ from __future__ import annotations
 import bpy
 
 from . import jobs
+from .props import engine_settings, task_problem
+
+
+def _needs_line(layout, context, task: str, method: str | None = None) -> bool:
+    """Show what a method lacks here, with how to get it; True when it can run (its button stays enabled)."""
+    problem = task_problem(task, method, engine_settings(context))
+    if problem:
+        layout.label(text=problem, icon="ERROR")
+    return not problem
 
 
 def _draw_job(layout, context) -> bool:
@@ -60,9 +69,10 @@ class ARTAI_PT_stylize(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc
         layout.prop_search(s, "stylize_mask", bpy.data, "images", text="Mask")
         if s.stylize_method in {"GATYS", "AUTO"}:
             layout.prop(s, "steps")
+        runs = _needs_line(layout, context, "stylize", s.stylize_method)
         image = _editor_image(context)
         col = layout.column()
-        col.enabled = image is not None and not s.job_running
+        col.enabled = image is not None and not s.job_running and runs
         for preview in (True, False):
             op = col.operator("art_ai.stylize", text="Preview" if preview else "Stylize",
                               icon="HIDE_OFF" if preview else "BRUSH_DATA")
@@ -99,12 +109,15 @@ class ARTAI_PT_texture(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc
         layout.prop(s, "tileable")
         layout.prop(s, "seed")
         image = _editor_image(context)
+        runs = _needs_line(layout, context, "synthesize_texture", s.texture_method)
         col = layout.column()
-        col.enabled = image is not None and not s.job_running
+        col.enabled = image is not None and not s.job_running and runs
         op = col.operator("art_ai.generate_texture", icon="TEXTURE")
         op.image = image.name if image else ""
         op.width, op.height = s.texture_width, s.texture_height
         op.method, op.tileable, op.seed, op.steps = s.texture_method, s.tileable, s.seed, s.steps
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running and _needs_line(layout, context, "make_seamless")
         col.operator("art_ai.make_seamless", icon="MOD_ARRAY").image = image.name if image else ""
         col.separator()
         col.prop(s, "normal_strength")
@@ -127,7 +140,7 @@ class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
         layout.prop_search(s, "reference", bpy.data, "images")
         layout.prop(s, "sensitivity")
         col = layout.column()
-        col.enabled = image is not None and not s.job_running
+        col.enabled = image is not None and not s.job_running and _needs_line(layout, context, "detect_damage")
         op = col.operator("art_ai.detect_damage", icon="VIEWZOOM")
         op.image, op.sensitivity = name, s.sensitivity
         op.reference = s.reference.name if s.reference else ""
@@ -135,8 +148,9 @@ class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
         if s.damage_mask is not None:
             layout.operator("art_ai.edit_mask", icon="BRUSH_DATA").mask = s.damage_mask.name
         layout.prop(s, "inpaint_method")
+        runs = _needs_line(layout, context, "repair", s.inpaint_method)
         col = layout.column()
-        col.enabled = image is not None and not s.job_running
+        col.enabled = image is not None and not s.job_running and runs
         op = col.operator("art_ai.inpaint", icon="BRUSHES_ALL")
         op.image, op.method, op.sensitivity, op.steps, op.seed = name, s.inpaint_method, s.sensitivity, s.steps, s.seed
         op.mask = s.damage_mask.name if s.damage_mask else ""

@@ -1,40 +1,22 @@
-"""Scene settings (`scene.art_ai`) and add-on preferences."""
+"""Scene settings (`scene.art_ai`), and the one conversion of settings and preferences into engine options."""
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .. import methods
 
 _pkg = __package__ or ""
 # the add-on's own package (bl_ext.<repo>.art_ai inside Blender); "art_ai" when imported from the repository
 ADDON_PACKAGE = _pkg.rsplit(".art_ai_addon", 1)[0] if ".art_ai_addon" in _pkg else "art_ai"
 
-STYLIZE_METHODS = [
-    ("AUTO", "Auto", "Fast if a model is given, AdaIN if its weights are installed, else Gatys"),
-    ("GATYS", "Gatys (optimisation)", "Best quality, slow; uses VGG19 when installed"),
-    ("FAST", "Fast (feed-forward)", "One pass of a trained style network (needs a model)"),
-    ("ADAIN", "AdaIN (arbitrary style)", "One pass for any style image (needs AdaIN weights)"),
-    ("COLOR", "Colour transfer", "Only the style's colour palette; instant, no PyTorch needed"),
-]
-TEXTURE_METHODS = [
-    ("AUTO", "Auto", "A trained GAN for this exemplar if there is one, else patch"),
-    ("PATCH", "Patch", "Patch-based synthesis: quick, keeps the exemplar's detail"),
-    ("NEURAL", "Neural", "Gram-matrix synthesis on CNN features (slower)"),
-    ("GAN", "GAN", "Train a periodic spatial GAN on the exemplar, then generate any size"),
-]
-INPAINT_METHODS = [
-    ("AUTO", "Auto", "Thin scratches with a biharmonic fill, large holes with PatchMatch"),
-    ("TELEA", "Telea", "OpenCV fast marching: thin scratches"),
-    ("NS", "Navier-Stokes", "OpenCV Navier-Stokes: thin scratches"),
-    ("SMOOTH", "Smooth (biharmonic)", "Smoothest continuation of the surroundings: thin scratches, text"),
-    ("PATCH", "PatchMatch", "Copies texture into large holes"),
-    ("DIP", "Deep Image Prior", "Fits an untrained CNN to the known pixels (slow, no weights)"),
-    ("LAMA", "LaMa", "Large-mask inpainting network (needs big-lama in the model store)"),
-]
-
-
-def _image_items_poll(_self, image):
-    return True
+# the enums derive from the one method table (art_ai_addon/methods.py)
+STYLIZE_METHODS = methods.enum_items("stylize")
+TEXTURE_METHODS = methods.enum_items("texture")
+INPAINT_METHODS = methods.enum_items("inpaint")
 
 
 class ArtAISettings(bpy.types.PropertyGroup):
@@ -47,7 +29,7 @@ class ArtAISettings(bpy.types.PropertyGroup):
     job_message: StringProperty(name="Message", default="", options={"SKIP_SAVE"})
 
     # stylize
-    style_image: PointerProperty(name="Style", type=bpy.types.Image, poll=_image_items_poll,
+    style_image: PointerProperty(name="Style", type=bpy.types.Image,
                                  description="Image whose look is transferred")
     style_path: StringProperty(name="Style File", subtype="FILE_PATH",
                                description="Style image file (used when no style image datablock is chosen)")
@@ -87,39 +69,6 @@ class ArtAISettings(bpy.types.PropertyGroup):
                                  description="Damage mask (white = repair); empty = detect first")
 
 
-class ArtAIPreferences(bpy.types.AddonPreferences):
-    bl_idname = ADDON_PACKAGE
-
-    device: EnumProperty(
-        name="Device",
-        items=[("AUTO", "Auto", "CUDA, then Apple Metal (MPS), then CPU"), ("CUDA", "CUDA", "NVIDIA GPU"),
-               ("MPS", "Metal (MPS)", "Apple GPU"), ("CPU", "CPU", "Processor only")],
-        default="AUTO")
-    models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH",
-                               description="Where model weights live (empty = this extension's user folder)")
-    memory_budget_mb: IntProperty(name="Memory Budget (MB)", min=256, max=262144, default=4096,
-                                  description="Large images are processed in tiles that fit this budget")
-    threads: IntProperty(name="CPU Threads", min=0, max=256, default=0, description="0 = all cores")
-
-    def draw(self, context):
-        layout = self.layout
-        col = layout.column()
-        col.prop(self, "device")
-        col.prop(self, "models_dir")
-        col.prop(self, "memory_budget_mb")
-        col.prop(self, "threads")
-        try:
-            from . import models_ui
-        except ImportError:
-            return
-        box = layout.box()
-        box.label(text="Models", icon="FILE_3D")
-        models_ui.draw_models(box, context)
-        box = layout.box()
-        box.label(text="Dependencies", icon="SCRIPT")
-        models_ui.draw_dependencies(box, context)
-
-
 def preferences(context=None):
     """The add-on preferences, or None when running from the repository without the extension enabled."""
     ctx = context or bpy.context
@@ -127,19 +76,51 @@ def preferences(context=None):
     return addon.preferences if addon is not None else None
 
 
+def user_dir(sub: str, create: bool = True) -> str | None:
+    """A folder in this extension's user directory (None when not running as an installed extension)."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=sub, create=create)
+    except (ValueError, RuntimeError, AttributeError):
+        return None
+
+
 def engine_settings(context=None) -> dict:
-    """What the engine needs from the preferences: device, models folder, tile budget, threads."""
+    """What the engine needs from the preferences: device, models folder, memory budget, threads, PyTorch Python."""
+    from .runner import torch_python
+
     prefs = preferences(context)
+    base = user_dir("", create=False)
     if prefs is None:
-        return {"device": "auto", "models_dir": None, "memory_budget_mb": 4096, "threads": 0}
+        python, source = torch_python("", base)
+        return {"device": "auto", "models_dir": None, "memory_mb": 4096, "threads": 0, "python": python,
+                "python_source": source, "max_pixels": 0}
     models_dir = bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None
     if not models_dir:
-        try:
-            models_dir = bpy.utils.extension_path_user(ADDON_PACKAGE, path="models", create=True)
-        except (ValueError, RuntimeError):
-            models_dir = None
-    return {"device": prefs.device.lower(), "models_dir": models_dir, "memory_budget_mb": prefs.memory_budget_mb,
-            "threads": prefs.threads}
+        models_dir = user_dir("models")
+    pref_python = bpy.path.abspath(prefs.torch_python) if prefs.torch_python else ""
+    python, source = torch_python(os.path.normpath(pref_python) if pref_python else "", base)
+    return {"device": prefs.device.lower(), "models_dir": models_dir, "memory_mb": prefs.memory_budget_mb,
+            "threads": prefs.threads, "python": python, "python_source": source,
+            "max_pixels": int(prefs.max_megapixels) * 1_000_000}
 
 
-classes = (ArtAISettings, ArtAIPreferences)
+def call_config(settings: dict) -> dict:
+    """The part of the settings that goes with every engine call (applied where the call runs)."""
+    return {"threads": settings["threads"], "models_dir": settings["models_dir"], "python": settings["python"],
+            "max_pixels": settings["max_pixels"]}
+
+
+def task_problem(task: str, method_id: str | None, settings: dict) -> str:
+    """'' when the task can run here or in the worker; else the one line saying what is missing and how to get it."""
+    try:
+        needs = methods.needs_of(task, method_id)
+    except Exception:  # noqa: BLE001 - an unknown id is the operator's to report
+        return ""
+    missing = methods.missing_here(needs)
+    if not missing or settings.get("python"):
+        return ""
+    labels = " and ".join(methods.NEED_LABELS[n] for n in missing)
+    return f"Needs {labels}: set PyTorch Python in Preferences > Add-ons > Art AI"
+
+
+classes = (ArtAISettings,)

@@ -1,77 +1,138 @@
-"""Rendering with stylization: the `render` CLI command and the stylize-on-render handler.
+"""Rendering with stylization: `render_frames` (the `render` CLI command, batch render steps) and the
+stylize-on-render handler.
 
-`render` renders a .blend's frames to DIR/raw/0001.png and stylizes them to DIR/stylized/0001.png, skipping
-finished frames, so it resumes after a crash and splits across a farm with `--chunk I/N`. With
-`--temporal` the Vector pass is rendered too (kept as DIR/vector/0001.exr) and drives the motion
-compensation of `stylize_sequence`.
+`render_frames` renders a .blend's frames to DIR/raw/0001.png and stylizes them to DIR/stylized/0001.png,
+skipping finished frames, so it resumes after a crash and splits across a farm with `chunk=(I, N)`. With
+`temporal` the Vector pass is rendered too (kept as DIR/vector/0001.exr) and drives the motion compensation of
+`stylize_sequence`.
 
-The handler stylizes each frame Blender writes (F12 with a write, `-a`, the Render Animation menu) and
-saves `<frame>_stylized.<ext>` beside it; the written frame itself is never touched.
+The handler stylizes each frame Blender writes (F12 with a write, `-a`, the Render Animation menu) and saves
+`<frame>_stylized.<ext>` beside it; the written frame itself is never touched.
+
+Both stylize through the job runner's engine call (`FrameStylizer`): in this process when it has what the
+method needs, else in the engine worker with the PyTorch Python.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from .. import methods
 from ..errors import ArtAIError, InputError
+from ..imageio import IMAGE_EXTENSIONS
+from .scene_io import image_format, open_blend, scene_frames, stdout_to_stderr
 
 # ---------------------------------------------------------------------------------------------
-# Output formats
+# Settings and the engine call
 
 
-@contextmanager
-def _image_format(settings, kind: str):
-    """Temporarily switch the scene's output format (PNG 8 bit, or uncompressed 32-bit multilayer EXR)."""
-    keys = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")
-    saved = {k: getattr(settings, k) for k in keys if hasattr(settings, k)}
+@dataclass
+class RenderSettings:
+    """The stylize options of a render: what `render` and batch render steps take."""
+
+    style: list = field(default_factory=list)  # style image paths (none and no model: only raw frames)
+    method: str = "auto"
+    strength: float = 1.0
+    preserve_color: bool = False
+    model: str | None = None  # fast-style checkpoint (a path or a name in the model store); carries its style
+    steps: int | None = None
+    seed: int | None = None
+    temporal: bool = False
+    device: str = "auto"
+    options: dict = field(default_factory=dict)  # any other stylize method option (methods.OPTIONS["stylize"])
+
+    @property
+    def stylizes(self) -> bool:
+        return bool(self.style) or bool(self.model)
+
+    def engine_kwargs(self) -> dict:
+        kwargs = dict(method=self.method, strength=self.strength, preserve_color=self.preserve_color,
+                      device=self.device)
+        for key in ("model", "steps", "seed"):
+            if getattr(self, key) is not None:
+                kwargs[key] = getattr(self, key)
+        kwargs.update(self.options)
+        return kwargs
+
+
+def engine_config() -> dict:
+    """Threads, models folder and PyTorch Python for engine calls made from Blender's process (the add-on
+    preferences when the extension is enabled; the environment variable in any case)."""
+    from . import props
+    from .runner import torch_python
+
+    prefs = None
     try:
-        if kind == "PNG":
-            if hasattr(settings, "media_type"):
-                settings.media_type = "IMAGE"
-            mode = saved.get("color_mode", "RGBA")
-            settings.file_format = "PNG"
-            settings.color_mode = mode if mode in ("BW", "RGB", "RGBA") else "RGBA"
-            settings.color_depth = "8"
-        else:
-            if hasattr(settings, "media_type"):  # Blender 5: multilayer is a media type of its own
-                settings.media_type = "MULTI_LAYER_IMAGE"
-            settings.file_format = "OPEN_EXR_MULTILAYER"
-            settings.color_depth = "32"
-            settings.exr_codec = "ZIP"
-        yield settings
-    finally:
-        for k, v in saved.items():
-            try:
-                setattr(settings, k, v)
-            except (TypeError, AttributeError, ValueError):
-                pass
+        prefs = props.preferences()
+    except Exception:  # noqa: BLE001 - no preferences when running from the repository
+        prefs = None
+    if prefs is None:
+        python, _ = torch_python("", None)
+        return {"threads": 0, "models_dir": None, "python": python}
+    settings = props.engine_settings()
+    return {"threads": 0, "models_dir": settings["models_dir"], "python": settings["python"]}
 
 
-@contextmanager
-def _stdout_to_stderr():
-    """Blender's own log lines go to the C-level stdout; keep stdout for output paths only."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real file descriptors (embedded consoles): leave them alone
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        try:
-            sys.stdout.flush()
-        except ValueError:
-            pass
-        os.dup2(saved, 1)
-        os.close(saved)
+class FrameStylizer:
+    """Stylizes frames (alone, or as a sequence) through the job runner's engine call."""
+
+    def __init__(self, style, kwargs: dict, config: dict | None = None, log=None):
+        self.style = style  # an image, a list of images, or None (a fast model)
+        self.kwargs = dict(kwargs)
+        self.config = engine_config() if config is None else config
+        self.log = log
+        self._where: dict[str, str] = {}
+        self._said: set[str] = set()  # notes (quality lost, ...) are said once per run, not once per frame
+
+    def _run(self, task: str, kwargs: dict, progress):
+        from .runner import EngineCall, execute, plan
+
+        call = EngineCall(task, kwargs, method=self.kwargs.get("method"), config=self.config)
+        if task not in self._where:
+            python = self.config.get("python")
+            # the sequence task needs what its method needs (plus OpenCV for the motion)
+            where = plan(EngineCall("stylize", {}, method=call.method), python)
+            if task == "stylize_sequence" and where == "process" and python and not methods.importable("cv2"):
+                where = "worker"
+            self._where[task] = where
+        call.where = self._where[task]
+        value, info = execute(call, progress, None)
+        if info.get("note") and self.log is not None and info["note"] not in self._said:
+            self._said.add(info["note"])
+            self.log(info["note"])
+        return value
+
+    def frame(self, content, progress=None):
+        return self._run("stylize", dict(self.kwargs, content=content, style=self.style), progress)
+
+    def sequence(self, content, state=None, flow=None, progress=None):
+        """(result, state) of one frame of a sequence."""
+        kwargs = dict(self.kwargs, content=content, style=self.style, previous_state=state)
+        if flow is not None:
+            kwargs["flow"] = flow
+        result, state = self._run("stylize_sequence", kwargs, progress)
+        return result, state
+
+    def restylize(self, content):
+        """The sequence state of a frame before a run (its result is not kept): for `temporal.warm_start`."""
+        return self.sequence(content)[1]
+
+
+def _read_styles(paths) -> object:
+    from ..imageio import read_image
+
+    styles = [read_image(s, what="style") for s in (paths or [])]
+    return (styles[0] if len(styles) == 1 else styles) if styles else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Render output
 
 
 def _save_render(scene, path: Path, kind: str) -> Path:
@@ -79,7 +140,7 @@ def _save_render(scene, path: Path, kind: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     rr = bpy.data.images["Render Result"]
-    with _image_format(scene.render.image_settings, kind):
+    with image_format(scene.render.image_settings, kind):
         rr.save_render(str(tmp), scene=scene)
     if not tmp.exists():
         raise ArtAIError(f"render: Blender did not write {tmp}")
@@ -129,146 +190,155 @@ def _render_vector(scene, path: Path) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# `python -m art_ai_addon render`
+# render_frames
 
 
-_quiet = False
+def _say(progress, msg: str) -> None:
+    if not getattr(progress, "quiet", False):
+        print(f"art_ai: {msg}", file=sys.stderr, flush=True)
 
 
-def _log(msg: str) -> None:
-    if _quiet:
-        return
-    print(f"art_ai: {msg}", file=sys.stderr, flush=True)
+class _Shot:
+    """One render job's folders and passes: DIR/raw, DIR/stylized, DIR/vector."""
 
-
-def _open(path: str):
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"SCENE.blend: {p} does not exist")
-    if p.is_dir() or p.suffix.lower() != ".blend":
-        raise InputError(f"SCENE.blend: {p} is not a .blend file")
-    try:
-        with _stdout_to_stderr():
-            bpy.ops.wm.open_mainfile(filepath=str(p.resolve()))
-    except RuntimeError as exc:
-        raise InputError(f"SCENE.blend: Blender cannot open {p}: {str(exc).strip()}") from None
-    scene = bpy.context.scene
-    if scene.camera is None:
-        raise InputError(f"SCENE.blend: scene {scene.name!r} in {p} has no camera; set one to render")
-    return scene
-
-
-def _frames(scene, args) -> list[int]:
-    a, b = args.frames if args.frames else (scene.frame_start, scene.frame_end)
-    return list(range(a, b + 1, max(1, scene.frame_step)))
-
-
-def render_command(args, progress) -> int:
-    """Render (and stylize) frames; finished frames are skipped unless --force. Returns the exit code."""
-    from ..cli import chunk_slice
-    from ..core import reporter
-    from ..imageio import read_image, write_image
-    from ..stylize import stylize
-    from ..stylize.temporal import make_state, stylize_sequence, vector_pass_to_flow
-
-    global _quiet
-    _quiet = bool(getattr(progress, "quiet", False))
-    styles = [read_image(s, what="style") for s in (args.style or [])]
-    style = (styles[0] if len(styles) == 1 else styles) if styles else None
-    scene = _open(args.scene)
-    frames = _frames(scene, args)
-    mine = chunk_slice(frames, args.chunk)
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"-o: {out} is a file, expected a folder")
-    raw_dir, sty_dir, vec_dir = out / "raw", out / "stylized", out / "vector"
-    do_style = style is not None or bool(getattr(args, "model", None))  # a fast model carries its own style
-    temporal = bool(getattr(args, "temporal", False)) and do_style
-    use_vectors = False
-    if temporal:
-        if scene.render.use_motion_blur:
-            _log("motion blur is on, so the renderer gives no Vector pass: motion comes from optical flow")
-        else:
-            for layer in scene.view_layers:
-                layer.use_pass_vector = True
-            use_vectors = True
-    options = {k: getattr(args, k) for k in ("steps", "seed", "model") if getattr(args, k, None) is not None}
-    common = dict(method=args.method, strength=args.strength, preserve_color=args.preserve_color,
-                  device=args.device, **options)
-    step = max(1, scene.frame_step)
-    if not mine:
-        _log("no frames in this chunk")
-        return 0
-
-    def name(frame):
-        return f"{frame:04d}"
-
-    def state_from_disk(frame):
-        """Sequence state for `frame` (the one before the next to stylize), or None when it was never rendered."""
-        raw = raw_dir / f"{name(frame)}.png"
-        if frame not in frames or not raw.exists():
-            return None
-        content = read_image(raw, what="raw frame")
-        done = sty_dir / f"{name(frame)}.png"
-        if done.exists():
-            try:
-                return make_state(content, read_image(done, what="stylized frame"))
-            except ArtAIError:
-                pass
-        _log(f"frame {frame}: re-stylizing it so the sequence stays coherent across the chunk boundary")
-        _, st = stylize_sequence(content, style, None, **common)
-        return st
-
-    state, state_frame = None, None
-    n = len(mine)
-    for k, frame in enumerate(mine):
-        prog = reporter(progress.item(f"[frame {frame} {k + 1}/{n}] ") if hasattr(progress, "item") else progress)
-        raw = raw_dir / f"{name(frame)}.png"
-        sty = sty_dir / f"{name(frame)}.png"
-        vec = vec_dir / f"{name(frame)}.exr"
-        finished = raw.exists() and (not do_style or sty.exists())
-        if finished and not args.force:
-            _log(f"frame {frame}: already done, skipped ({raw})")
-            continue
-        if args.force or not raw.exists():
-            prog(0.0, "render")
-            with _stdout_to_stderr():
-                scene.frame_set(frame)
-                bpy.ops.render.render(write_still=False)
-                _save_render(scene, raw, "PNG")
-                got_vectors = _render_vector(scene, vec) is not None if use_vectors else False
-            if use_vectors and not got_vectors:
-                _log("the render engine gave no Vector pass: motion comes from optical flow")
-                use_vectors = False
-            print(str(raw), flush=True)
-        if not do_style:
-            prog(1.0, "done")
-            continue
-        content = read_image(raw, what="raw frame")
-        info: dict = {}
+    def __init__(self, scene, out: Path, temporal: bool, progress):
+        if out.exists() and not out.is_dir():
+            raise InputError(f"-o: {out} is a file, expected a folder")
+        self.scene, self.progress = scene, progress
+        self.raw_dir, self.sty_dir, self.vec_dir = out / "raw", out / "stylized", out / "vector"
+        self.use_vectors = False
         if temporal:
-            if state is None or state_frame != frame - step:
-                state = state_from_disk(frame - step)
-            flow = None
-            cur_vec = read_vector(vec) if use_vectors else None
-            if cur_vec is not None and cur_vec.shape[:2] == content.shape[:2]:
-                backward, _ = vector_pass_to_flow(cur_vec)
-                prev_vec = read_vector(vec_dir / f"{name(frame - step)}.exr")
-                forward = None
-                if prev_vec is not None and prev_vec.shape == cur_vec.shape:
-                    forward = vector_pass_to_flow(prev_vec)[1]
-                flow = {"backward": backward, "forward": forward}
-            result, state = stylize_sequence(content, style, state, progress=prog.sub(0.3, 1.0), info=info,
-                                             flow=flow, **common)
-            state_frame = frame
+            if scene.render.use_motion_blur:
+                _say(progress, "motion blur is on, so the renderer gives no Vector pass: motion comes from optical "
+                               "flow")
+            else:
+                for layer in scene.view_layers:
+                    layer.use_pass_vector = True
+                self.use_vectors = True
+
+    def raw(self, frame: int) -> Path:
+        return self.raw_dir / f"{frame:04d}.png"
+
+    def stylized(self, frame: int) -> Path:
+        return self.sty_dir / f"{frame:04d}.png"
+
+    def vector(self, frame: int) -> Path:
+        return self.vec_dir / f"{frame:04d}.exr"
+
+    def render(self, frame: int) -> Path:
+        """Render `frame` to its raw PNG (and its Vector pass when temporal)."""
+        with stdout_to_stderr():
+            self.scene.frame_set(frame)
+            bpy.ops.render.render(write_still=False)
+            _save_render(self.scene, self.raw(frame), "PNG")
+            got = _render_vector(self.scene, self.vector(frame)) is not None if self.use_vectors else False
+        if self.use_vectors and not got:
+            _say(self.progress, "the render engine gave no Vector pass: motion comes from optical flow")
+            self.use_vectors = False
+        return self.raw(frame)
+
+    def flow(self, frame: int, previous: int | None, shape) -> dict | None:
+        """Backward (and forward) motion from the Vector passes, or None (optical flow then)."""
+        from ..stylize.temporal import vector_pass_to_flow
+
+        cur = read_vector(self.vector(frame)) if self.use_vectors else None
+        if cur is None or cur.shape[:2] != tuple(shape[:2]):
+            return None
+        backward, _ = vector_pass_to_flow(cur)
+        prev = read_vector(self.vector(previous)) if previous is not None else None
+        forward = vector_pass_to_flow(prev)[1] if prev is not None and prev.shape == cur.shape else None
+        return {"backward": backward, "forward": forward}
+
+
+def _frame_list(scene, frames) -> list[int]:
+    if frames is None or isinstance(frames, tuple) and len(frames) == 2:
+        return scene_frames(scene, frames)
+    return [int(f) for f in frames]
+
+
+class _Styling:
+    """Stylizes a shot's raw frames in order; temporal runs carry the sequence state from frame to frame."""
+
+    def __init__(self, shot: _Shot, stylizer: FrameStylizer, frames: list[int], temporal: bool, progress):
+        self.shot, self.stylizer, self.frames, self.temporal, self.progress = shot, stylizer, frames, temporal, \
+            progress
+        self.state, self.state_frame = None, None
+
+    def __call__(self, frame: int, prog) -> Path:
+        from ..imageio import read_image, write_image
+
+        content = read_image(self.shot.raw(frame), what="raw frame")
+        if self.temporal:
+            result = self._next(frame, content, prog.sub(0.3, 1.0))
         else:
-            result = stylize(content, style, progress=prog.sub(0.3, 1.0), info=info, **common)
-        if info.get("note"):
-            _log(info["note"])
-        write_image(sty, result)
-        print(str(sty), flush=True)
+            result = self.stylizer.frame(content, prog.sub(0.3, 1.0))
+        return write_image(self.shot.stylized(frame), result)
+
+    def _next(self, frame: int, content, prog):
+        """One frame of the sequence: from the state of the frame before (this run's, or from disk)."""
+        from ..stylize.temporal import warm_start
+
+        i = self.frames.index(frame)
+        previous = self.frames[i - 1] if i > 0 else None
+        if previous is None:
+            self.state = None
+        elif self.state is None or self.state_frame != previous:
+            self.state = warm_start(self.shot.raw(previous), self.stylizer.restylize,
+                                    result_path=self.shot.stylized(previous),
+                                    say=lambda msg: _say(self.progress, f"frame {previous}: {msg}"))
+        result, self.state = self.stylizer.sequence(content, self.state, self.shot.flow(frame, previous,
+                                                                                         content.shape), prog)
+        self.state_frame = frame
+        return result
+
+
+def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None = None, *, force: bool = False,
+                  progress=None, chunk=None, written=None) -> list[Path]:
+    """Render (and stylize) frames of `blend` into `out_dir`; finished frames are skipped unless `force`.
+
+    frames: None (the scene's range), (A, B) (in the scene's frame step) or a list of frame numbers; `chunk`
+    (I, N) keeps the I-th of N slices of them. `written(path)` is called for every file written (the CLI prints
+    them). Returns the files written.
+    """
+    from ..core import reporter
+    from ..progress import chunk_slice
+
+    settings = settings or RenderSettings()
+    stylizer = None
+    if settings.stylizes:
+        stylizer = FrameStylizer(_read_styles(settings.style), settings.engine_kwargs(),
+                                 log=lambda msg: _say(progress, msg))
+    try:
+        scene = open_blend(blend)
+    except InputError as exc:
+        raise InputError(f"SCENE.blend: {exc}") from None
+    sequence = _frame_list(scene, frames)
+    shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None, progress)
+    styling = _Styling(shot, stylizer, sequence, settings.temporal, progress) if stylizer is not None else None
+    mine = chunk_slice(sequence, chunk)
+    if not mine:
+        _say(progress, "no frames in this chunk")
+    out: list[Path] = []
+    for k, frame in enumerate(mine):
+        prog = reporter(progress.item(f"[frame {frame} {k + 1}/{len(mine)}] ") if hasattr(progress, "item")
+                        else progress)
+        raw, sty = shot.raw(frame), shot.stylized(frame)
+        if raw.exists() and (styling is None or sty.exists()) and not force:
+            _say(progress, f"frame {frame}: already done, skipped ({raw})")
+            continue
+        if force or not raw.exists():
+            prog(0.0, "render")
+            out.append(_emit(shot.render(frame), written))
+        if styling is not None:
+            out.append(_emit(styling(frame, prog), written))
         prog(1.0, "done")
-    return 0
+    return out
+
+
+def _emit(path: Path, written) -> Path:
+    if written is not None:
+        written(path)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,11 +346,78 @@ def render_command(args, progress) -> int:
 
 
 _sequences: dict = {}  # output folder -> (frame, state) for temporal stylize-on-render
+_BLENDER_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+                    ".exr": "OPEN_EXR", ".bmp": "BMP", ".webp": "WEBP"}
 
 
 def stylized_path(path) -> Path:
     p = Path(path)
     return p.with_name(f"{p.stem}_stylized{p.suffix}")
+
+
+def _read_frame(path: Path, what: str) -> np.ndarray:
+    """An image file: with OpenCV where this Python has it, else with Blender's own loader (a stock Blender)."""
+    if methods.importable("cv2"):
+        from ..imageio import read_image
+
+        return read_image(path, what=what)
+    from ..imageio import check_image_file
+    from .bridge import image_to_array
+
+    check_image_file(path, what)  # the header's size first: no decompression bomb reaches Blender's loader
+    try:
+        img = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as exc:
+        raise InputError(f"{what}: Blender cannot read {path}: {str(exc).strip()}") from None
+    try:
+        return np.array(image_to_array(img), dtype=np.float32)
+    finally:
+        bpy.data.images.remove(img)
+
+
+def _write_frame(path: Path, arr: np.ndarray) -> Path:
+    """Write an image file atomically: with OpenCV where this Python has it, else with Blender's image saving."""
+    if methods.importable("cv2"):
+        from ..imageio import write_image
+
+        return write_image(path, arr)
+    from ..core import as_image, srgb_to_linear
+
+    a = as_image(arr, "stylized frame")
+    h, w, c = a.shape
+    is_float = path.suffix.lower() == ".exr"
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[:, :, :3] = a[:, :, :3] if c >= 3 else a[:, :, :1]
+    if c in (2, 4):
+        rgba[:, :, 3] = a[:, :, -1]
+    if is_float:
+        rgba[:, :, :3] = srgb_to_linear(rgba[:, :, :3])
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    img = bpy.data.images.new(f".art_ai_{path.stem}", w, h, alpha=c in (2, 4), float_buffer=is_float)
+    try:
+        img.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).reshape(-1))
+        img.file_format = _BLENDER_FORMATS[path.suffix.lower()]
+        img.filepath_raw = str(tmp.resolve())
+        img.save()
+    finally:
+        bpy.data.images.remove(img)
+    if not tmp.exists():
+        raise ArtAIError(f"stylize on render: Blender did not write {tmp}")
+    os.replace(tmp, path)
+    return path
+
+
+def _handler_kwargs(settings: dict) -> dict:
+    kwargs: dict = dict(method=str(settings.get("method") or "auto").lower(),
+                        strength=float(settings.get("strength", 1.0)),
+                        preserve_color=bool(settings.get("preserve_color", False)),
+                        mask=settings.get("mask"), device=str(settings.get("device") or "auto").lower())
+    for key in ("steps", "seed"):
+        if settings.get(key):
+            kwargs[key] = int(settings[key])
+    if settings.get("model"):
+        kwargs["model"] = settings["model"]
+    return kwargs
 
 
 def stylize_frame_file(path, settings: dict) -> Path:
@@ -289,42 +426,30 @@ def stylize_frame_file(path, settings: dict) -> Path:
     settings: "style" (an image array) or "style_path", "method", "strength", "preserve_color", and
     optionally "steps", "seed", "model", "device", "mask" (array), "temporal" with "frame".
     """
-    from ..imageio import read_image, write_image
-    from ..stylize import stylize
-    from ..stylize.temporal import stylize_sequence
-
     p = Path(path)
-    if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp"):
+    if p.suffix.lower() not in IMAGE_EXTENSIONS:
         raise InputError(f"stylize on render: cannot stylize {p.name}; render to image files (PNG, EXR, ...), "
                          "not a movie")
     style = settings.get("style")
     if style is None and settings.get("style_path"):
-        style = read_image(settings["style_path"], what="style image")
+        style = _read_frame(Path(settings["style_path"]), "style image")
     if style is None and not settings.get("model"):
         raise InputError("stylize on render: no style image; pick one in Render Properties > Art AI")
-    content = read_image(p, what="rendered frame")
     out = stylized_path(p)
     if out.resolve() == p.resolve():  # cannot happen with the suffix, but never overwrite the render
         raise InputError(f"stylize on render: {out} would replace the rendered frame")
-    kwargs: dict = dict(method=str(settings.get("method") or "auto").lower(),
-                  strength=float(settings.get("strength", 1.0)),
-                  preserve_color=bool(settings.get("preserve_color", False)),
-                  mask=settings.get("mask"), device=str(settings.get("device") or "auto").lower())
-    for key in ("steps", "seed"):
-        if settings.get(key):
-            kwargs[key] = int(settings[key])
-    if settings.get("model"):
-        kwargs["model"] = settings["model"]
+    stylizer = FrameStylizer(style, _handler_kwargs(settings), log=lambda msg: _say(None, msg))
+    content = _read_frame(p, "rendered frame")
     if settings.get("temporal"):
         key = str(p.parent.resolve())
         frame = settings.get("frame")
         last = _sequences.get(key)
         prev = last[1] if last and frame is not None and last[0] == frame - 1 else None
-        result, state = stylize_sequence(content, style, prev, **kwargs)
+        result, state = stylizer.sequence(content, prev)
         _sequences[key] = (frame, state)
     else:
-        result = stylize(content, style, **kwargs)
-    return write_image(out, result)
+        result = stylizer.frame(content)
+    return _write_frame(out, result)
 
 
 def settings_from_scene(scene) -> dict:
@@ -371,17 +496,17 @@ def on_render_write(scene, *args):
         return
     path = Path(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_current)))
     if not path.exists():
-        _log(f"stylize on render: the rendered frame {path} was not found; nothing stylized")
+        _say(None, f"stylize on render: the rendered frame {path} was not found; nothing stylized")
         return
     try:
         out = stylize_frame_file(path, settings_from_scene(scene))
     except ArtAIError as exc:
-        _log(f"stylize on render: {exc}")
+        _say(None, f"stylize on render: {exc}")
         return
     except Exception as exc:  # never break the user's render because of the add-on
-        _log(f"stylize on render failed: {type(exc).__name__}: {exc}")
+        _say(None, f"stylize on render failed: {type(exc).__name__}: {exc}")
         return
-    _log(f"stylized frame saved: {out}")
+    _say(None, f"stylized frame saved: {out}")
 
 
 def _is_ours(fn) -> bool:

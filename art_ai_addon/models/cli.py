@@ -75,12 +75,12 @@ def run(args, progress) -> int:
         bad = 0
         for r in results:
             print(f"{r['status']:<10} {r['file']}  {r['detail']}")
-            bad += r["status"] in ("corrupt", "missing")
+            bad += r["status"] in ("corrupt", "missing", "broken")
         if not results:
             print(f"art_ai: the model store {models_dir(mdir)} is empty", file=sys.stderr)
         if bad:
-            print(f"art_ai: error: {bad} file(s) in {models_dir(mdir)} are corrupt or missing; they will not be "
-                  "used; download or import them again", file=sys.stderr)
+            print(f"art_ai: error: {bad} file(s) in {models_dir(mdir)} are corrupt, missing or broken; they will not "
+                  "be used; download or import them again", file=sys.stderr)
             return 1
         return 0
     if args.action == "download":

@@ -135,17 +135,21 @@ def _extract_members(archive: Path, wanted: list[dict], root: Path, url: str) ->
     except zipfile.BadZipFile:
         archive.unlink(missing_ok=True)
         raise ModelError(f"download: {url} did not give a zip archive; it was deleted, try again later") from None
+    from .store import check_member_size, extract_member, member_limit
+
     with zf:
-        by_base = {Path(n).name: n for n in zf.namelist() if not n.endswith("/")}
+        by_base = {Path(i.filename).name: i for i in zf.infolist() if not i.is_dir()}
+        members = []
         for entry in wanted:
-            member = by_base.get(entry.get("archive_member") or entry["file"])
-            if member is None:
+            info = by_base.get(entry.get("archive_member") or entry["file"])
+            if info is None:
                 raise ModelError(f"download {entry['name']}: {entry['archive_member']} is not in the archive "
                                  f"from {url}; the registry entry is out of date")
+            check_member_size(info, entry, Path(urllib.parse.urlparse(url).path).name or url)
+            members.append((entry, info))
+        for entry, info in members:
             tmp = root / f".{entry['file']}.extract"
-            with zf.open(member) as fin, open(tmp, "wb") as fout:
-                for block in iter(lambda: fin.read(1 << 20), b""):  # noqa: B023 - consumed inside the loop
-                    fout.write(block)
+            extract_member(zf, info, tmp, member_limit(entry), url)
             installed.append(_install_checked(tmp, entry, root, url))
     return installed
 

@@ -164,7 +164,7 @@ def lama_layout(prefix: str = "generator.", *, input_nc: int = 4, output_nc: int
 
 
 _LAYOUTS: dict[str, Layout] = {}
-TORCHSCRIPT = {"lama_torchscript"}
+TORCHSCRIPT = {"lama_torchscript"}  # refused: a TorchScript archive runs its own code when loaded
 
 
 def _builtin() -> dict[str, Layout]:
@@ -180,14 +180,8 @@ def _builtin() -> dict[str, Layout]:
     return _LAYOUTS
 
 
-def register_layout(architecture: str, shapes: dict, required=None) -> None:
-    """Let an engine (e.g. the texture GAN) declare its own layout so imports of its files are checked."""
-    _builtin()[architecture] = ({k: tuple(v) for k, v in shapes.items()},
-                                frozenset(shapes if required is None else required))
-
-
 def known_architectures() -> list[str]:
-    return sorted(set(_builtin()) | TORCHSCRIPT)
+    return sorted(set(_builtin()) | set(ONNX))
 
 
 def layout(architecture: str) -> Layout | None:
@@ -217,15 +211,44 @@ def detect(state_dict: dict) -> str | None:
     return None
 
 
-def check_torchscript(path) -> None:
-    """A TorchScript archive is a zip with code/ and constants.pkl; anything else is refused unread."""
-    p = Path(path)
+def is_torchscript(path) -> bool:
+    """True for a TorchScript archive (a zip with code/ and constants.pkl), read from its file list only."""
     try:
-        with zipfile.ZipFile(p) as zf:
+        with zipfile.ZipFile(Path(path)) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError):
-        raise ModelError(f"{p.name} is not a TorchScript archive (not a zip file); LaMa needs the TorchScript "
-                         "export big-lama.pt") from None
-    if not any("/code/" in n for n in names) or not any(n.endswith("constants.pkl") for n in names):
-        raise ModelError(f"{p.name} is a zip but not a TorchScript archive (no code/ or constants.pkl); "
-                         "it may be a plain checkpoint, which LaMa cannot use")
+        return False
+    return any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
+
+
+def torchscript_refusal(name: str, what: str = "") -> str:
+    """The one line said when a TorchScript archive is offered as weights."""
+    prefix = f"{what}: " if what else ""
+    return (f"{prefix}{name} is a TorchScript archive, which runs the code it carries when loaded, so it is refused "
+            "as a weights source; use a plain state_dict or the official checkpoint (LaMa: big-lama.zip / "
+            "best.ckpt from advimman/lama)")
+
+
+def check_torchscript(path) -> None:
+    """Refuse a TorchScript archive (see `torchscript_refusal`); anything else passes unread."""
+    p = Path(path)
+    if is_torchscript(p):
+        raise ModelError(torchscript_refusal(p.name))
+
+
+# ONNX graphs (read with the onnx package, never run): architecture -> the kind the reader checks for
+ONNX = {"magenta_arbitrary_predict": "predict", "magenta_arbitrary_transform": "transform"}
+
+
+def check_onnx(path, architecture: str, *, name: str | None = None, what: str = "") -> None:
+    """Read an ONNX file's convs and check them against the architecture's layout (ModelError naming the file)."""
+    from ..stylize.arbitrary import check_params, read_onnx
+
+    shown = name or Path(path).name
+    try:
+        params = read_onnx(path, what or shown)
+    except ModelError as exc:
+        raise ModelError(str(exc).replace(Path(path).name, shown)) from None
+    problem = check_params(params, ONNX[architecture])
+    if problem:
+        raise ModelError(f"{what + ': ' if what else ''}{shown} {problem}; it is not a {architecture} file")

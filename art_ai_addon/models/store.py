@@ -20,7 +20,6 @@ import pickle
 import re
 import tempfile
 import threading
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ..errors import ArtAIError, InputError, ModelError
 from . import layouts, models_dir, registry
 
 CACHE_FILE = ".checksums.json"
+MAX_MEMBER_BYTES = 1 << 30  # no registry model is larger; an archive member above this is never unpacked
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _mem_cache: dict[str, dict] = {}
 
@@ -66,7 +66,7 @@ def sidecar_path(path) -> Path:
 
 
 def read_sidecar(path) -> dict | None:
-    """The sidecar of a weights file (None if there is none or it is not ours)."""
+    """The sidecar of a weights file (None if there is none, it is not ours or it is malformed)."""
     sc = sidecar_path(path)
     if not sc.is_file():
         return None
@@ -74,7 +74,7 @@ def read_sidecar(path) -> dict | None:
         meta = json.loads(sc.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("file") != Path(path).name:
+    if not isinstance(meta, dict) or meta.get("file") != Path(path).name or _sidecar_problem(sc, meta):
         return None
     return meta
 
@@ -266,75 +266,81 @@ def _torch_load(torch, p: Path, mmap: bool):
             return _torch_load_plain(torch, p, mmap)
 
 
-def load_weights(path, *, expected: dict | None = None, what: str = "weights", mmap: bool = False):
+def load_weights(path, *, expected: dict | None = None, what: str = "weights", mmap: bool = False,
+                 name: str | None = None):
     """torch.load(weights_only=True) only; a pickle that needs code is refused without running it.
 
     `expected` maps key -> shape tuple; a missing key or other shape raises ModelError naming both.
     Returns a dict of tensors (a checkpoint wrapped as {"state_dict": ...} is unwrapped; a Lightning checkpoint's
     pickled training metadata is read into inert stand-ins and dropped, see `_torch_load`).
+    A TorchScript archive is refused unread. `name` is the file name shown in messages (default: the path's).
     """
     from ..core import require_torch
 
     torch = require_torch(what)
     p = Path(path)
+    shown = name or p.name
     if not p.is_file():
         raise ModelError(f"{what}: {p} does not exist")
+    if layouts.is_torchscript(p):
+        raise ModelError(layouts.torchscript_refusal(shown, what))
     try:
         obj = _torch_load(torch, p, mmap)
     except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for corrupt zips
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{what}: {p.name} is not a plain-tensor weights file or is damaged "
+        raise ModelError(f"{what}: {shown} is not a plain-tensor weights file or is damaged "
                          f"(refused by the safe loader: {msg[:200]})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise ModelError(f"{what}: {p.name} does not hold a dict of tensors (a state_dict)")
+        raise ModelError(f"{what}: {shown} does not hold a dict of tensors (a state_dict)")
     if expected:
         for key, shape in expected.items():
             if key not in obj:
-                raise ModelError(f"{what}: {p.name} has no key {key!r}; it is not the expected layout")
+                raise ModelError(f"{what}: {shown} has no key {key!r}; it is not the expected layout")
             if tuple(obj[key].shape) != tuple(shape):
-                raise ModelError(f"{what}: {p.name} key {key!r} has shape {tuple(obj[key].shape)}, "
+                raise ModelError(f"{what}: {shown} key {key!r} has shape {tuple(obj[key].shape)}, "
                                  f"expected {tuple(shape)}")
     return obj
 
 
 def load_torchscript(path, *, device="cpu", what: str = "LaMa"):
-    """TorchScript (LaMa's published format) via torch.jit.load, after checking it is a TorchScript archive.
-
-    TorchScript archives hold TorchScript code, not Python pickles, so loading runs no arbitrary Python.
-    """
-    from ..core import require_torch
-
-    torch = require_torch(what)
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"{what}: {p} does not exist")
-    layouts.check_torchscript(p)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is LaMa's published format
-            return torch.jit.load(str(p), map_location=device).eval()
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{what}: {p.name} could not be loaded as TorchScript ({msg[:200]})") from None
+    """Refused: a TorchScript archive carries code that torch.jit.load runs, so it is no weights source here."""
+    raise ModelError(layouts.torchscript_refusal(Path(path).name, what))
 
 
-def check_layout(path, architecture: str | None, *, what: str | None = None) -> str | None:
+def check_layout(path, architecture: str | None, *, what: str | None = None, name: str | None = None) -> str | None:
     """Load `path` safely and check it against `architecture`'s layout; returns the architecture
-    (detected when None was given). Raises ModelError naming the file and the first mismatching key."""
+    (detected when None was given). Raises ModelError naming the file (`name`, default the path's) and the first
+    mismatching key. TorchScript is refused; ONNX graphs are read (never run) by the onnx package."""
     p = Path(path)
-    what = what or p.name
-    if architecture in layouts.TORCHSCRIPT:
-        load_torchscript(p, what=what)
+    shown = name or p.name
+    what = what or shown
+    if architecture in layouts.TORCHSCRIPT or layouts.is_torchscript(p):
+        raise ModelError(layouts.torchscript_refusal(shown, what))
+    if architecture in layouts.ONNX or (architecture is None and _is_onnx(p)):
+        if architecture is None:
+            raise ModelError(f"{what}: {shown} is an ONNX graph; pass --architecture "
+                             f"({', '.join(sorted(layouts.ONNX))}) or --as a registry name")
+        layouts.check_onnx(p, architecture, name=shown, what=what)
         return architecture
-    sd = load_weights(p, what=what, mmap=True)
+    sd = load_weights(p, what=what, mmap=True, name=shown)
     if architecture is None:
         return layouts.detect(sd)
     problem = layouts.mismatch(sd, architecture)
     if problem:
-        raise ModelError(f"{what}: {p.name} {problem}; it is not a {architecture} weights file")
+        raise ModelError(f"{what}: {shown} {problem}; it is not a {architecture} weights file")
     return architecture
+
+
+def _is_onnx(p: Path) -> bool:
+    """An ONNX protobuf (a ModelProto starts with field 1, ir_version, as a varint: byte 0x08), not a zip/pickle."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return p.suffix.lower() == ".onnx" or (len(head) == 2 and head[0] == 0x08 and head[1] < 0x80)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +413,9 @@ def _match_registry(entry: dict, sha: str, md5: str) -> bool:
 def install_file(tmp: Path, entry: dict | None, *, name: str, architecture: str | None, sha: str,
                  root: Path, extra: dict | None = None) -> Path:
     """Rename a checked temporary file into the store and record its checksum (sidecar where needed)."""
-    final = root / (entry["file"] if entry else (name if Path(name).suffix in (".pth", ".pt") else f"{name}.pth"))
+    suffix = ".onnx" if _is_onnx(tmp) else ".pth"
+    final = root / (entry["file"] if entry else (name if Path(name).suffix in (".pth", ".pt", ".onnx")
+                                                 else f"{name}{suffix}"))
     sc = sidecar_path(final)
     meta = None
     vouched = entry is not None and registry.has_checksum(entry) and registry.get(entry["file"]) == entry
@@ -417,6 +425,9 @@ def install_file(tmp: Path, entry: dict | None, *, name: str, architecture: str 
         if entry is not None and registry.get(entry["file"]) == entry:
             meta.update({"registry": True, "unverified": True})
         meta.update(extra or {})
+    from ..imageio import _final_mode
+
+    os.chmod(tmp, _final_mode(final))  # mkstemp made it 0600: give it the mode a plain open() would
     os.replace(tmp, final)
     if meta is not None:
         _write_json_atomic(sc, meta)
@@ -473,12 +484,12 @@ def import_model(src, name: str | None = None, *, architecture: str | None = Non
                              f"checksum was not checked; recorded this file's SHA-256 {sha[:16]}... for later "
                              "verification")
             rep(0.85, "checking the layout")
-            check_layout(tmp, entry["architecture"], what=f"import {entry['name']}")
+            check_layout(tmp, entry["architecture"], what=f"import {entry['name']}", name=s.name)
             final = install_file(tmp, entry, name=entry["name"], architecture=entry["architecture"], sha=sha,
                                  root=root, extra={"imported_from": str(s)})
         else:
             rep(0.85, "checking the layout")
-            found = check_layout(tmp, architecture, what=f"import {s.name}")
+            found = check_layout(tmp, architecture, what="import", name=s.name)
             if found is None:
                 known = ", ".join(layouts.known_architectures())
                 raise ModelError(f"import: {s.name} does not match any known layout ({known}); pass "
@@ -511,37 +522,92 @@ def _import_archive(src: Path, name: str | None, root: Path, rep) -> tuple[Path,
     done: list[Path] = []
     notes: list[str] = []
     with zipfile.ZipFile(src) as zf, tempfile.TemporaryDirectory(prefix="art_ai_import_") as tmpdir:
-        members = [n for n in zf.namelist() if Path(n).name in wanted and not n.endswith("/")]
-        if not members:
+        infos = [i for i in zf.infolist() if Path(i.filename).name in wanted and not i.is_dir()]
+        if not infos:
             raise ModelError(f"import: {src.name} is a zip archive without any of the models it could hold "
                              f"({', '.join(sorted(wanted)) or name}); unzip it and import the weights file itself")
-        for i, member in enumerate(members):
-            entry = wanted[Path(member).name]
-            out = Path(tmpdir) / Path(member).name
-            with zf.open(member) as fin, open(out, "wb") as fout:
-                for block in iter(lambda: fin.read(1 << 20), b""):  # noqa: B023 - used inside the loop body
-                    fout.write(block)
-            path, more = import_model(out, entry["name"], models_dir_=root,
-                                      progress=rep.sub(i / len(members), (i + 1) / len(members)))
+        for info in infos:  # every size is checked before anything is unpacked
+            check_member_size(info, wanted[Path(info.filename).name], src.name)
+        for i, info in enumerate(infos):
+            entry = wanted[Path(info.filename).name]
+            out = Path(tmpdir) / Path(info.filename).name
+            extract_member(zf, info, out, member_limit(entry), src.name)
+            try:
+                path, more = import_model(out, entry["name"], models_dir_=root,
+                                          progress=rep.sub(i / len(infos), (i + 1) / len(infos)))
+            except ModelError as exc:  # name the user's archive, not our temporary copy of its member
+                raise ModelError(str(exc).replace(str(out), f"{src.name}:{info.filename}")) from None
             done.append(path)
             notes += more
     return done[0], notes + [f"imported {len(done)} model(s) from {src.name}"]
 
 
-def _user_models(root: Path) -> list[dict]:
-    out = []
+def member_limit(entry: dict) -> int:
+    """The most bytes an archive member may unpack to for this registry entry (its exact size, or some slack)."""
+    size = int(entry.get("size") or 0)
+    limit = size if entry.get("size_exact") else int(size * 1.5) + (16 << 20)
+    return min(limit, MAX_MEMBER_BYTES)
+
+
+def check_member_size(info: zipfile.ZipInfo, entry: dict, archive: str) -> None:
+    """Refuse, before unpacking, a member whose declared size does not fit the registry's (a zip bomb, or not it)."""
+    limit = member_limit(entry)
+    if info.file_size > limit:
+        raise ModelError(f"import: {archive}: {info.filename} would unpack to {format_size(info.file_size)}, more "
+                         f"than the {format_size(limit)} that {entry['name']} can be; nothing was unpacked "
+                         "(the archive is damaged or not the published one)")
+
+
+def extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, limit: int, archive: str) -> None:
+    """Unpack one member, stopping (and deleting it) if it grows past `limit` whatever its header says."""
+    done = 0
+    with zf.open(info) as fin, open(out, "wb") as fout:
+        for block in iter(lambda: fin.read(1 << 20), b""):
+            done += len(block)
+            if done > limit:
+                break
+            fout.write(block)
+    if done > limit:
+        out.unlink(missing_ok=True)
+        raise ModelError(f"import: {archive}: {info.filename} unpacks to more than {format_size(limit)}; refused")
+
+
+def _sidecar_problem(sc: Path, meta) -> str | None:
+    """Why a store JSON cannot be a sidecar (None when it is a well-formed one)."""
+    if not isinstance(meta, dict):
+        return "is not a JSON object"
+    f = meta.get("file")
+    if not isinstance(f, str) or not f or Path(f).name != f or f.startswith("."):
+        return f"has {'no' if f is None else 'an invalid'} \"file\" ({f!r}); it must name a file in the store"
+    for key in ("name", "architecture", "sha256", "trained_on", "imported_from", "licence"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            return f"has an invalid \"{key}\" ({meta[key]!r})"
+    return None
+
+
+def _scan_sidecars(root: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """(well-formed sidecars of models not in the registry, [(broken sidecar, what is wrong)])."""
+    out, broken = [], []
     if not root.is_dir():
-        return out
+        return out, broken
     for sc in sorted(root.glob("*.json")):
         if sc.name.startswith("."):
             continue
         try:
             meta = json.loads(sc.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            broken.append((sc, f"is not readable JSON ({str(exc)[:80]})"))
             continue
-        if isinstance(meta, dict) and meta.get("file") and not meta.get("registry"):
+        problem = _sidecar_problem(sc, meta)
+        if problem:
+            broken.append((sc, problem))
+        elif not meta.get("registry"):
             out.append(meta)
-    return out
+    return out, broken
+
+
+def _user_models(root: Path) -> list[dict]:
+    return _scan_sidecars(root)[0]
 
 
 def _weights_files(root: Path) -> list[Path]:
@@ -549,7 +615,7 @@ def _weights_files(root: Path) -> list[Path]:
         return []
     return sorted(p for p in root.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in (".pth", ".pt", ".ckpt",
-                                                                                          ".safetensors"))
+                                                                                          ".safetensors", ".onnx"))
 
 
 def list_models(models_dir_=None) -> list[dict]:
@@ -578,6 +644,12 @@ def list_models(models_dir_=None) -> list[dict]:
                      "file": meta["file"], "path": str(p), "registry": False, "unverified": False,
                      "description": f"trained on {meta['trained_on']}" if meta.get("trained_on") else "",
                      "source": meta.get("imported_from", ""), "url": ""})
+    for sc, problem in _scan_sidecars(root)[1]:
+        rows.append({"name": sc.stem, "task": "broken", "architecture": "?", "size": 0, "size_exact": True,
+                     "licence": "?", "installed": False, "file": sc.name, "path": str(sc), "registry": False,
+                     "unverified": True, "broken": True,
+                     "description": f"broken entry: {sc.name} {problem}; fix or delete that file",
+                     "source": "", "url": ""})
     for p in _weights_files(root):
         if p.name not in listed:
             rows.append({"name": p.stem, "task": "?", "architecture": "?", "size": p.stat().st_size,
@@ -599,10 +671,14 @@ def verify_store(models_dir_=None, progress=None) -> list[dict]:
         rep(i / max(len(files), 1), f"hashing {p.name}")
         status, detail = check_file(p, use_cache=False)
         results.append({"file": p.name, "path": str(p), "status": status, "detail": detail})
-    for meta in _user_models(root):
+    users, broken = _scan_sidecars(root)
+    for meta in users:
         if not (root / meta["file"]).is_file():
             results.append({"file": meta["file"], "path": str(root / meta["file"]), "status": "missing",
                             "detail": "its sidecar exists but the weights file is gone"})
+    for sc, problem in broken:
+        results.append({"file": sc.name, "path": str(sc), "status": "broken",
+                        "detail": f"broken entry: {sc.name} {problem}; fix or delete that file"})
     rep(1.0, "verified")
     return results
 
@@ -642,12 +718,3 @@ def format_size(n: int, exact: bool = True) -> str:
             return text if exact else "~" + text
         v /= 1000.0
     return str(n)
-
-
-def __getattr__(name):  # `store.download` without importing urllib at start-up
-    if name == "download":
-        from .download import download
-
-        return download
-    raise AttributeError(name)
-

@@ -599,9 +599,9 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
     Alpha is ignored; NaN / inf pixels are treated as 0 / clipped (core.as_image).
     """
     img = as_image(image, "image")
-    s = float(sensitivity)
-    if not 0.0 <= s <= 1.0:
-        raise InputError(f"sensitivity: {sensitivity} is outside 0..1")
+    from ..validate import check_number
+
+    s = check_number(sensitivity, "sensitivity", 0.0, 1.0)
     rep = reporter(progress, cancel)
     rgb, _ = split_alpha(img)
     rgb = np.ascontiguousarray(rgb)

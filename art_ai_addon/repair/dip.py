@@ -55,6 +55,10 @@ def _build(torch, in_ch: int, width: int, depth: int):
 def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", progress=None, cancel=None, lr=0.01,
                 max_side=None, margin=None, **_):
     """Fill `hole` of `rgb` (H, W, 3) by fitting an untrained CNN to the known pixels for `steps` steps."""
+    if steps is not None:
+        from ..validate import check_steps
+
+        check_steps(steps)
     torch = require_torch("Deep Image Prior inpainting")
     rep = reporter(progress, cancel)
     dev = resolve_device(device)

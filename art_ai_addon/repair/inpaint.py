@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import warnings
 
-import cv2
 import numpy as np
 
+from .. import methods as _methods
 from ..core import as_image, as_mask, merge_alpha, reporter, split_alpha
 from ..errors import InputError
 
-METHODS = ("auto", "smooth", "telea", "ns", "patch", "dip", "lama")
+METHODS = _methods.names("inpaint")
 
 # a hole whose widest point is at most this many pixels from its edge is a "thin" scratch (~8 px wide)
 THIN_RADIUS = 4.0
@@ -20,6 +20,8 @@ HOLE_LEVEL = 1.0 / 255.0
 
 def _opencv(rgb, hole, flag, radius=3):
     """OpenCV's inpainting per channel in float32, so 16-bit and float images keep their precision."""
+    import cv2
+
     m = hole.astype(np.uint8)
     out = np.empty_like(rgb)
     for ch in range(rgb.shape[2]):
@@ -29,14 +31,18 @@ def _opencv(rgb, hole, flag, radius=3):
 
 
 def _telea(rgb, hole, **_):
+    import cv2
+
     return _opencv(rgb, hole, cv2.INPAINT_TELEA)
 
 
 def _ns(rgb, hole, **_):
+    import cv2
+
     return _opencv(rgb, hole, cv2.INPAINT_NS)
 
 
-def _smooth(rgb, hole, *, solve=None, rep=None, **_):
+def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, **_):
     """Biharmonic fill started from Telea's: continues gradients, not just values (+2 dB on scratches).
 
     solve: the part of the hole to solve for (default all of it); the rest keeps Telea's fill and serves
@@ -45,7 +51,7 @@ def _smooth(rgb, hole, *, solve=None, rep=None, **_):
     from .smooth import biharmonic_fill
 
     telea = _telea(rgb, hole)
-    return biharmonic_fill(telea, hole if solve is None else solve, telea, rep=rep)
+    return biharmonic_fill(telea, hole if solve is None else solve, telea, rep=rep, max_iter=max_iter)
 
 
 def _patch(rgb, hole, *, seed=0, patch_size=7, source_ok=None, rep=None, **_):
@@ -66,6 +72,8 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     is mostly thin but has a wide part (a scratch running into a blob) is split: the wide part, grown by
     its own radius, is large, the rest stays thin.
     """
+    import cv2
+
     dist = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     core = (dist > thin_radius).astype(np.uint8)
     # a few wide pixels where scratches cross are not a hole
@@ -80,21 +88,124 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     return hole & ~large, large
 
 
-def _auto(rgb, hole, *, seed=0, rep=None, **options):
-    """Thin components get the biharmonic smooth fill (continues lines and shading); large ones PatchMatch."""
+# auto, large holes: the fills it chooses between, best first when they score alike (detail over smoothness)
+_CHOICES = ("patch", "smooth+detail", "smooth")
+# dB a fill with more detail may lose on the test copies and still be chosen (its error is the price of grain)
+_DETAIL_MARGIN = {"patch": 1.0, "smooth+detail": 0.5, "smooth": 0.0}
+# share of the intact copy area's gradient energy a fill must reach to be chosen
+_MIN_DETAIL = 0.5
+# scale (px) that splits smooth+detail: below it from PatchMatch, above it from the smooth fill
+_DETAIL_SIGMA = 2.0
+
+
+def _test_copies(large, hole, labels, n, margin, per_hole=1):
+    """Copies of each large hole moved onto intact pixels nearby, where the right fill is known.
+
+    Returns the copies' mask and, per copy pixel, the label of the hole it copies (0 elsewhere). A copy keeps
+    `margin` pixels from every hole and from the other copies, so neither changes what the other sees.
+    """
+    import cv2
+
+    h, w = hole.shape
+    copies = np.zeros((h, w), np.int32)
+    ball = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)
+    blocked = cv2.dilate(hole.astype(np.uint8), ball) > 0
+    for i in range(1, n):
+        ys, xs = np.nonzero(labels == i)
+        size = max(ys.ptp(), xs.ptp()) + 1
+        placed = 0
+        for dist in (1.0, 1.5, 2.0, 3.0):
+            for k in range(8):
+                a = k * np.pi / 4 + (0.4 * i if dist > 1.0 else 0.0)
+                dy, dx = int(round(np.sin(a) * (dist * size + margin))), int(round(np.cos(a) * (dist * size + margin)))
+                cy, cx = ys + dy, xs + dx
+                if cy.min() < 0 or cx.min() < 0 or cy.max() >= h or cx.max() >= w or blocked[cy, cx].any():
+                    continue
+                copies[cy, cx] = i
+                one = np.zeros((h, w), np.uint8)
+                one[cy, cx] = 1
+                blocked |= cv2.dilate(one, ball) > 0
+                placed += 1
+                if placed == per_hole:
+                    break
+            if placed == per_hole:
+                break
+    return copies > 0, copies
+
+
+def _grad_energy(rgb):
+    """Squared luminance gradient (Sobel) per pixel: the detail measure of the hole choice."""
+    import cv2
+
+    g = rgb.mean(axis=2)
+    return cv2.Sobel(g, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(g, cv2.CV_32F, 0, 1) ** 2
+
+
+def _count(mask):
+    import cv2
+
+    return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1 if mask.any() else 0
+
+
+def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
+    """Per hole: thin parts get the biharmonic smooth fill; each large one the fill that wins on its test copies.
+
+    A large hole is copied onto intact pixels nearby (where the answer is known) and every candidate fill
+    (PatchMatch; the smooth fill; the smooth fill with PatchMatch's fine detail added) fills the real holes and
+    the copies in one run. The hole gets the fill that came closest on its copies, with a small allowance for
+    fills with more detail; a hole without room for a copy gets PatchMatch.
+    """
+    import cv2
+
     thin, large = thin_and_large(hole)
+    sub = (lambda a, b: rep.sub(a, b)) if rep is not None else (lambda a, b: None)
     if thin.any():
-        out = _smooth(rgb, hole, solve=thin, rep=rep.sub(0.0, 0.2) if large.any() and rep is not None else rep)
+        out = _smooth(rgb, hole, solve=thin, rep=sub(0.0, 0.15) if large.any() else rep)
     else:
         out = rgb.copy()
+    counts = {"thin": _count(thin)}
+    chosen = {c: 0 for c in _CHOICES}
     if large.any():
-        # large holes are filled with the repair of the scratches as context, but patches are never
-        # copied from any damaged pixel
+        n, labels = cv2.connectedComponents(large.astype(np.uint8), connectivity=8)
+        radius = max(1, int(options.get("patch_size") or 7) // 2)
+        test, owner = _test_copies(large, hole, labels, n, margin=2 * radius + 2)
+        both = large | test
+        # large holes are filled with the repair of the scratches as context, but patches are never copied
+        # from any damaged pixel nor from the test copies
         base = out.copy()
         base[large] = rgb[large]
-        filled = _patch(base, large, seed=seed, source_ok=~hole, rep=rep.sub(0.2, 1.0) if rep is not None else rep,
-                        **options)
-        out[large] = filled[large]
+        patch = _patch(base, both, seed=seed, source_ok=~(hole | test), rep=sub(0.15, 0.9), **options)
+        # (a candidate only: fewer conjugate-gradient steps than the smooth method's, the large-scale shading
+        # has converged by then)
+        smooth = _smooth(base, both, solve=both, rep=sub(0.9, 1.0), max_iter=150)
+        detail = patch - cv2.GaussianBlur(patch, (0, 0), _DETAIL_SIGMA)
+        fills = {"patch": patch, "smooth": smooth,
+                 "smooth+detail": np.clip(cv2.GaussianBlur(smooth, (0, 0), _DETAIL_SIGMA) + detail, 0.0, 1.0)}
+        energy = {k: _grad_energy(f) for k, f in fills.items()}
+        truth = _grad_energy(rgb)
+        inner = cv2.erode(test.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        for i in range(1, n):
+            where = owner == i
+            pick = "patch"
+            if where.any():
+                db = {k: -10 * np.log10(max(float(np.mean((f[where] - rgb[where]) ** 2)), 1e-10))
+                      for k, f in fills.items()}
+                # a fill must bring back at least half the detail the intact copy area has (a blur in grass is
+                # wrong however close its average is); among those the closest wins, detail first on a near tie
+                core = where & inner
+                ref = float(truth[core].mean()) if core.any() else 0.0
+                ok = [k for k in _CHOICES if ref <= 1e-8 or energy[k][core].mean() >= _MIN_DETAIL * ref]
+                if ok:
+                    top = max(db[k] for k in ok)
+                    pick = next(k for k in ok if db[k] >= top - _DETAIL_MARGIN[k])
+            chosen[pick] += 1
+            part = labels == i
+            out[part] = fills[pick][part]
+    if info is not None:
+        parts = [f"{counts['thin']} thin hole{'s' * (counts['thin'] != 1)} smooth"] if counts["thin"] else []
+        parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
+        info["note"] = "auto: " + (", ".join(parts) or "nothing to fill")
+        info["holes"] = dict(chosen, thin=counts["thin"])
     return out
 
 
@@ -107,14 +218,18 @@ def _binary_ints(mask):
     return mask
 
 
-def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress=None, cancel=None, **options):
+def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress=None, cancel=None,
+            info: dict | None = None, **options):
     """Fill where `mask` is white; everything where the mask is 0 stays exactly as it was.
 
     method: "smooth" (biharmonic fill, numpy; best on thin scratches and text, blurs large holes),
     "telea" / "ns" (OpenCV, fast, for thin scratches), "patch" (multi-scale PatchMatch, large
     holes get texture), "dip" (Deep Image Prior, torch, `steps`), "lama" (LaMa weights from the model
-    store), "auto" (per connected hole: thin -> smooth, large -> PatchMatch).
+    store), "auto" (per connected hole: thin -> smooth; large -> whichever of PatchMatch, the smooth fill and
+    the smooth fill with PatchMatch's fine detail does best on copies of that hole moved onto intact pixels).
     options: `steps` (dip), `seed` (patch, dip), `models_dir` (lama), `patch_size` (patch).
+    info: a dict that gets "method" (what ran) and "note" (for auto, what each hole got, e.g.
+    "auto: 3 thin holes smooth, 2 large holes patch, 1 large hole smooth").
 
     Defined behaviour:
     - mask and image of different sizes -> InputError naming both sizes;
@@ -130,10 +245,13 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     m = as_mask(_binary_ints(mask), img.shape, "mask")
     if m is None:
         raise InputError("mask: no mask given; paint one, or detect damage first (detect_damage / --detect)")
-    name = (method or "auto").lower()
-    if name not in METHODS:
-        raise InputError(f"method: unknown inpainting method {method!r}; use one of {', '.join(METHODS)}")
+    record, options = _methods.check("inpaint", method, options)  # unknown options and bad values refused
+    name = record.name
+    options = _methods.used(record, options)
     rep = reporter(progress, cancel)
+    if info is not None:
+        info["method"] = name
+        info["note"] = ""
     hole = m > HOLE_LEVEL
     if not hole.any():
         rep(1.0, "nothing to fill")
@@ -154,7 +272,7 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     elif name == "patch":
         filled = _patch(rgb, hole, seed=seed, rep=rep, **options)
     elif name == "auto":
-        filled = _auto(rgb, hole, seed=seed, rep=rep, **options)
+        filled = _auto(rgb, hole, seed=seed, rep=rep, info=info, **options)
     elif name == "dip":
         from .dip import dip_inpaint
 
@@ -168,5 +286,8 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     w3 = weight[:, :, None]
     out = rgb * (1.0 - w3) + np.clip(filled, 0.0, 1.0) * w3
     out[~hole] = rgb[~hole]
+    from ..core import finite_result
+
+    out = finite_result(out, f"inpaint ({name})")
     rep(1.0, "done")
     return merge_alpha(out, alpha, like=img)

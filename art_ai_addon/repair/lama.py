@@ -1,15 +1,16 @@
 """LaMa (Suvorov et al. 2022, "big-lama") from the model store; nothing is downloaded.
 
 Accepted files, as the public releases ship them (looked for in the store in this order of names:
-`big-lama`, `big-lama.pth`, `big-lama.pt`, `big-lama.ckpt`, or any file given as `model=`):
+`big-lama`, `big-lama.pth`, `big-lama.pt`, `big-lama.ckpt`, or any file given as `model=`); every one is read with
+torch.load(weights_only=True), and nothing that runs code is loaded:
 - `big-lama.ckpt`: the official release, big-lama/models/best.ckpt from advimman/lama's big-lama.zip, a PyTorch
   Lightning checkpoint whose state_dict holds the generator as `generator.model.N...` (beside discriminator and
   loss weights, which are ignored). Read with torch.load(weights_only=True); its pickled training metadata
   (OmegaConf config, callback classes) goes into inert stand-ins (models/store.py `_torch_load`), so no code
   of the file's runs. The weights go into our own FFC ResNet generator (lama_net.py) with strict loading.
 - `big-lama.pth`: a plain generator state_dict (keys `model.N...`, or the Sequential's own `N...`), same network;
-- `big-lama.pt`: a TorchScript export taking (image (1, 3, H, W) in [0, 1], mask (1, 1, H, W) in {0, 1}) and
-  returning the inpainted image (1, 3, H, W) in [0, 1] (the layout used by the common exports).
+- a TorchScript export (IOPaint's `big-lama.pt`) is refused: torch.jit.load runs the code such an archive carries,
+  so it is no weights source (import the official release instead).
 The network is fully convolutional and is run on the whole (padded) image: LaMa's Fourier convolutions see the
 whole picture, which tiles would cut. Memory grows with the pixel count (about 1.3 GB of activations per
 megapixel on the CPU); on a GPU that runs out of memory the work is redone on the CPU with a warning.
@@ -26,32 +27,23 @@ from ..core import reporter, require_torch, resolve_device
 from ..errors import ModelError, NotAvailableError
 
 MODEL_NAME = "big-lama"
-FILES = ("big-lama.ckpt", "big-lama.pt", "big-lama.pth")  # official checkpoint, TorchScript export, state_dict
+FILES = ("big-lama.ckpt", "big-lama.pth")  # the official checkpoint, a generator state_dict
 
 
 def _missing_message(root) -> str:
     return (f"LaMa is not installed: add big-lama to the model store at {root}: the official release "
             "(`python -m art_ai_addon models import big-lama.zip`, from advimman/lama, stores its "
-            f"models/best.ckpt as `{FILES[0]}`), the TorchScript export `{FILES[1]}` "
-            f"(`models import big-lama.pt`) or a generator state_dict as `{FILES[2]}`; or set ART_AI_MODELS, "
+            f"models/best.ckpt as `{FILES[0]}`) or a generator state_dict as `{FILES[1]}` (a TorchScript export "
+            "such as big-lama.pt is refused: it runs code when loaded); or set ART_AI_MODELS, "
             "or use method 'patch' (textures) or 'auto', which need no weights")
 
 
-def _is_torchscript(path: Path) -> bool:
-    from ..models.layouts import check_torchscript
-
-    try:
-        check_torchscript(path)
-    except ModelError:
-        return False
-    return True
-
-
 def load_lama(models_dir=None, device="cpu", model=None):
-    """A module on `device` taking (image, mask) and returning the inpainted image: the TorchScript export as it
-    is, or the release / state_dict weights in our generator. `model` = an explicit file, else the store's
-    big-lama file (checksum-verified by `find`). NotAvailableError / ModelError say what to do."""
+    """A module on `device` taking (image, mask) and returning the inpainted image: the release / state_dict
+    weights in our generator. `model` = an explicit file, else the store's big-lama file (checksum-verified by
+    `find`). A TorchScript archive is refused unread. NotAvailableError / ModelError say what to do."""
     from ..models import models_dir as store_root
+    from ..models.layouts import is_torchscript, torchscript_refusal
     from ..models.store import find, load_weights
 
     torch = require_torch("LaMa inpainting")
@@ -61,21 +53,14 @@ def load_lama(models_dir=None, device="cpu", model=None):
     if path is None:
         raise NotAvailableError(_missing_message(store_root(models_dir)))
     path = Path(path)
-    if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():  # torch 2.x marks TorchScript deprecated; the export is TorchScript
-                warnings.simplefilter("ignore", DeprecationWarning)
-                module = torch.jit.load(str(path), map_location=device)
-        except Exception as exc:
-            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise ModelError(f"LaMa: {path} could not be loaded as TorchScript ({msg})") from None
-        return module.eval()
+    if is_torchscript(path):
+        raise ModelError(torchscript_refusal(path.name, "LaMa"))
     from . import lama_net
 
     try:
         sd = load_weights(path, what="LaMa", mmap=True)
     except ModelError as exc:
-        raise ModelError(f"LaMa: {path} is neither a TorchScript export nor a big-lama checkpoint or state_dict "
+        raise ModelError(f"LaMa: {path} is not a big-lama checkpoint or generator state_dict "
                          f"that can be read safely ({str(exc).removeprefix('LaMa: ')})") from None
     generator = lama_net.load_generator(torch, sd, name=path.name)
     del sd

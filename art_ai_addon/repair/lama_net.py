@@ -16,12 +16,14 @@ weight found its place. big-lama (input 4 = masked RGB + mask, ngf 64, 3 downsam
 An FFC's global->global path (SpectralTransform) works on the 2-D Fourier transform of its channels: a 1x1 conv
 over the real and imaginary parts mixes every position with every other, so even the first block sees the whole
 picture; that is what lets LaMa fill large holes. The network is fully convolutional (any size that is a
-multiple of 8); it is not tiled, because tiles would cut exactly that global context.
+multiple of 8); it is not tiled, because tiles would cut exactly that global context. Imported only by the
+functions that load LaMa (torch comes in with it).
 """
 
 from __future__ import annotations
 
-import functools
+import torch
+from torch import nn
 
 from ..errors import ModelError
 
@@ -29,152 +31,147 @@ BIG_LAMA = {"input_nc": 4, "output_nc": 3, "ngf": 64, "n_downsampling": 3, "n_bl
             "max_features": 1024}
 
 
-@functools.cache
-def _classes(torch):
-    """The nn.Module classes, built once torch is imported (the engine imports torch lazily)."""
-    nn = torch.nn
+class FourierUnit(nn.Module):
+    """Real 2-D FFT ('ortho'), 1x1 conv + BN + ReLU over the (real, imaginary) channel pairs, inverse FFT."""
 
-    class FourierUnit(nn.Module):
-        """Real 2-D FFT ('ortho'), 1x1 conv + BN + ReLU over the (real, imaginary) channel pairs, inverse FFT."""
+    def __init__(self, channels):
+        super().__init__()
+        self.conv_layer = nn.Conv2d(2 * channels, 2 * channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(2 * channels)
+        self.relu = nn.ReLU(inplace=True)
 
-        def __init__(self, channels):
-            super().__init__()
-            self.conv_layer = nn.Conv2d(2 * channels, 2 * channels, 1, bias=False)
-            self.bn = nn.BatchNorm2d(2 * channels)
-            self.relu = nn.ReLU(inplace=True)
+    def forward(self, x):
+        b, c, h, w = x.shape
+        spec = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")
+        wf = spec.shape[-1]
+        # channel order c0.real, c0.imag, c1.real, ... as the release was trained with
+        z = torch.stack((spec.real, spec.imag), dim=2).reshape(b, 2 * c, h, wf)
+        z = self.relu(self.bn(self.conv_layer(z))).reshape(b, -1, 2, h, wf)
+        return torch.fft.irfftn(torch.complex(z[:, :, 0], z[:, :, 1]), s=(h, w), dim=(-2, -1), norm="ortho")
 
-        def forward(self, x):
-            b, c, h, w = x.shape
-            spec = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")
-            wf = spec.shape[-1]
-            # channel order c0.real, c0.imag, c1.real, ... as the release was trained with
-            z = torch.stack((spec.real, spec.imag), dim=2).reshape(b, 2 * c, h, wf)
-            z = self.relu(self.bn(self.conv_layer(z))).reshape(b, -1, 2, h, wf)
-            return torch.fft.irfftn(torch.complex(z[:, :, 0], z[:, :, 1]), s=(h, w), dim=(-2, -1), norm="ortho")
+class SpectralTransform(nn.Module):
+    """The global->global path: 1x1 conv down to half the channels, + Fourier unit (residual), 1x1 conv up."""
 
-    class SpectralTransform(nn.Module):
-        """The global->global path: 1x1 conv down to half the channels, + Fourier unit (residual), 1x1 conv up."""
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        half = cout // 2
+        self.downsample = nn.AvgPool2d(2, 2) if stride == 2 else nn.Identity()
+        self.conv1 = nn.Sequential(nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(True))
+        self.fu = FourierUnit(half)
+        self.conv2 = nn.Conv2d(half, cout, 1, bias=False)
 
-        def __init__(self, cin, cout, stride=1):
-            super().__init__()
-            half = cout // 2
-            self.downsample = nn.AvgPool2d(2, 2) if stride == 2 else nn.Identity()
-            self.conv1 = nn.Sequential(nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(True))
-            self.fu = FourierUnit(half)
-            self.conv2 = nn.Conv2d(half, cout, 1, bias=False)
+    def forward(self, x):
+        x = self.conv1(self.downsample(x))
+        return self.conv2(x + self.fu(x))
 
-        def forward(self, x):
-            x = self.conv1(self.downsample(x))
-            return self.conv2(x + self.fu(x))
+class FFC(nn.Module):
+    """Fast Fourier convolution: channels split into a local and a global part, four paths between them."""
 
-    class FFC(nn.Module):
-        """Fast Fourier convolution: channels split into a local and a global part, four paths between them."""
+    def __init__(self, cin, cout, kernel, ratio_gin, ratio_gout, stride=1, padding=0):
+        super().__init__()
+        in_g, out_g = int(cin * ratio_gin), int(cout * ratio_gout)
+        in_l, out_l = cin - in_g, cout - out_g
+        if not in_l or not out_l or (ratio_gin and not in_g) or (ratio_gout and not out_g):
+            raise ModelError(f"LaMa: an FFC of {cin}->{cout} channels with global ratios {ratio_gin}/"
+                             f"{ratio_gout} leaves a part empty; this is not a LaMa generator layout")
 
-        def __init__(self, cin, cout, kernel, ratio_gin, ratio_gout, stride=1, padding=0):
-            super().__init__()
-            in_g, out_g = int(cin * ratio_gin), int(cout * ratio_gout)
-            in_l, out_l = cin - in_g, cout - out_g
-            if not in_l or not out_l or (ratio_gin and not in_g) or (ratio_gout and not out_g):
-                raise ModelError(f"LaMa: an FFC of {cin}->{cout} channels with global ratios {ratio_gin}/"
-                                 f"{ratio_gout} leaves a part empty; this is not a LaMa generator layout")
+        def conv(i, o):
+            return nn.Conv2d(i, o, kernel, stride, padding, bias=False, padding_mode="reflect") if i and o else None
 
-            def conv(i, o):
-                return nn.Conv2d(i, o, kernel, stride, padding, bias=False, padding_mode="reflect") if i and o else None
+        self.convl2l, self.convl2g, self.convg2l = conv(in_l, out_l), conv(in_l, out_g), conv(in_g, out_l)
+        self.convg2g = SpectralTransform(in_g, out_g, stride) if in_g and out_g else None
+        self.out_l, self.out_g = out_l, out_g
 
-            self.convl2l, self.convl2g, self.convg2l = conv(in_l, out_l), conv(in_l, out_g), conv(in_g, out_l)
-            self.convg2g = SpectralTransform(in_g, out_g, stride) if in_g and out_g else None
-            self.out_l, self.out_g = out_l, out_g
+    def forward(self, x_l, x_g):
+        y_l = self.convl2l(x_l)
+        if self.convg2l is not None:
+            y_l = y_l + self.convg2l(x_g)
+        y_g = None
+        if self.out_g:
+            y_g = self.convl2g(x_l)
+            if self.convg2g is not None:
+                y_g = y_g + self.convg2g(x_g)
+        return y_l, y_g
 
-        def forward(self, x_l, x_g):
-            y_l = self.convl2l(x_l)
-            if self.convg2l is not None:
-                y_l = y_l + self.convg2l(x_g)
-            y_g = None
-            if self.out_g:
-                y_g = self.convl2g(x_l)
-                if self.convg2g is not None:
-                    y_g = y_g + self.convg2g(x_g)
-            return y_l, y_g
+class FFCNormAct(nn.Module):
+    """FFC, then BatchNorm + ReLU on each part (`bn_l`, `bn_g`, as the release names them)."""
 
-    class FFCNormAct(nn.Module):
-        """FFC, then BatchNorm + ReLU on each part (`bn_l`, `bn_g`, as the release names them)."""
+    def __init__(self, cin, cout, kernel, ratio_gin, ratio_gout, stride=1, padding=0):
+        super().__init__()
+        self.ffc = FFC(cin, cout, kernel, ratio_gin, ratio_gout, stride, padding)
+        self.bn_l = nn.BatchNorm2d(self.ffc.out_l)
+        self.bn_g = nn.BatchNorm2d(self.ffc.out_g) if self.ffc.out_g else None
+        self.act = nn.ReLU(inplace=True)
 
-        def __init__(self, cin, cout, kernel, ratio_gin, ratio_gout, stride=1, padding=0):
-            super().__init__()
-            self.ffc = FFC(cin, cout, kernel, ratio_gin, ratio_gout, stride, padding)
-            self.bn_l = nn.BatchNorm2d(self.ffc.out_l)
-            self.bn_g = nn.BatchNorm2d(self.ffc.out_g) if self.ffc.out_g else None
-            self.act = nn.ReLU(inplace=True)
+    def forward(self, x):
+        x_l, x_g = x if isinstance(x, tuple) else (x, None)
+        y_l, y_g = self.ffc(x_l, x_g)
+        y_l = self.act(self.bn_l(y_l))
+        if y_g is not None:
+            y_g = self.act(self.bn_g(y_g))
+        return y_l, y_g
 
-        def forward(self, x):
-            x_l, x_g = x if isinstance(x, tuple) else (x, None)
-            y_l, y_g = self.ffc(x_l, x_g)
-            y_l = self.act(self.bn_l(y_l))
-            if y_g is not None:
-                y_g = self.act(self.bn_g(y_g))
-            return y_l, y_g
+class FFCResBlock(nn.Module):
+    def __init__(self, dim, ratio):
+        super().__init__()
+        self.conv1 = FFCNormAct(dim, dim, 3, ratio, ratio, padding=1)
+        self.conv2 = FFCNormAct(dim, dim, 3, ratio, ratio, padding=1)
 
-    class FFCResBlock(nn.Module):
-        def __init__(self, dim, ratio):
-            super().__init__()
-            self.conv1 = FFCNormAct(dim, dim, 3, ratio, ratio, padding=1)
-            self.conv2 = FFCNormAct(dim, dim, 3, ratio, ratio, padding=1)
+    def forward(self, x):
+        x_l, x_g = x
+        y_l, y_g = self.conv2(self.conv1((x_l, x_g)))
+        return x_l + y_l, (x_g + y_g if y_g is not None else x_g)
 
-        def forward(self, x):
-            x_l, x_g = x
-            y_l, y_g = self.conv2(self.conv1((x_l, x_g)))
-            return x_l + y_l, (x_g + y_g if y_g is not None else x_g)
+class Concat(nn.Module):
+    def forward(self, x):
+        x_l, x_g = x
+        return x_l if x_g is None else torch.cat((x_l, x_g), dim=1)
 
-    class Concat(nn.Module):
-        def forward(self, x):
-            x_l, x_g = x
-            return x_l if x_g is None else torch.cat((x_l, x_g), dim=1)
+class LamaGenerator(nn.Module):
+    """(B, input_nc, H, W) -> (B, output_nc, H, W) in [0, 1]; H and W multiples of 2**n_downsampling."""
 
-    class LamaGenerator(nn.Module):
-        """(B, input_nc, H, W) -> (B, output_nc, H, W) in [0, 1]; H and W multiples of 2**n_downsampling."""
+    def __init__(self, input_nc=4, output_nc=3, ngf=64, n_downsampling=3, n_blocks=18, ratio=0.75,
+                 max_features=1024):
+        super().__init__()
+        if n_downsampling < 1:
+            raise ModelError("LaMa: a generator needs at least one downsampling layer")
 
-        def __init__(self, input_nc=4, output_nc=3, ngf=64, n_downsampling=3, n_blocks=18, ratio=0.75,
-                     max_features=1024):
-            super().__init__()
-            if n_downsampling < 1:
-                raise ModelError("LaMa: a generator needs at least one downsampling layer")
+        def width(mult):
+            return min(max_features, ngf * mult)
 
-            def width(mult):
-                return min(max_features, ngf * mult)
+        layers = [nn.ReflectionPad2d(3), FFCNormAct(input_nc, ngf, 7, 0, 0)]
+        for i in range(n_downsampling):  # only the last one starts the global part
+            layers.append(FFCNormAct(width(2 ** i), width(2 ** (i + 1)), 3, 0,
+                                     ratio if i == n_downsampling - 1 else 0, stride=2, padding=1))
+        layers += [FFCResBlock(width(2 ** n_downsampling), ratio) for _ in range(n_blocks)]
+        layers.append(Concat())
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            layers += [nn.ConvTranspose2d(width(mult), width(mult // 2), 3, stride=2, padding=1, output_padding=1),
+                       nn.BatchNorm2d(width(mult // 2)), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Sigmoid()]
+        self.model = nn.Sequential(*layers)
 
-            layers = [nn.ReflectionPad2d(3), FFCNormAct(input_nc, ngf, 7, 0, 0)]
-            for i in range(n_downsampling):  # only the last one starts the global part
-                layers.append(FFCNormAct(width(2 ** i), width(2 ** (i + 1)), 3, 0,
-                                         ratio if i == n_downsampling - 1 else 0, stride=2, padding=1))
-            layers += [FFCResBlock(width(2 ** n_downsampling), ratio) for _ in range(n_blocks)]
-            layers.append(Concat())
-            for i in range(n_downsampling):
-                mult = 2 ** (n_downsampling - i)
-                layers += [nn.ConvTranspose2d(width(mult), width(mult // 2), 3, stride=2, padding=1, output_padding=1),
-                           nn.BatchNorm2d(width(mult // 2)), nn.ReLU(True)]
-            layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Sigmoid()]
-            self.model = nn.Sequential(*layers)
+    def forward(self, x):
+        return self.model(x)
 
-        def forward(self, x):
-            return self.model(x)
+class LamaInpainter(nn.Module):
+    """LaMa's inference step: the generator sees img * (1 - mask) and the mask; the known pixels are kept."""
 
-    class LamaInpainter(nn.Module):
-        """LaMa's inference step: the generator sees img * (1 - mask) and the mask; the known pixels are kept."""
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
 
-        def __init__(self, generator):
-            super().__init__()
-            self.generator = generator
+    def forward(self, image, mask):
+        predicted = self.generator(torch.cat((image * (1 - mask), mask), dim=1))
+        return mask * predicted + (1 - mask) * image
 
-        def forward(self, image, mask):
-            predicted = self.generator(torch.cat((image * (1 - mask), mask), dim=1))
-            return mask * predicted + (1 - mask) * image
 
-    return {"LamaGenerator": LamaGenerator, "LamaInpainter": LamaInpainter}
 
 
 def build_generator(torch, config: dict | None = None):
     """A LaMa generator (big-lama's configuration unless `config` says otherwise), randomly initialised."""
-    return _classes(torch)["LamaGenerator"](**{**BIG_LAMA, **(config or {})})
+    return LamaGenerator(**{**BIG_LAMA, **(config or {})})
 
 
 def generator_keys(state_dict: dict) -> tuple[dict, str]:
@@ -268,4 +265,4 @@ def load_generator(torch, state_dict: dict, *, name: str = "the file"):
 
 def inpainter(torch, generator):
     """Wrap a generator in LaMa's inference step: forward(image (B, 3, H, W), mask (B, 1, H, W)) -> image."""
-    return _classes(torch)["LamaInpainter"](generator).eval()
+    return LamaInpainter(generator).eval()

@@ -100,6 +100,7 @@ class VGG19Encoder(_Stack):
     content_layers = ("relu4_2",)
     content_weight = 0.05
     bytes_per_pixel = 5000  # (4.1 KB measured at 384 px)
+    min_side = 16  # relu5_1 is after four 2x poolings
     name = "vgg19"
 
     def __init__(self, path):
@@ -145,6 +146,7 @@ class RandomEncoder:
     content_layers = ("s1",)
     content_weight = 0.01
     bytes_per_pixel = 4000  # forward + backward of one optimisation step (3.7 KB measured at 512 px)
+    min_side = 16  # s3 is at 1/8 size and needs 2 pixels
     name = "builtin"
     pyramid = 1
 

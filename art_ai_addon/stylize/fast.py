@@ -8,12 +8,11 @@ the 2017 files' `in*.running_mean/var` entries (left by an old InstanceNorm) are
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..core import as_image, require_torch, resolve_device, split_alpha
+from ..core import require_torch, resolve_device, split_alpha
 from ..errors import InputError, ModelError
 from .tiles import FrozenNorms, forward_image
 
@@ -145,10 +144,6 @@ def transformer_net():
     return _NET_CLASS()
 
 
-def expected_shapes() -> dict:
-    return {k: tuple(v.shape) for k, v in transformer_net().state_dict().items()}
-
-
 def load_transformer(model, models_dir=None):
     """The network for `model` (a path or a store name), checked key by key against the public layout."""
     from ..models.store import find, load_weights
@@ -215,20 +210,6 @@ def fast(content: np.ndarray, *, model, models_dir=None, device=None, memory_mb:
 # Training
 
 
-def _load_any(img, what):
-    from ..imageio import read_image
-
-    if isinstance(img, (str, Path)):
-        p = Path(img)
-        if not p.is_file():
-            raise InputError(f"{what}: {p} does not exist")
-        try:
-            return read_image(p)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is a user-facing bad file
-            raise InputError(f"{what}: {p} could not be read as an image ({exc})") from None
-    return as_image(img, what)
-
-
 def train_fast_style(style, content_images, *, steps: int = 2000, name: str | None = None, models_dir=None,
                      progress=None, cancel=None, device: str = "auto", size: int = 256, batch_size: int = 4,
                      lr: float = 1e-3, style_weight: float = 1.0, content_weight: float = 1.0, seed: int = 0,
@@ -239,24 +220,38 @@ def train_fast_style(style, content_images, *, steps: int = 2000, name: str | No
     and the same per-layer normalised Gram/content losses. `init_model` continues from a checkpoint.
     Returns the path of the saved `<name>.pth`; a `<name>.json` sidecar records how it was made.
     """
+    from ..imageio import image_or_path
+
     from ..core import reporter
     from ..models.store import save_user_model
     from ._util import fit_long_side, resize, to_tensor
     from .encoders import load_encoder
     from .gatys import gram
 
+    from ..validate import check_model_name, check_models_dir, check_steps
+
+    check_steps(steps)
+    if not name:  # checked now, not after the training
+        import re
+
+        stem = Path(style).stem if isinstance(style, (str, Path)) else "custom"
+        name = "fast_style_" + re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80]
+    check_model_name(name, "name")
+    check_models_dir(models_dir, "models_dir")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 32 <= size <= 4096:
+        raise InputError(f"size: {size!r} is not a training crop size; give 32 to 4096 pixels (256 is usual)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size: {batch_size!r}; give 1 or more images per step")
     torch = require_torch("training a fast-style network")
     rep = reporter(progress, cancel)
-    if steps < 1:
-        raise InputError("steps: training needs at least one step")
-    sty_rgb, _ = split_alpha(_load_any(style, "style"))
+    sty_rgb, _ = split_alpha(image_or_path(style, "style"))
     if isinstance(content_images, (str, Path)) and Path(content_images).is_dir():
         from ..imageio import list_images
 
         content_images = list_images(content_images)
     if isinstance(content_images, np.ndarray) and content_images.ndim == 3:
         content_images = [content_images]
-    contents = [split_alpha(_load_any(c, "content image"))[0] for c in content_images]
+    contents = [split_alpha(image_or_path(c, "content image"))[0] for c in content_images]
     if not contents:
         raise InputError("content_images: no training images given")
     dev = resolve_device(device)
@@ -304,8 +299,6 @@ def train_fast_style(style, content_images, *, steps: int = 2000, name: str | No
         last = float(loss.detach())
     rep(0.99, "saving")
     net.eval()
-    if not name:
-        name = f"fast_style_{Path(style).stem}" if isinstance(style, (str, Path)) else "fast_style_custom"
     path = save_user_model(net.state_dict(), name, architecture=ARCHITECTURE, models_dir_=models_dir,
                            trained_on=f"{len(contents)} images",
                            extra={"method": "fast", "steps": steps, "size": size, "final_loss": last,
@@ -313,14 +306,3 @@ def train_fast_style(style, content_images, *, steps: int = 2000, name: str | No
                                   "note": note})
     rep(1.0, "done")
     return path
-
-
-def model_info(path) -> dict:
-    """The sidecar of a user-trained model, or {} for a published checkpoint."""
-    side = Path(path).with_suffix(".json")
-    if side.is_file():
-        try:
-            return json.loads(side.read_text())
-        except (OSError, ValueError):
-            return {}
-    return {}

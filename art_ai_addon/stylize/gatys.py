@@ -31,7 +31,7 @@ def _features(enc, x, style_layers, content_layers, pyramid: int):
     out = {}
     for k in range(pyramid):
         xk = x if k == 0 else F.avg_pool2d(x, 2 ** k)
-        if min(xk.shape[2:]) < 8:
+        if min(xk.shape[2:]) < getattr(enc, "min_side", 16):
             break
         feats = enc(xk, list(style_layers) + (list(content_layers) if k == 0 else []))
         for name in style_layers:
@@ -42,10 +42,10 @@ def _features(enc, x, style_layers, content_layers, pyramid: int):
     return out
 
 
-def _levels(h: int, w: int, coarsest: int, max_levels: int):
-    """Sizes from coarse to fine, each twice the previous, the last one (h, w)."""
+def _levels(h: int, w: int, coarsest: int, max_levels: int, min_side: int = 16):
+    """Sizes from coarse to fine, each twice the previous, the last one (h, w); none thinner than min_side."""
     sizes = [(h, w)]
-    while len(sizes) < max_levels and max(sizes[-1]) // 2 >= coarsest:
+    while len(sizes) < max_levels and max(sizes[-1]) // 2 >= coarsest and min(sizes[-1]) // 2 >= min_side:
         ph, pw = sizes[-1]
         sizes.append((max(1, ph // 2), max(1, pw // 2)))
     return sizes[::-1]
@@ -149,9 +149,20 @@ def gatys(content: np.ndarray, styles: list, *, style_weights=None, strength: fl
         from ..errors import InputError
 
         raise InputError(f"optimizer: use 'lbfgs' or 'adam', not {optimizer!r}")
+    from ..validate import check_steps
+
+    check_steps(steps)
+    min_side = int(getattr(encoder, "min_side", 16))
+    for what, img in [("content", content)] + [("style" if len(styles) == 1 else f"style {i + 1}", st)
+                                                for i, st in enumerate(styles)]:
+        if min(img.shape[:2]) < min_side:
+            from ..errors import InputError
+
+            raise InputError(f"{what}: {img.shape[1]}x{img.shape[0]} pixels is too small for gatys, which needs at "
+                             f"least {min_side} pixels on each side; give a larger image, or use method color")
     torch = require_torch("gatys style transfer")
     s = float(np.clip(strength, 0.0, 1.0))
-    if s <= 0.0 or steps <= 0:
+    if s <= 0.0:
         return content.copy()
     weights = np.asarray(style_weights if style_weights is not None else [1.0] * len(styles), dtype=np.float64)
     weights = weights / weights.sum()
@@ -162,7 +173,7 @@ def gatys(content: np.ndarray, styles: list, *, style_weights=None, strength: fl
     h, w = content.shape[:2]
     start_image = init if isinstance(init, np.ndarray) else None
     # a given start image (e.g. the previous frame warped by motion) already has the composition
-    sizes = [(h, w)] if start_image is not None else _levels(h, w, coarsest, max_levels)
+    sizes = [(h, w)] if start_image is not None else _levels(h, w, coarsest, max_levels, min_side)
     # more steps where they are cheap: the coarse levels set the composition
     shares = np.array([2.0 ** (len(sizes) - 1 - i) for i in range(len(sizes))]) ** 0.5
     level_steps = np.maximum(1, np.round(steps * shares / shares.sum())).astype(int)
@@ -184,7 +195,7 @@ def gatys(content: np.ndarray, styles: list, *, style_weights=None, strength: fl
             for sty, wt in zip(styles, weights, strict=True):
                 sh, sw = sty.shape[:2]
                 scale = style_scale * np.sqrt(lh * lw / float(sh * sw))
-                s_np = resize(sty, max(8, round(sh * scale)), max(8, round(sw * scale)))
+                s_np = resize(sty, max(min_side, round(sh * scale)), max(min_side, round(sw * scale)))
                 feats = _features(enc, to_tensor(s_np, device), style_layers, (), pyramid)
                 for name, f in feats.items():
                     targets[name] = targets.get(name, 0.0) + float(wt) * gram(f)

@@ -287,7 +287,7 @@ def stylize_sequence(content, style, previous_state=None, *, method="auto", stre
     higher is steadier, lower follows changes in the frame more quickly. `method` may also be a callable
     `method(content, style, **kwargs) -> image` for custom engines.
     """
-    from . import stylize
+    from .engine import stylize
 
     options.pop("temporal", None)  # the CLI marks temporal runs this way; it is what this function does
     rep = reporter(progress, cancel)
@@ -365,3 +365,27 @@ def make_state(content, stylized, method: str | None = None) -> dict:
     if res.shape != img.shape:
         raise InputError(f"previous stylized frame: size/channels {res.shape} differ from its frame's {img.shape}")
     return {"content": img, "stylized": res, "method": method, "frame": 0}
+
+
+def warm_start(content_path, restylize, *, result_path=None, say=None) -> dict | None:
+    """The sequence state of the frame before a run of frames to stylize (a farm chunk, a resumed render).
+
+    From the frame's stylized result on disk (`result_path`) when it is there and fits; else its content is
+    re-stylized with `restylize(content) -> state` (nothing is written), and `say` is told so. None when the
+    frame itself does not exist (the run then starts the sequence afresh).
+    """
+    from ..errors import ArtAIError
+    from ..imageio import read_image
+
+    src = Path(content_path)
+    if not src.is_file():
+        return None
+    content = read_image(src, what="previous frame")
+    if result_path is not None and Path(result_path).is_file():
+        try:
+            return make_state(content, read_image(result_path, what="previous stylized frame"))
+        except ArtAIError:
+            pass
+    if say is not None:
+        say(f"re-stylizing {src.name} so the sequence stays coherent across the chunk boundary")
+    return restylize(content)

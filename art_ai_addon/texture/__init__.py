@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import methods as _methods
 from ..core import as_image, luminance, reporter, split_alpha
 from ..errors import InputError
 
-METHODS = ("auto", "patch", "neural", "gan")
+METHODS = _methods.names("texture")
 _MAX_SIDE = 16384
 
 
@@ -41,22 +42,28 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     if min(ex.shape[:2]) < 8:
         raise InputError(f"exemplar: {ex.shape[1]}x{ex.shape[0]} is too small; give at least 8x8 pixels")
     h, w = _size(size)
-    m = (method or "auto").lower()
-    if m not in METHODS:
-        raise InputError(f"method: unknown texture method {method!r}; use one of {', '.join(METHODS)}")
-    rep = reporter(progress, cancel)
+    from ..validate import check_int
+
+    seed = check_int(seed, "seed")
     device = options.pop("device", "auto")
+    record, options = _methods.check("texture", method, options)
+    m = record.name
+    rep = reporter(progress, cancel)
     models_dir = options.pop("models_dir", None)
-    budget = options.pop("memory_budget_mb", None)  # the add-on preference; only neural works in tiles
     if m == "auto":
         from .gan import find_trained
 
         m = "gan" if find_trained(ex, models_dir) is not None else "patch"
+        if m == "gan" and _methods.missing_here(("torch",)):
+            m = "patch"
+            if info is not None:
+                info["note"] = "a GAN was trained for this exemplar, but PyTorch is not here; used patch"
+    options = _methods.used(_methods.get("texture", m), options)
+    options.pop("models_dir", None)
     if info is not None:
         info["method"] = m
     rep(0.0, f"texture ({m})")
     if m == "patch":
-        options.pop("steps", None)
         block = int(options.pop("block", 0) or 0)
         overlap = int(options.pop("overlap", 0) or 0)
         tolerance = float(options.pop("tolerance", 0.1))
@@ -70,8 +77,6 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     elif m == "neural":
         from .neural import synthesize_neural
 
-        if budget and "memory_mb" not in options:
-            options["memory_mb"] = float(budget)
         out = synthesize_neural(ex, (h, w), tileable=bool(tileable), seed=int(seed), device=device, rep=rep,
                                 models_dir=models_dir, info=info, **options)
     else:
@@ -79,6 +84,9 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
 
         out = synthesize_gan(ex, (h, w), tileable=bool(tileable), seed=int(seed), device=device,
                              models_dir=models_dir, rep=rep, **options)
+    from ..core import finite_result
+
+    out = finite_result(out, f"texture ({m})")
     rep(1.0, "texture done")
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
 
@@ -95,6 +103,9 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     smooth brightness difference between opposite edges; default on).
     """
     img = _channels(as_image(image, "image"))
+    from ..validate import check_int
+
+    seed = check_int(seed, "seed")
     rep = reporter(progress, cancel)
     from .seamless import seamless
 
@@ -121,7 +132,9 @@ def pbr_maps(albedo, *, strength: float = 1.0, directx: bool = False, tileable: 
 
     img = as_image(albedo, "albedo")
     rgb, _alpha = split_alpha(img)
-    if not np.isfinite(float(strength)) or strength < 0:
+    from ..validate import check_number
+
+    if not np.isfinite(check_number(strength, "strength")) or strength < 0:
         raise InputError(f"strength: {strength} must be 0 or more (1 = default relief)")
     detail = float(options.pop("detail", 1.0))
     _no_more(options, "pbr")

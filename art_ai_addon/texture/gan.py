@@ -296,6 +296,9 @@ def synthesize_gan(ex: np.ndarray, size, *, tileable: bool = True, seed: int = 0
     opts = {k: options.pop(k) for k in OPTIONS if k in options}
     if options:
         raise InputError(f"texture method 'gan' has no option(s) {', '.join(sorted(options))}")
+    from ..validate import check_steps
+
+    check_steps(steps)
     torch = require_torch("the texture GAN")
     dev = resolve_device(device)
     path, meta = (None, None) if retrain else _stored(ex, models_dir)

@@ -205,6 +205,9 @@ def synthesize_neural(ex: np.ndarray, size, *, tileable: bool = True, seed: int 
 
     if options:
         raise InputError(f"texture method 'neural' has no option(s) {', '.join(sorted(options))}")
+    from ..validate import check_steps
+
+    check_steps(steps)
     if not np.isfinite(float(spectrum)) or spectrum < 0:
         raise InputError(f"spectrum: {spectrum} must be 0 or more (0 = off, about 0.3 for regular layouts)")
     require_torch("neural texture synthesis")

@@ -52,8 +52,9 @@ def normal_map(height: np.ndarray, strength: float, wrap: bool, directx: bool = 
     if wrap:
         dx = (np.roll(h, -1, 1) - np.roll(h, 1, 1)) * 0.5
         dr = (np.roll(h, -1, 0) - np.roll(h, 1, 0)) * 0.5
-    else:
-        dr, dx = np.gradient(h)
+    else:  # np.gradient needs 2 samples along an axis: a 1-pixel-thin image has no slope across it
+        dr = np.gradient(h, axis=0) if h.shape[0] > 1 else np.zeros_like(h)
+        dx = np.gradient(h, axis=1) if h.shape[1] > 1 else np.zeros_like(h)
     # rows go down the image while tangent-space +Y points up: dh/dy_up = -dh/drow
     nx = -dx
     ny = dr
@@ -91,6 +92,8 @@ def roughness_map(lum: np.ndarray, height: np.ndarray, wrap: bool) -> np.ndarray
 def tiles(img: np.ndarray) -> bool:
     """True if the wrap-around jumps are no bigger than ordinary neighbour differences (it already tiles)."""
     g = img.mean(axis=2) if img.ndim == 3 else img
+    if min(g.shape) < 2:  # a 1-pixel-thin strip: nothing to compare across
+        return False
     jump = (np.abs(g[:, 0] - g[:, -1]).mean() + np.abs(g[0] - g[-1]).mean()) / 2
     inner = (np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 2
     return bool(jump <= 1.5 * inner + 1e-6)

@@ -214,10 +214,15 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 tolerance=tolerance)
     total = len(rows) * len(cols)
     k = 0
+    reported = 0.0
+    check = getattr(rep, "check", None)
     for y, sy in rows:
         for x, sx in cols:
             q.place(y, x, min(sy + overlap, sh), min(sx + overlap, sw))
             k += 1
-            if rep is not None and (k % 8 == 0 or k == total):
-                rep(k / total, f"quilting block {k}/{total}")
+            if rep is not None and (k / total - reported >= 0.01 or k == total):  # at most ~100 reports
+                reported = k / total
+                rep(reported, f"quilting block {k}/{total}")
+            elif check is not None:
+                check()  # cancel still answers within a block
     return canvas[:H, :W]

@@ -2,9 +2,10 @@
 
 Independent items (files, non-temporal frames of a folder) are one task each. Sequences (temporal stylize,
 render) are cut into as many contiguous segments as the cluster has CPUs; each segment starts from the frame
-before it, re-stylized, exactly like a `--chunk` would. A GPU is requested only for methods that use torch,
-only when the device is not "cpu", and only when the cluster reports GPUs (so tasks never wait forever for a
-GPU that does not exist). Ray is optional: `pip install art_ai_addon[ray]`.
+before it, re-stylized, exactly like a `--chunk` would. A GPU is requested only for methods whose record in the
+methods table says they use one (`Method.gpu`), only when the device is not "cpu", and only when the cluster
+reports GPUs (so tasks never wait forever for a GPU that does not exist). Ray is optional:
+`pip install art_ai_addon[ray]`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import os
 import sys
 from pathlib import Path
 
-from .batch import CPU_METHODS, Item, Step, _groups, run_segment
-from .errors import NotAvailableError
+from ..errors import NotAvailableError
+from .plan import Item
+from .run import run_segment, segments
+from .schema import Step
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # art_ai_addon/
 
 
 def require_ray():
@@ -28,24 +31,16 @@ def require_ray():
     return ray
 
 
-def _segment_task(task, opts, items, before, before_done, force, job_path):
+def _segment_task(step, items, before, before_done, force, job_path):
     """Runs inside a Ray worker: no progress lines (the driver reports), written files on the shared disk."""
-    return run_segment(task, opts, items, before, before_done, force, None, job_path)
+    return run_segment(step, items, before, before_done, force, None, job_path)
 
 
 def wants_gpu(step: Step, cluster_gpus: float) -> bool:
-    o = step.opts
-    if cluster_gpus < 1 or o.get("device", "auto") == "cpu" or step.task in ("seamless", "pbr", "detect"):
+    if cluster_gpus < 1 or step.opts.get("device", "auto") == "cpu":
         return False
-    method = o.get("method", "auto")
-    return method not in CPU_METHODS
-
-
-def split(run: list[Item], parts: int) -> list[list[Item]]:
-    """Contiguous, nearly equal segments of one run of consecutive items."""
-    parts = max(1, min(parts, len(run)))
-    k = len(run)
-    return [run[i * k // parts:(i + 1) * k // parts] for i in range(parts)]
+    method = step.method
+    return method is not None and method.gpu
 
 
 class RayRunner:
@@ -80,19 +75,9 @@ class RayRunner:
         if self.runtime_env:
             options["runtime_env"] = self.runtime_env
         fn = self.remote.options(**options)
-        first = items[0].index if items else 0
-        by_index = {it.index: it for it in step.items}
-        job = str(job_path)
-        owner = {}  # task -> its items
-        if step.sequential:
-            for run in _groups(pending):
-                for k, seg in enumerate(split(run, self.cpus)):
-                    before = by_index.get(seg[0].index - 1)
-                    done = k == 0 and before is not None and before.index >= first
-                    owner[fn.remote(step.task, step.opts, seg, before, done, force, job)] = seg
-        else:
-            for it in pending:
-                owner[fn.remote(step.task, step.opts, [it], None, False, force, job)] = [it]
+        light = Step(step.number, step.task, step.opts)  # without its full item list
+        owner = {fn.remote(light, seg, before, done, force, str(job_path)): seg
+                 for seg, before, done in segments(step, pending, items, self.cpus)}
         results, left, finished = [], list(owner), 0
         while left:
             ready, left = self.ray.wait(left, num_returns=1)

@@ -1,0 +1,253 @@
+"""Planning a job: every step expands into items (one per file, or one per frame for `render`), and an item
+whose outputs exist and are newer than its inputs and the job file is up to date (skipped on a re-run)."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, NotAvailableError
+from ..imageio import IMAGE_EXTENSIONS
+from .schema import OPTIONS, PBR_KEYS, Step, Where, absolute, load_job, validate
+
+
+@dataclass
+class Item:
+    step: int
+    index: int  # position in the step's full item list (before --chunk)
+    label: str
+    sources: list  # files the outputs are made from (mtime check)
+    outputs: list  # files this item writes
+    params: dict  # what the runner needs: plain, picklable data
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _expand(where: Where, key: str, patterns: list[str], planned: list[Path], *, images: bool = True) -> list[Path]:
+    """Files for each entry of `input`: a file, a folder (its images), or a glob; files that earlier steps of
+    this job will write count as if they were there already (so chunks of a chained job agree)."""
+    out: list[Path] = []
+    for raw in patterns:
+        p = Path(raw)
+        if glob.has_magic(raw):
+            found = {Path(q) for q in glob.glob(raw) if Path(q).is_file()}
+            found |= {q for q in planned if fnmatch.fnmatch(str(q), raw)}
+            found = {q for q in found if not images or _is_image(q)}
+            if not found:
+                raise where.error(key, f"{raw} matches no files")
+            out.extend(sorted(found))
+        elif p.is_dir() or any(q.parent == p for q in planned):
+            found = {q for q in p.iterdir() if q.is_file() and _is_image(q)} if p.is_dir() else set()
+            found |= {q for q in planned if q.parent == p}
+            if not found:
+                raise where.error(key, f"folder {p} holds no images")
+            out.extend(sorted(found))
+        elif p.exists() or p in planned:
+            out.append(p)
+        else:
+            raise where.error(key, f"{p} does not exist")
+    return out
+
+
+def _companion(where: Where, key: str, value: str | None, item: Path, planned: list[Path]) -> str | None:
+    """A per-item file (mask, reference): a file for every item, or a folder with one of the same name."""
+    if not value:
+        return None
+    p = Path(value)
+    if p.is_dir():
+        for q in [p / item.name, *sorted(p.glob(item.stem + ".*"))]:
+            if q.is_file():
+                return str(q)
+        raise where.error(key, f"folder {p} has no file named like {item.name}")
+    if p.exists() or p in planned:
+        return str(p)
+    raise where.error(key, f"{p} does not exist")
+
+
+def _check_file(where: Where, key: str, value) -> list[str]:
+    files = value if isinstance(value, list) else ([value] if value else [])
+    for f in files:
+        if not Path(f).is_file():
+            raise where.error(key, f"{f} does not exist" if not Path(f).exists() else f"{f} is not a file")
+        _check_header(where, key, Path(f))
+    return list(files)
+
+
+def _check_header(where: Where, key: str, path: Path) -> None:
+    """An image input that exists now is checked from its header (size limit, readable) before any step runs."""
+    if not path.is_file() or not _is_image(path):
+        return  # made by an earlier step: checked when it is read
+    from ..errors import InputError
+    from ..imageio import check_image_file
+
+    try:
+        check_image_file(path, key)
+    except InputError as exc:
+        raise where.error(key, str(exc)) from None
+
+
+def _single_output(where: Where, out: Path, inputs: list[Path]) -> bool:
+    """`output` is one file (it has an image extension) or a folder; a file only works with one input."""
+    if _is_image(out) and not out.is_dir():
+        if len(inputs) > 1:
+            raise where.error("output", f"{len(inputs)} inputs need a folder, and {out.name} names a file")
+        return True
+    if out.exists() and not out.is_dir():
+        raise where.error("output", f"{out} is a file, expected a folder")
+    return False
+
+
+def _scene_frames(where: Where, blend: Path, frames) -> list[int]:
+    if not blend.is_file() or blend.suffix.lower() != ".blend":
+        raise where.error("input", f"{blend} is not a .blend file")
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        raise NotAvailableError(f"{where.prefix}render needs Blender's Python module: `pip install bpy==5.0.1`, "
+                                "or run the job with `blender -b --command art_ai batch JOB.toml`") from None
+    from ..blender.scene_io import open_blend, scene_frames
+
+    try:
+        scene = open_blend(blend)
+    except InputError as exc:
+        raise where.error("input", str(exc)) from None
+    return scene_frames(scene, frames)
+
+
+def _files_used(w: Where, step: Step, base: Path) -> list[str]:
+    """Style images and weights files every item of the step reads (checked here; names in the store are not)."""
+    o = step.opts
+    used = [f for key in ("style", "decoder") for f in _check_file(w, key, o.get(key))]
+    for key in ("model", "encoder"):  # a path, or a name (a store name; auto/vgg19/builtin for the encoder)
+        if o.get(key) and Path(o[key]).suffix:
+            path = str(absolute(o[key], base))
+            used += _check_file(w, key, path)
+            o[key] = path
+    return used
+
+
+def _render_items(w: Where, step: Step, common: list[str]) -> None:
+    o = step.opts
+    out = Path(o["output"])
+    blend = Path(o["input"][0])
+    if not blend.exists():
+        raise w.error("input", f"{blend} does not exist")
+    if out.exists() and not out.is_dir():
+        raise w.error("output", f"{out} is a file, expected a folder")
+    styled = bool(o.get("style") or o.get("model"))
+    for k, frame in enumerate(_scene_frames(w, blend, o.get("frames"))):
+        outs = [out / "raw" / f"{frame:04d}.png"] + ([out / "stylized" / f"{frame:04d}.png"] if styled else [])
+        step.items.append(Item(step.number, k, f"frame {frame}", [str(blend), *common], [str(p) for p in outs],
+                               {"frame": frame}))
+
+
+def _outputs(step: Step, src: Path, out: Path, single: bool, many: bool) -> list[Path]:
+    o = step.opts
+    if step.task == "pbr":
+        folder = out if single or not many else out / src.stem
+        return [folder / f"{key}.png" for key in PBR_KEYS]
+    name = src.stem + ".png" if step.task in ("detect", "texture") else src.name
+    outs = [out if single else out / name]
+    if step.task == "texture" and o.get("pbr"):
+        if o["pbr"] is True:
+            folder = outs[0].with_name(outs[0].stem + "_pbr")
+        else:
+            folder = Path(o["pbr"]) if not many else Path(o["pbr"]) / src.stem
+        outs += [folder / f"{key}.png" for key in PBR_KEYS]
+    return outs
+
+
+def _file_items(w: Where, step: Step, common: list[str], planned: list[Path]) -> None:
+    o = step.opts
+    out = Path(o["output"])
+    inputs = _expand(w, "input", o["input"], planned)
+    single = _single_output(w, out, inputs)
+    for k, src in enumerate(inputs):
+        _check_header(w, "input", src)
+        params = {"input": str(src)}
+        sources = [str(src), *common]
+        for key in ("mask", "reference"):
+            if key in OPTIONS[step.task]:
+                params[key] = _companion(w, key, o.get(key), src, planned)
+                if params[key]:
+                    sources.append(params[key])
+        outs = _outputs(step, src, out, single, len(inputs) > 1)
+        if any(Path(q) == src for q in outs):
+            raise w.error("output", f"would overwrite its input {src}; write somewhere else")
+        params["outputs"] = [str(q) for q in outs]
+        step.items.append(Item(step.number, k, src.name, sources, [str(q) for q in outs], params))
+
+
+def plan(job_path, steps: list[Step]) -> None:
+    """Fill every step's full item list; inputs, styles, masks and references must exist (or be made earlier)."""
+    job = Path(job_path)
+    planned: list[Path] = []
+    writers: dict[Path, str] = {}  # resolved output -> "step N (task)" that writes it
+    for step in steps:
+        w = Where(job, step.number, step.task)
+        common = _files_used(w, step, job.resolve().parent)
+        if step.task == "render":
+            _render_items(w, step, common)
+        else:
+            _file_items(w, step, common, planned)
+        for it in step.items:
+            for q in it.outputs:
+                key = Path(q).resolve()
+                if key in writers:
+                    raise w.error("output", f"{q} is also written by {writers[key]}; give each its own output")
+                writers[key] = f"step {step.number} ({step.task}) for {it.label}"
+        planned.extend(Path(q) for it in step.items for q in it.outputs)
+
+
+def prepare(job_path, chunk=None):
+    """Load, validate and plan a job: (steps, {step number: the items of this chunk})."""
+    from ..progress import chunk_slice
+
+    steps = validate(job_path, load_job(job_path))
+    plan(job_path, steps)
+    mine = {s.number: chunk_slice(s.items, chunk) for s in steps}
+    return steps, mine
+
+
+def groups(pending: list[Item]) -> list[list[Item]]:
+    """Split items into runs of consecutive indices (each run continues one sequence)."""
+    runs: list[list[Item]] = []
+    for it in pending:
+        if runs and runs[-1][-1].index == it.index - 1:
+            runs[-1].append(it)
+        else:
+            runs.append([it])
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume
+
+
+def mtime(path) -> int | None:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def stale(item: Item, job_path) -> bool:
+    """Some output is there but older than an input: it must be redone, not kept."""
+    outs = [t for t in (mtime(p) for p in item.outputs) if t is not None]
+    if not outs or job_path is None:
+        return False
+    newest = max([t for t in (mtime(p) for p in [*item.sources, job_path]) if t is not None], default=0)
+    return min(outs) < newest
+
+
+def up_to_date(item: Item, job_path) -> bool:
+    """Outputs all there and none older than an input or the job file."""
+    outs = [mtime(p) for p in item.outputs]
+    if any(t is None for t in outs):
+        return False
+    newest = max([t for t in (mtime(p) for p in [*item.sources, job_path]) if t is not None], default=0)
+    return min(outs) >= newest

@@ -1,0 +1,16 @@
+"""The operators, one a file (Node Wrangler's layout); each reads its inputs from bpy, hands plain values to the
+job runner (this process or the engine worker) and writes the result into a new image or material."""
+
+from __future__ import annotations
+
+from .stylize import ARTAI_OT_stylize
+from .train_style import ARTAI_OT_train_style
+from .generate_texture import ARTAI_OT_generate_texture
+from .make_seamless import ARTAI_OT_make_seamless
+from .create_pbr_material import ARTAI_OT_create_pbr_material
+from .detect_damage import ARTAI_OT_detect_damage
+from .inpaint import ARTAI_OT_inpaint
+from .edit_mask import ARTAI_OT_edit_mask
+
+classes = (ARTAI_OT_stylize, ARTAI_OT_train_style, ARTAI_OT_generate_texture, ARTAI_OT_make_seamless,
+           ARTAI_OT_create_pbr_material, ARTAI_OT_detect_damage, ARTAI_OT_inpaint, ARTAI_OT_edit_mask)

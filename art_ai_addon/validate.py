@@ -1,0 +1,218 @@
+"""Checks of arguments and paths that run before any work starts, so a mistake costs a second, not an hour.
+
+Each raises InputError with one sentence naming the argument, what is wrong and what to do. No OpenCV, no
+torch: the CLI, the batch runner, the API and the Blender layer all call these.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from .errors import InputError
+from .imageio import as_path, check_input_file  # noqa: F401  (the file checks live with the readers)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _check_creatable(folder: Path, what: str, shown: Path) -> None:
+    """`folder` exists as a writable folder, or can be made (its first existing parent is a writable folder)."""
+    q = folder if str(folder) else Path(".")
+    while not q.exists():
+        if q.is_symlink():
+            raise InputError(f"{what}: {shown}: {q} is a broken link")
+        if q.parent == q:
+            break
+        q = q.parent
+    if not q.is_dir():
+        raise InputError(f"{what}: cannot write {shown}: {q} is a file, not a folder")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: cannot write {shown}: no permission to write in {q}")
+
+
+def check_output_image(path, inputs=(), overwrite: bool = False, what: str = "-o") -> Path:
+    """An image file name the writer can produce: known extension, not a folder, its folder exists or can be
+    made, and not one of `inputs` (resolved: links, ./a.png vs a.png) unless `overwrite`."""
+    from .imageio import IMAGE_EXTENSIONS
+
+    p = as_path(path, what)
+    if p.is_dir():
+        raise InputError(f"{what}: {p} is a folder, expected an image file name")
+    if p.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"{what}: {p.name} has no image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if p.exists() and not p.is_file():
+        raise InputError(f"{what}: {p} exists and is not a regular file")
+    _check_creatable(p.parent, what, p)
+    if not overwrite:
+        for src in inputs or ():
+            if src is not None and _same_file(p, as_path(src)):
+                raise InputError(f"{what}: {p} is the input {src}; write somewhere else, or add --overwrite to "
+                                 "replace it")
+    return p
+
+
+def check_output_dir(path, what: str = "-o") -> Path:
+    """A folder that exists or can be made (not a file)."""
+    p = as_path(path, what)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{what}: {p} is a file, expected a folder")
+    _check_creatable(p, what, p)
+    return p
+
+
+def check_models_dir(path, what: str = "--models-dir") -> Path | None:
+    """None, or a model-store folder that exists or can be made."""
+    if path is None:
+        return None
+    return check_output_dir(path, what)
+
+
+def check_model_name(name, what: str = "--name") -> str:
+    """A name for the model store: letters, digits, '.', '_', '-' (no folders, no '..')."""
+    from .models.store import _check_name
+
+    if not isinstance(name, str):
+        raise InputError(f"{what}: expected a model name (text), got {type(name).__name__}")
+    try:
+        return _check_name(name)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def check_number(value, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    """A finite real number within [lo, hi]; strings, None, NaN and inf are InputErrors."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise InputError(f"{what}: expected a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: expected a number, got {type(value).__name__}") from None
+    if not math.isfinite(v):
+        raise InputError(f"{what}: must be a finite number, got {v}")
+    if lo is not None and hi is not None and not lo <= v <= hi:
+        raise InputError(f"{what}: {v:g} is outside {lo:g}..{hi:g}")
+    if lo is not None and v < lo:
+        raise InputError(f"{what}: {v:g} must be {lo:g} or more")
+    if hi is not None and v > hi:
+        raise InputError(f"{what}: {v:g} must be {hi:g} or less")
+    return v
+
+
+def check_steps(steps, what: str = "steps") -> int:
+    """A whole number of iterations, 1 or more."""
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        try:
+            import numpy as np
+
+            ok = isinstance(steps, np.integer)
+        except ImportError:  # pragma: no cover
+            ok = False
+        if not ok:
+            raise InputError(f"{what}: expected a whole number of iterations, got {steps!r}")
+    if steps < 1:
+        raise InputError(f"{what}: {steps} is not a number of iterations; give 1 or more")
+    return int(steps)
+
+
+def check_image_inputs(paths, what: str) -> None:
+    """Every file exists, is a regular file and fits the image size limit (headers only, nothing decoded)."""
+    from .imageio import check_image_file
+
+    for p in [paths] if isinstance(paths, (str, bytes, os.PathLike)) else (paths or ()):
+        if p is not None:
+            check_image_file(p, what)
+
+
+def _check_outputs_in_folder(folder, names, inputs, overwrite: bool, what: str = "-o") -> None:
+    out = check_output_dir(folder, what)
+    if overwrite:
+        return
+    for name in names:
+        target = out / name
+        for src in inputs:
+            if src is not None and _same_file(target, as_path(src)):
+                raise InputError(f"{what}: writing {target} would replace the input {src}; write into another "
+                                 "folder, or add --overwrite")
+
+
+def check_args(args, inputs=None) -> None:
+    """Everything a CLI sub-command was given, checked before any work: input files (headers), output paths
+    (extension, folder, not an input unless --overwrite), steps, sizes, model names and the model folder.
+    `inputs`: the expanded content files (stylize, train-style)."""
+    cmd = args.command
+    overwrite = bool(getattr(args, "overwrite", False))
+    steps = getattr(args, "steps", None)
+    if steps is not None:
+        check_steps(steps, "--steps")
+    check_models_dir(getattr(args, "models_dir", None))
+    for w in getattr(args, "style_weight", None) or ():
+        check_number(w, "--style-weight", 0.0)
+    if getattr(args, "strength", None) is not None:
+        check_number(args.strength, "--strength", 0.0)
+    if cmd == "stylize":
+        styles = list(args.style or ())
+        check_image_inputs(styles, "style")
+        check_image_inputs(args.mask, "mask")
+        check_image_inputs(inputs, "content")
+        for key in ("encoder", "decoder"):
+            value = getattr(args, key, None)
+            if value and str(value).lower() not in ("auto", "vgg19", "builtin"):
+                check_input_file(value, f"--{key}")
+        sources = [*inputs, *styles, args.mask]
+        out = as_path(args.output, "-o")
+        if len(inputs) == 1 and not out.is_dir():
+            check_output_image(out, sources, overwrite)
+        else:
+            _check_outputs_in_folder(out, [p.name for p in inputs], sources, overwrite)
+    elif cmd == "train-style":
+        check_model_name(args.name)
+        check_image_inputs(args.style, "style")
+        check_image_inputs(inputs, "training image")
+        if not 32 <= args.size <= 4096:
+            raise InputError(f"--size: {args.size} is not a training crop size; give 32 to 4096 pixels (256 is usual)")
+        if args.batch_size < 1:
+            raise InputError(f"--batch-size: {args.batch_size}; give 1 or more images per step")
+    elif cmd == "texture":
+        check_image_inputs(args.exemplar, "exemplar")
+        check_output_image(args.output, [args.exemplar], overwrite)
+        if args.pbr:
+            _check_outputs_in_folder(args.pbr, [f"{k}.png" for k in _PBR_MAPS], [args.exemplar, args.output],
+                                     overwrite, "--pbr")
+    elif cmd in ("seamless", "detect"):
+        check_image_inputs(args.image, "image")
+        check_image_inputs(getattr(args, "reference", None), "reference")
+        check_output_image(args.output, [args.image, getattr(args, "reference", None)], overwrite)
+    elif cmd == "pbr":
+        check_image_inputs(args.image, "image")
+        _check_outputs_in_folder(args.output, [f"{k}.png" for k in _PBR_MAPS], [args.image], overwrite)
+    elif cmd == "inpaint":
+        check_image_inputs(args.image, "image")
+        check_image_inputs(args.mask, "mask")
+        check_image_inputs(args.reference, "reference")
+        check_output_image(args.output, [args.image, args.mask, args.reference], overwrite)
+
+
+_PBR_MAPS = ("height", "normal", "roughness", "ao")
+
+
+def check_int(value, what: str, lo: int | None = None) -> int:
+    """A whole number (a seed, a count); floats with a fraction, strings and None are InputErrors."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        raise InputError(f"{what}: expected a whole number, got {value!r}")
+    try:
+        v = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what}: expected a whole number, got {type(value).__name__}") from None
+    if v != value:
+        raise InputError(f"{what}: expected a whole number, got {value!r}")
+    if lo is not None and v < lo:
+        raise InputError(f"{what}: {v} must be {lo} or more")
+    return v

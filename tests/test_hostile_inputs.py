@@ -1,0 +1,381 @@
+"""Hostile and careless inputs: every command and API entry point answers with one line a person can act on.
+
+TABLE lists the inputs (CLI argv run in a subprocess, as a user runs it) and a phrase the one line must hold.
+Every case must: exit 2, print exactly one stderr line starting `art_ai: error:` (besides a 0% progress
+line), print nothing on stdout, never say "internal error" or show a traceback, leave no output and no
+temporary file behind, and leave the inputs byte-for-byte as they were. Decompression bombs run under an
+address-space cap, so a regression fails the test instead of taking the machine down. Add a row for every
+new command and method.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import art_ai_addon as art
+from art_ai_addon import imageio
+from art_ai_addon.errors import ArtAIError, Cancelled, InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+CAP = 3 * 1024 ** 3  # address space for the bomb cases
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(path: Path, w: int, h: int, *, full: bool = True) -> Path:
+    """A black grey PNG that claims w x h; `full` compresses every row (a real bomb), else only one (a lie)."""
+    co = zlib.compressobj(9)
+    row = b"\0" * (1 + w)
+    body = b"".join(co.compress(row) for _ in range(h if full else 1)) + co.flush()
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body) + _chunk(b"IEND", b""))
+    return path
+
+
+def _write(path: Path, arr) -> Path:
+    imageio.write_image(path, arr)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    _write(d / "a.png", rng.random((64, 64, 3)).astype(np.float32))
+    _write(d / "s.png", rng.random((64, 64, 3)).astype(np.float32))
+    _write(d / "m.png", (rng.random((64, 64)) > 0.9).astype(np.float32))
+    _write(d / "tiny.png", rng.random((1, 1, 3)).astype(np.float32))
+    _write(d / "thin.png", rng.random((1, 300, 3)).astype(np.float32))
+    data = (d / "a.png").read_bytes()
+    (d / "trunc.png").write_bytes(data[: len(data) // 2])
+    crc = bytearray(data)
+    crc[100] ^= 0xFF
+    (d / "crc.png").write_bytes(bytes(crc))
+    (d / "text.png").write_text("not a picture\n")
+    (d / "empty.png").write_bytes(b"")
+    (d / "afile").write_text("x")
+    (d / "folder").mkdir()
+    os.mkfifo(d / "fifo.png")
+    (d / "link.png").symlink_to("a.png")
+    bomb_png(d / "bomb.png", 20000, 20000)  # 0.4 MB on disk, 400 megapixels decoded
+    bomb_png(d / "claim.png", 100000, 100000, full=False)  # a header that lies
+    return d
+
+
+# (id, argv, phrase in the one line, bomb: run under the memory cap)
+TABLE = [
+    # decompression bombs and lying headers, for every reader of every command
+    ("bomb-content", ["stylize", "bomb.png", "--style", "s.png", "-o", "o.png", "--method", "color"],
+     "20000x20000 pixels", True),
+    ("bomb-style", ["stylize", "a.png", "--style", "bomb.png", "-o", "o.png", "--method", "color"],
+     "raise the limit", True),
+    ("bomb-mask", ["stylize", "a.png", "--style", "s.png", "--mask", "bomb.png", "-o", "o.png", "--method",
+                   "color"], "mask: bomb.png is 20000x20000", True),
+    ("claim-100k", ["stylize", "claim.png", "--style", "s.png", "-o", "o.png", "--method", "color"],
+     "100000x100000 pixels", True),
+    ("bomb-texture", ["texture", "bomb.png", "-o", "o.png"], "exemplar: bomb.png", True),
+    ("bomb-seamless", ["seamless", "claim.png", "-o", "o.png"], "megapixels", True),
+    ("bomb-pbr", ["pbr", "bomb.png", "-o", "out"], "megapixels", True),
+    ("bomb-detect-ref", ["detect", "a.png", "--reference", "bomb.png", "-o", "o.png"], "reference: bomb.png", True),
+    ("bomb-inpaint-mask", ["inpaint", "a.png", "--mask", "claim.png", "-o", "o.png"], "mask: claim.png", True),
+    ("bomb-train", ["train-style", "bomb.png", "--style", "s.png", "--name", "n", "--steps", "1"],
+     "training image: bomb.png", True),
+    # broken and odd files
+    ("truncated", ["seamless", "trunc.png", "-o", "o.png"], "cannot read", False),
+    ("crc-error", ["stylize", "crc.png", "--style", "s.png", "-o", "o.png", "--method", "color"], "cannot read",
+     False),
+    ("text-file", ["pbr", "text.png", "-o", "out"], "cannot read", False),
+    ("empty-file", ["detect", "empty.png", "-o", "o.png"], "empty", False),
+    ("fifo", ["stylize", "fifo.png", "--style", "s.png", "-o", "o.png", "--method", "color"], "not a regular file",
+     False),
+    ("fifo-style", ["stylize", "a.png", "--style", "fifo.png", "-o", "o.png", "--method", "color"],
+     "not a regular file", False),
+    ("folder-as-mask", ["inpaint", "a.png", "--mask", "folder", "-o", "o.png"], "is a folder", False),
+    ("missing", ["seamless", "nothere.png", "-o", "o.png"], "does not exist", False),
+    # outputs checked before any work
+    ("out-not-image", ["stylize", "a.png", "--style", "s.png", "-o", "x.txt", "--method", "gatys", "--steps", "2"],
+     "no image extension", False),
+    ("out-is-input", ["stylize", "a.png", "--style", "s.png", "-o", "a.png", "--method", "color"], "--overwrite",
+     False),
+    ("out-is-input-dotted", ["seamless", "a.png", "-o", "./a.png"], "--overwrite", False),
+    ("out-is-input-link", ["seamless", "a.png", "-o", "link.png"], "is the input", False),
+    ("out-is-style", ["stylize", "a.png", "--style", "s.png", "-o", "s.png", "--method", "color"], "is the input",
+     False),
+    ("out-is-mask", ["inpaint", "a.png", "--mask", "m.png", "-o", "m.png"], "is the input", False),
+    ("out-under-file", ["texture", "a.png", "-o", "afile/t.png"], "is a file, not a folder", False),
+    ("out-is-folder", ["detect", "a.png", "-o", "folder"], "is a folder", False),
+    ("pbr-into-file", ["texture", "a.png", "-o", "t.png", "--pbr", "afile"], "--pbr: afile is a file", False),
+    ("pbr-out-file", ["pbr", "a.png", "-o", "afile"], "is a file, expected a folder", False),
+    ("models-dir-file", ["texture", "a.png", "-o", "t.png", "--method", "gan", "--models-dir", "afile"],
+     "--models-dir: afile is a file", False),
+    ("train-name-dots", ["train-style", "a.png", "--style", "s.png", "--name", "../x", "--steps", "1"],
+     "model name '../x'", False),
+    ("train-size-0", ["train-style", "a.png", "--style", "s.png", "--name", "n", "--size", "0"], "--size: 0", False),
+    # bad values
+    ("gatys-steps-neg", ["stylize", "a.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
+                         "-1"], "--steps: -1", False),
+    ("neural-steps-neg", ["texture", "a.png", "-o", "o.png", "--method", "neural", "--steps", "-5"], "--steps: -5",
+     False),
+    ("dip-steps-0", ["inpaint", "a.png", "--mask", "m.png", "-o", "o.png", "--method", "dip", "--steps", "0"],
+     "give 1 or more", False),
+    ("pbr-strength-nan", ["pbr", "a.png", "-o", "out", "--strength", "nan"], "finite", False),
+    ("style-weight-nan", ["stylize", "a.png", "--style", "s.png", "-o", "o.png", "--style-weight", "nan"],
+     "finite", False),
+    # images a method cannot work on
+    ("gatys-1x1-content", ["stylize", "tiny.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
+                           "2"], "too small for gatys", False),
+    ("gatys-thin-style", ["stylize", "a.png", "--style", "thin.png", "-o", "o.png", "--method", "gatys", "--steps",
+                          "2"], "style: 300x1 pixels is too small", False),
+]
+
+
+def _cap():
+    resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in folder.iterdir() if p.name != "fifo.png"}
+
+
+@pytest.mark.parametrize("case", TABLE, ids=[c[0] for c in TABLE])
+def test_cli_hostile_input_gives_one_line(ws, case):
+    _id, argv, phrase, bomb = case
+    before = _snapshot(ws)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("ART_AI_DEBUG", None)
+    r = subprocess.run([PY, "-m", "art_ai_addon", *argv], cwd=ws, env=env, capture_output=True, text=True,
+                       timeout=120, preexec_fn=_cap if bomb else None)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    started = [ln for ln in lines if re.match(r"art_ai: +\d+% ", ln)]
+    assert all(re.match(r"art_ai: +0% ", ln) for ln in started), r.stderr  # refused before any work was done
+    lines = [ln for ln in lines if ln not in started]
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("art_ai: error: "), r.stderr
+    assert phrase in lines[0], (phrase, lines[0])
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+    after = _snapshot(ws)
+    assert after == before, sorted(set(after) ^ set(before))  # nothing written, nothing replaced
+    assert not (ws / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The same promise through the Python API
+
+API = [
+    ("stylize-strength-nan", lambda c, p: art.stylize(c, c, method="color", strength=float("nan")), "finite"),
+    ("stylize-strength-str", lambda c, p: art.stylize(c, c, method="color", strength="x"), "expected a number"),
+    ("stylize-strength-big", lambda c, p: art.stylize(c, c, method="color", strength=2.0), "outside 0..1"),
+    ("stylize-path-content", lambda c, p: art.stylize(str(p / "a.png"), c, method="color"), "read_image"),
+    ("read-none", lambda c, p: art.read_image(None), "no file given"),
+    ("read-int", lambda c, p: art.read_image(3), "expected a file path"),
+    ("read-fifo", lambda c, p: art.read_image(p / "fifo.png"), "not a regular file"),
+    ("read-bomb", lambda c, p: art.read_image(p / "bomb.png"), "20000x20000"),
+    ("read-limit", lambda c, p: art.read_image(p / "a.png", max_pixels=1000), "more than the limit"),
+    ("check-bomb", lambda c, p: imageio.check_image_file(p / "claim.png", "style image"), "style image: claim.png"),
+    ("gatys-steps-0", lambda c, p: art.stylize(c, c, method="gatys", steps=0, device="cpu"), "steps: 0"),
+    ("gatys-1x1", lambda c, p: art.stylize(c[:1, :1], c, method="gatys", steps=2, device="cpu"), "too small"),
+    ("gatys-1xN-style", lambda c, p: art.stylize(c, np.ones((1, 500, 3), np.float32), method="gatys", steps=2,
+                                                 device="cpu"), "too small for gatys"),
+    ("neural-steps-0", lambda c, p: art.synthesize_texture(c, (32, 32), method="neural", steps=0), "steps: 0"),
+    ("gan-steps-neg", lambda c, p: art.synthesize_texture(c, (32, 32), method="gan", steps=-3,
+                                                          models_dir=str(p / "models")), "steps: -3"),
+    ("train-size-0", lambda c, p: art.train_fast_style(c, [c], steps=1, name="n", size=0), "size"),
+    ("train-name", lambda c, p: art.train_fast_style(c, [c], steps=1, name="a/b"), "model name"),
+    ("texture-seed-str", lambda c, p: art.synthesize_texture(c, (32, 32), seed="x"), "seed: expected a whole"),
+    ("seamless-seed-str", lambda c, p: art.make_seamless(c, seed="x"), "seed: expected a whole"),
+    ("pbr-strength-str", lambda c, p: art.pbr_maps(c, strength="x"), "strength: expected a number"),
+    ("write-none", lambda c, p: art.write_image(None, c), "output: no file given"),
+]
+
+
+@pytest.mark.parametrize("case", API, ids=[c[0] for c in API])
+def test_api_hostile_input_raises_input_error(ws, case):
+    _id, call, phrase = case
+    c = np.random.default_rng(1).random((48, 48, 3)).astype(np.float32)
+    with pytest.raises(InputError) as info:
+        call(c, ws)
+    assert phrase in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_nan_weights_are_an_error_not_a_black_image(tmp_path):
+    import torch
+
+    from art_ai_addon.stylize.fast import transformer_net
+
+    net = transformer_net()
+    sd = net.state_dict()
+    sd["deconv3.conv2d.weight"].fill_(float("nan"))
+    torch.save(sd, tmp_path / "broken.pth")
+    c = np.random.default_rng(2).random((32, 32, 3)).astype(np.float32)
+    with pytest.raises(ArtAIError, match=r"stylize \(fast\) produced invalid values"):
+        art.stylize(c, None, method="fast", model=str(tmp_path / "broken.pth"), device="cpu")
+
+
+def test_pbr_on_one_pixel_thin_images_gives_flat_finite_maps():
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 3), (1, 300, 3), (300, 1, 3)]:
+        maps = art.pbr_maps(rng.random(shape).astype(np.float32))
+        for key, m in maps.items():
+            assert m.shape[:2] == shape[:2] and np.isfinite(m).all(), key
+        n = maps["normal"] * 2 - 1
+        if shape[0] == 1:  # no slope can exist across a one-pixel axis
+            assert np.abs(n[..., 1]).max() < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers, orientation, file modes, progress
+
+
+def test_header_reader_agrees_with_the_decoder(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(4)
+    cases = [(".png", (37, 53, 3), np.uint8), (".png", (37, 53, 4), np.uint16), (".png", (37, 53), np.uint8),
+             (".jpg", (37, 53, 3), np.uint8), (".jpg", (37, 53), np.uint8), (".tif", (37, 53, 3), np.uint8),
+             (".tif", (37, 53, 4), np.uint16), (".exr", (37, 53, 3), np.float32), (".exr", (37, 53), np.float32),
+             (".bmp", (37, 53, 3), np.uint8), (".webp", (37, 53, 3), np.uint8), (".ppm", (37, 53, 3), np.uint8),
+             (".pfm", (37, 53, 3), np.float32), (".hdr", (37, 53, 3), np.float32), (".jp2", (37, 53, 3), np.uint8)]
+    for ext, shape, dtype in cases:
+        scale = {np.uint8: 255, np.uint16: 65535}.get(dtype, 1)
+        p = tmp_path / f"x{ext}"
+        assert cv2.imwrite(str(p), (rng.random(shape) * scale).astype(dtype)), ext
+        h = imageio.read_header(p)
+        decoded = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        assert h is not None and (h.height, h.width) == decoded.shape[:2], (ext, h, decoded.shape)
+        channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+        assert h.channels >= channels, (ext, h, decoded.shape)
+
+
+def _marked(h=40, w=64):
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:12, :20] = (255, 0, 0)  # red: top left
+    a[28:, 44:] = (0, 0, 255)  # blue: bottom right
+    a[:, 30:34, 1] = 200
+    return a
+
+
+def _psnr(a, b):
+    return 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12))
+
+
+UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1],
+           8: lambda a: np.rot90(a, 1)}  # what a viewer shows for each EXIF orientation (TIFF/EXIF spec)
+
+
+def _best_orientation(got, a):
+    """The orientation whose upright picture `got` matches, if it matches it well (>25 dB) and clearly
+    better (by 10 dB) than every other one."""
+    scores = {o: _psnr(got[:, :, :3], f(a).astype(np.float32) / 255) for o, f in UPRIGHT.items()
+              if f(a).shape == got.shape[:2] + (3,)}
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    best = ranked[0]
+    assert scores[best] > 25 and scores[best] > scores[ranked[1]] + 10, scores
+    return best
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp"])
+def test_exif_orientation_is_applied(tmp_path, ext):
+    from PIL import Image
+
+    a = _marked()
+    for o in UPRIGHT:
+        im = Image.fromarray(a)
+        exif = im.getexif()
+        exif[274] = o
+        p = tmp_path / f"o{o}.{ext}"
+        im.save(p, exif=exif.tobytes(), **({"quality": 95} if ext == "jpg" else {"lossless": True}
+                                           if ext == "webp" else {}))
+        assert _best_orientation(art.read_image(p), a) == o
+
+
+def test_jpeg_orientation_6_from_raw_app1_bytes(tmp_path):
+    """A camera-style JPEG written by hand: EXIF APP1 with orientation 6 (rotate 90 degrees clockwise)."""
+    import cv2
+
+    a = _marked()
+    ok, enc = cv2.imencode(".jpg", a[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    tiff = b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHIHH", 274, 3, 1, 6, 0) + b"\0" * 4
+    app1 = b"Exif\0\0" + tiff
+    data = enc.tobytes()
+    (tmp_path / "cam.jpg").write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+    got = art.read_image(tmp_path / "cam.jpg")
+    assert got.shape == (64, 40, 3) and _best_orientation(got, a) == 6
+    assert got[:10, -10:, 0].mean() > 0.8  # red ends up top right, as a viewer shows it
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        p = art.write_image(tmp_path / "o.png", np.zeros((8, 8, 3), np.float32))
+        fd = os.open(tmp_path / "plain", os.O_CREAT | os.O_WRONLY, 0o666)
+        os.close(fd)
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(p, 0o640)  # replacing a file keeps the mode the user gave it
+    art.write_image(p, np.ones((8, 8, 3), np.float32))
+    assert p.stat().st_mode & 0o777 == 0o640
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["o.png", "plain"]  # no temporary left
+
+
+def test_library_lines_are_kept_out_of_stderr_but_noted(ws, capfd):
+    with pytest.raises(InputError) as info:
+        art.read_image(ws / "crc.png")
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "CRC" in notes or "libpng" in notes or "PNG" in notes, notes
+
+
+def test_quilting_reports_at_most_every_percent_and_still_cancels():
+    from art_ai_addon.texture.quilt import quilt
+    from art_ai_addon.core import reporter
+
+    ex = np.random.default_rng(5).random((24, 24, 3)).astype(np.float32)
+    calls = []
+    quilt(ex, (300, 300), block=8, overlap=2, wrap=True, seed=0, rep=reporter(lambda f, m: calls.append(f)))
+    fractions = list(calls)
+    blocks = (300 // 6) ** 2
+    assert blocks >= 2500 and len(fractions) <= 102  # was one line every 8 blocks: ~310 here
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stop = threading.Event()
+
+    def progress(f, m):
+        if f > 0.2:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        quilt(ex, (300, 300), block=8, overlap=2, wrap=True, seed=0, rep=reporter(progress, stop))
+
+
+def test_max_pixels_setting_and_default(ws):
+    assert imageio.get_max_pixels() == imageio.default_max_pixels() <= 16384 * 16384
+    assert art.read_image(ws / "a.png").shape == (64, 64, 3)
+    try:
+        imageio.set_max_pixels(4000)  # a 64x64 image is 4096 pixels
+        with pytest.raises(InputError, match="64x64 pixels"):
+            art.read_image(ws / "a.png")
+    finally:
+        imageio.set_max_pixels(None)
+    assert art.read_image(ws / "a.png").shape == (64, 64, 3)
+    with pytest.raises(InputError):
+        imageio.set_max_pixels(-1)

@@ -1,0 +1,135 @@
+"""Large holes: structure continues across the fill (tile joints, straight edges), texture keeps its grain,
+and `auto` chooses per hole and says what it chose (info)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from art_ai_addon.repair import inpaint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiles(size=96, period=16, joint=3, seed=0):
+    """Grey tiles with dark joints, tile-to-tile tone changes and fine grain; also the joints' mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    joints = ((yy % period) < joint) | ((xx % period) < joint)
+    tone = rng.uniform(0.55, 0.75, (size // period + 1, size // period + 1))[yy // period, xx // period]
+    img = np.where(joints, 0.15, tone) + rng.normal(0, 0.03, (size, size))
+    return np.repeat(np.clip(img, 0, 1)[:, :, None], 3, axis=2).astype(np.float32), joints
+
+
+def ellipse(size, cy, cx, ay, ax):
+    m = np.zeros((size, size), np.uint8)
+    cv2.ellipse(m, (cx, cy), (ax, ay), 0, 0, 360, 1, -1)
+    return m.astype(bool)
+
+
+def edge_map(img):
+    g = cv2.GaussianBlur(img.mean(axis=2), (0, 0), 1.0)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+
+def joint_contrast(img, joints, where):
+    lum = img.mean(axis=2)
+    return float(lum[where & ~joints].mean() - lum[where & joints].mean())
+
+
+def test_tile_joints_continue_across_a_large_hole():
+    img, joints = tiles()
+    hole = ellipse(96, 40, 40, 13, 13)  # over a joint crossing
+    bad = img.copy()
+    bad[hole] = 1.0
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    truth = joint_contrast(img, joints, inner)
+    for method in ("patch", "auto"):
+        out = inpaint(bad, hole, method=method)
+        # the joints are dark where they should be: most of the true joint-to-tile contrast comes back
+        # (a blur or a fill with joints in the wrong place scores near 0)
+        assert joint_contrast(out, joints, inner) > 0.6 * truth, method
+        # and the fill's edges are where the true edges are: correlation of edge maps inside the hole
+        e_out, e_true = edge_map(out)[inner], edge_map(img)[inner]
+        assert np.corrcoef(e_out, e_true)[0, 1] > 0.5, method
+    blur = inpaint(bad, hole, method="telea")
+    assert joint_contrast(blur, joints, inner) < 0.5 * truth  # the measure does tell a blur apart
+
+
+def test_a_straight_edge_stays_straight_and_sharp_across_the_hole():
+    size = 96
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:size, :size]
+    side = (xx - 48) - 0.3 * (yy - 48) > 0  # a slanted straight edge
+    img = np.where(side, 0.75, 0.25) + rng.normal(0, 0.03, (size, size))
+    img = np.repeat(np.clip(img, 0, 1)[:, :, None], 3, axis=2).astype(np.float32)
+    hole = ellipse(size, 48, 48, 14, 12)
+    bad = img.copy()
+    bad[hole] = 0.0
+    for method in ("patch", "auto"):
+        out = inpaint(bad, hole, method=method).mean(axis=2)
+        errs, widths = [], []
+        for y in range(40, 57):  # rows through the middle of the hole
+            xs = np.nonzero(hole[y])[0]
+            row = cv2.GaussianBlur(out[y:y + 1, :], (0, 0), 1.0)[0, xs]
+            cross = xs[np.argmax(row > 0.5)]  # first column past the midpoint
+            errs.append(abs(cross - (48 + 0.3 * (y - 48))))
+            widths.append(int(((row > 0.35) & (row < 0.65)).sum()))
+        assert np.mean(errs) < 1.5, (method, errs)  # the edge continues where the line goes
+        assert np.median(widths) <= 3, (method, widths)  # and is not smeared over the hole
+
+
+def test_large_hole_in_grain_keeps_its_detail():
+    rng = np.random.default_rng(2)
+    img = cv2.GaussianBlur(rng.random((96, 96)).astype(np.float32), (0, 0), 0.8)
+    img = np.repeat(((img - img.mean()) * 3 + 0.5).clip(0, 1)[:, :, None], 3, axis=2)
+    hole = ellipse(96, 48, 48, 14, 14)
+    bad = img.copy()
+    bad[hole] = 0.0
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    for method in ("patch", "auto"):
+        out = inpaint(bad, hole, method=method)
+        ratio = edge_map(out)[inner].mean() / edge_map(img)[inner].mean()
+        assert 0.7 < ratio < 1.4, (method, ratio)
+
+
+def test_auto_chooses_per_hole_and_says_what_it_chose():
+    img, _ = tiles(128)
+    # right half: a smooth vertical shading instead of tiles
+    yy, _ = np.mgrid[:128, :128]
+    img[:, 64:] = (0.3 + 0.4 * yy[:, 64:] / 127.0)[:, :, None]
+    mask = np.zeros((128, 128), np.uint8)
+    for y in (6, 30, 108):
+        cv2.line(mask, (70, y), (120, y + 8), 1, 2)  # three thin scratches, on the smooth side
+    mask |= ellipse(128, 40, 30, 11, 11).astype(np.uint8)  # a large hole in the tiles
+    mask |= ellipse(128, 80, 96, 11, 11).astype(np.uint8)  # a large hole in the smooth shading
+    mask = mask.astype(bool)
+    bad = img.copy()
+    bad[mask] = 1.0
+    info = {}
+    out = inpaint(bad, mask, method="auto", info=info)
+    assert info["method"] == "auto"
+    assert info["note"].startswith("auto: 3 thin holes smooth"), info["note"]
+    assert info["holes"]["thin"] == 3 and sum(v for k, v in info["holes"].items() if k != "thin") == 2
+    assert info["holes"]["patch"] >= 1  # the tiles need texture
+    # the smooth hole: as close as the smooth fill (within 1 dB), whatever auto chose there
+    sm = inpaint(bad, mask, method="smooth")
+    right = ellipse(128, 80, 96, 11, 11)
+
+    def db(a):
+        return -10 * np.log10(np.mean((a[right] - img[right]) ** 2))
+
+    assert db(out) > db(sm) - 1.0
+    info2 = {}
+    inpaint(bad, mask, method="telea", info=info2)
+    assert info2["method"] == "telea"
+
+
+def test_repair_modules_import_without_opencv():
+    code = ("import sys; sys.modules['cv2'] = None\n"
+            "import art_ai_addon.repair.inpaint, art_ai_addon.repair.patchmatch, art_ai_addon.repair.smooth\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
