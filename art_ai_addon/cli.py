@@ -207,7 +207,10 @@ def cmd_inpaint(args, progress) -> int:
         reference = read_input(args.reference, "reference") if args.reference else None
         mask = detect_damage(image, reference=reference, sensitivity=args.sensitivity, progress=progress)
     options = method_options(args, "inpaint")
-    result = inpaint(image, mask, method=args.method, device=args.device, progress=progress, **options)
+    info: dict = {}
+    result = inpaint(image, mask, method=args.method, device=args.device, progress=progress, info=info, **options)
+    if info.get("note"):
+        print(f"art_ai: {info['note']}", file=sys.stderr)
     _write(args.output, result)
     return 0
 

@@ -82,7 +82,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "texture": {o.name: o for o in (
         _o("steps", "int", None, 1, 1000000, help="optimisation/training steps (neural, gan)"),
         _o("models_dir", "path", help="model store folder (trained GANs are kept there)"),
-        _o("memory_mb", "float", 2048, 1, help="memory budget (neural works in tiles under it)"),
+        _o("memory_mb", "float", 2048, 64, help="memory budget (neural works in tiles under it)"),
         _o("block", "int", 0, 0, cli=False),
         _o("overlap", "int", 0, 0, cli=False),
         _o("tolerance", "float", 0.1, 0.0, 1.0, cli=False),
@@ -149,7 +149,8 @@ METHODS: tuple[Method, ...] = (
            ("torch", "opencv"), (), True, ("steps", "models_dir", "crop", "d_steps", "lr",
                                                 "recon_weight", "retrain")),
     # inpaint
-    Method("inpaint", "auto", "Auto", "Thin scratches with a biharmonic fill, large holes with PatchMatch",
+    Method("inpaint", "auto", "Auto",
+           "Per hole: thin ones smooth, large ones PatchMatch, smooth or both, tried on nearby test copies",
            ("opencv",), (), False, ("seed", "patch_size", "em_iters")),
     Method("inpaint", "smooth", "Smooth (biharmonic)",
            "Smoothest continuation of the surroundings: thin scratches, text", ("opencv",), (), False),

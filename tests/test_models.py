@@ -17,7 +17,7 @@ import torch
 
 from art_ai_addon.cli import main as cli_main
 from art_ai_addon.errors import ModelError
-from art_ai_addon.models import layouts, models_dir, registry, set_preference_dir, store
+from art_ai_addon.models import layouts, store_root, registry, set_preference_dir, store
 from art_ai_addon.models.download import DownloadNotAllowed, download, part_path
 
 torch.set_num_threads(1)
@@ -112,13 +112,13 @@ def test_registry_is_complete_and_well_formed():
 
 def test_store_location_order(tmp_path, monkeypatch):
     monkeypatch.delenv("ART_AI_MODELS", raising=False)
-    assert models_dir() == Path.home() / ".cache" / "art_ai" / "models"
+    assert store_root() == Path.home() / ".cache" / "art_ai" / "models"
     set_preference_dir(str(tmp_path / "pref"))
     try:
-        assert models_dir() == tmp_path / "pref"
+        assert store_root() == tmp_path / "pref"
         monkeypatch.setenv("ART_AI_MODELS", str(tmp_path / "env"))
-        assert models_dir() == tmp_path / "env"
-        assert models_dir(tmp_path / "explicit") == tmp_path / "explicit"
+        assert store_root() == tmp_path / "env"
+        assert store_root(tmp_path / "explicit") == tmp_path / "explicit"
     finally:
         set_preference_dir(None)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from ..models import models_dir, registry, store
+from ..models import store_root, registry, store
 from ..models.cli import short_licence
 from .jobs import JobOperator
 
@@ -41,7 +41,7 @@ class ARTAI_OT_model_download(JobOperator, bpy.types.Operator):
             raise InputError(f"download: {self.name!r} is not a registry model")
         if not bpy.app.online_access:
             raise DownloadNotAllowed(not_allowed_message(entry))
-        root = models_dir()
+        root = store_root()
 
         def work(progress, cancel):
             return download(entry["name"], allow=True, models_dir_=root, progress=progress, cancel=cancel)
@@ -79,7 +79,7 @@ class ARTAI_OT_model_import(JobOperator, bpy.types.Operator):
             raise InputError(f"import: choose a weights file ({self.filepath or 'nothing chosen'} is not a file)")
         name = self.name or None
         arch = self.architecture or None
-        root = models_dir()
+        root = store_root()
 
         def work(progress, cancel):
             from ..core import reporter
@@ -104,7 +104,7 @@ class ARTAI_OT_model_verify(JobOperator, bpy.types.Operator):
     job_label = "Verify models"
 
     def prepare(self, context):
-        root = models_dir()
+        root = store_root()
 
         def work(progress, cancel):
             from ..core import reporter
@@ -139,7 +139,7 @@ class ARTAI_OT_model_remove(bpy.types.Operator):
         from ..errors import ArtAIError
 
         try:
-            removed = store.remove_model(self.name, models_dir())
+            removed = store.remove_model(self.name, store_root())
         except ArtAIError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -157,7 +157,7 @@ classes = (ARTAI_OT_model_download, ARTAI_OT_model_import, ARTAI_OT_model_verify
 
 
 def draw_models(layout, context) -> None:
-    root = models_dir()
+    root = store_root()
     online = bool(getattr(bpy.app, "online_access", False))
     col = layout.column()
     col.label(text=f"Folder: {root}", icon="FILE_FOLDER")

@@ -14,7 +14,7 @@ def set_preference_dir(path: str | None) -> None:
     _preference_dir = path or None
 
 
-def models_dir(explicit=None) -> Path:
+def store_root(explicit=None) -> Path:
     """explicit path > env ART_AI_MODELS > the add-on preference > ~/.cache/art_ai/models."""
     for candidate in (explicit, os.environ.get("ART_AI_MODELS"), _preference_dir):
         if candidate:

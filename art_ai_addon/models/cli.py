@@ -56,11 +56,11 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args, progress) -> int:
-    from . import models_dir, store
+    from . import store_root, store
 
     mdir = getattr(args, "models_dir", None)
     if args.action == "list":
-        print(f"model store: {models_dir(mdir)}", file=sys.stderr)
+        print(f"model store: {store_root(mdir)}", file=sys.stderr)
         print(format_table(store.list_models(mdir)))
         return 0
     if args.action == "import":
@@ -77,9 +77,9 @@ def run(args, progress) -> int:
             print(f"{r['status']:<10} {r['file']}  {r['detail']}")
             bad += r["status"] in ("corrupt", "missing", "broken")
         if not results:
-            print(f"art_ai: the model store {models_dir(mdir)} is empty", file=sys.stderr)
+            print(f"art_ai: the model store {store_root(mdir)} is empty", file=sys.stderr)
         if bad:
-            print(f"art_ai: error: {bad} file(s) in {models_dir(mdir)} are corrupt, missing or broken; they will not "
+            print(f"art_ai: error: {bad} file(s) in {store_root(mdir)} are corrupt, missing or broken; they will not "
                   "be used; download or import them again", file=sys.stderr)
             return 1
         return 0

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ArtAIError, ModelError
-from . import models_dir, registry
+from . import store_root, registry
 
 USER_AGENT = "art_ai-model-store/0.1"
 
@@ -165,7 +165,7 @@ def download(name, *, allow: bool = False, models_dir_=None, progress=None, canc
     from .store import check_file
 
     entry = name if isinstance(name, dict) else registry.require(name)
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     target = root / entry["file"]
     if target.is_file() and not force:
         status, _detail = check_file(target)

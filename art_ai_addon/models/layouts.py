@@ -242,7 +242,7 @@ ONNX = {"magenta_arbitrary_predict": "predict", "magenta_arbitrary_transform": "
 
 def check_onnx(path, architecture: str, *, name: str | None = None, what: str = "") -> None:
     """Read an ONNX file's convs and check them against the architecture's layout (ModelError naming the file)."""
-    from ..stylize.arbitrary import check_params, read_onnx
+    from ..stylize.arbitrary_graph import check_params, read_onnx
 
     shown = name or Path(path).name
     try:

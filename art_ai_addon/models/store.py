@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ArtAIError, InputError, ModelError
-from . import layouts, models_dir, registry
+from . import layouts, store_root, registry
 
 CACHE_FILE = ".checksums.json"
 MAX_MEMBER_BYTES = 1 << 30  # no registry model is larger; an archive member above this is never unpacked
@@ -165,7 +165,7 @@ def find(name_or_file, models_dir_=None) -> Path | None:
     p = Path(name_or_file).expanduser()
     if p.is_file():
         return p
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     names = []
     entry = registry.get(str(name_or_file))
     if entry is not None:
@@ -361,7 +361,7 @@ def save_user_model(state_dict: dict, name: str, *, architecture: str, trained_o
 
     torch = require_torch("saving a model")
     _check_name(name)
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     root.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buf)
@@ -451,7 +451,7 @@ def import_model(src, name: str | None = None, *, architecture: str | None = Non
     s = Path(src).expanduser()
     if not s.is_file():
         raise InputError(f"import: {s} does not exist or is not a file")
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -620,7 +620,7 @@ def _weights_files(root: Path) -> list[Path]:
 
 def list_models(models_dir_=None) -> list[dict]:
     """Rows for every registry model and every other model in the store (no hashing: cheap for a UI)."""
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     rows = []
     listed = set()
     for entry in registry.entries().values():
@@ -664,7 +664,7 @@ def verify_store(models_dir_=None, progress=None) -> list[dict]:
     from ..core import reporter
 
     rep = reporter(progress)
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     files = _weights_files(root)
     results = []
     for i, p in enumerate(files):
@@ -685,7 +685,7 @@ def verify_store(models_dir_=None, progress=None) -> list[dict]:
 
 def remove_model(name: str, models_dir_=None) -> list[Path]:
     """Delete a model's file and sidecar from the store; returns what was removed."""
-    root = models_dir(models_dir_)
+    root = store_root(models_dir_)
     entry = registry.get(name)
     candidates = [root / entry["file"]] if entry else []
     if not entry:

@@ -52,7 +52,7 @@ def _build(torch, in_ch: int, width: int, depth: int):
     return Net()
 
 
-def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", progress=None, cancel=None, lr=0.01,
+def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", rep=None, lr=0.01,
                 max_side=None, margin=None, **_):
     """Fill `hole` of `rgb` (H, W, 3) by fitting an untrained CNN to the known pixels for `steps` steps."""
     if steps is not None:
@@ -60,7 +60,7 @@ def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", progress=None, 
 
         check_steps(steps)
     torch = require_torch("Deep Image Prior inpainting")
-    rep = reporter(progress, cancel)
+    rep = reporter(rep)
     dev = resolve_device(device)
     gpu = dev.type != "cpu"
     steps = int(steps) if steps else (2000 if gpu else 400)

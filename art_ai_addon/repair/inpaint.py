@@ -57,7 +57,7 @@ def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, **_):
 def _patch(rgb, hole, *, seed=0, patch_size=7, source_ok=None, rep=None, **_):
     from .patchmatch import patch_inpaint
 
-    out = patch_inpaint(rgb, hole, source_ok=source_ok, patch_size=patch_size, seed=seed, progress=rep)
+    out = patch_inpaint(rgb, hole, source_ok=source_ok, patch_size=patch_size, seed=seed, rep=rep)
     if out is None:
         warnings.warn("patch inpainting: the known area is too small for a single patch; used Telea instead",
                       RuntimeWarning, stacklevel=3)
@@ -184,6 +184,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
         energy = {k: _grad_energy(f) for k, f in fills.items()}
         truth = _grad_energy(rgb)
         inner = cv2.erode(test.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        smooth_won = np.zeros_like(large)
         for i in range(1, n):
             where = owner == i
             pick = "patch"
@@ -201,6 +202,11 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
             chosen[pick] += 1
             part = labels == i
             out[part] = fills[pick][part]
+            if pick == "smooth":
+                smooth_won |= part
+        if smooth_won.any():  # the candidate stopped early; the holes it won get the fully converged solve
+            full = _smooth(base, hole, solve=smooth_won)
+            out[smooth_won] = full[smooth_won]
     if info is not None:
         parts = [f"{counts['thin']} thin hole{'s' * (counts['thin'] != 1)} smooth"] if counts["thin"] else []
         parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
@@ -276,11 +282,11 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     elif name == "dip":
         from .dip import dip_inpaint
 
-        filled = dip_inpaint(rgb, hole, device=device, seed=seed, progress=rep, **options)
+        filled = dip_inpaint(rgb, hole, device=device, seed=seed, rep=rep, **options)
     else:
         from .lama import lama_inpaint
 
-        filled = lama_inpaint(rgb, hole, device=device, progress=rep, **options)
+        filled = lama_inpaint(rgb, hole, device=device, rep=rep, **options)
     weight = np.clip(m * 2.0, 0.0, 1.0)
     weight[~hole] = 0.0
     w3 = weight[:, :, None]

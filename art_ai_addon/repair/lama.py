@@ -42,7 +42,7 @@ def load_lama(models_dir=None, device="cpu", model=None):
     """A module on `device` taking (image, mask) and returning the inpainted image: the release / state_dict
     weights in our generator. `model` = an explicit file, else the store's big-lama file (checksum-verified by
     `find`). A TorchScript archive is refused unread. NotAvailableError / ModelError say what to do."""
-    from ..models import models_dir as store_root
+    from ..models import store_root
     from ..models.layouts import is_torchscript, torchscript_refusal
     from ..models.store import find, load_weights
 
@@ -74,10 +74,10 @@ def _run(module, x, m):
     return out
 
 
-def lama_inpaint(rgb, hole, *, models_dir=None, model=None, device="auto", progress=None, cancel=None, **_):
+def lama_inpaint(rgb, hole, *, models_dir=None, model=None, device="auto", rep=None, **_):
     """Fill `hole` of `rgb` with LaMa; the image is padded to a multiple of 8 as the network expects."""
     torch = require_torch("LaMa inpainting")
-    rep = reporter(progress, cancel)
+    rep = reporter(rep)
     dev = resolve_device(device)
     rep(0.05, "loading LaMa")
     module = load_lama(models_dir, dev, model)

@@ -192,7 +192,7 @@ def _smooth_fill(img, hole):
     return np.clip(out / 255.0, 0.0, 1.0)
 
 
-def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, progress=None, cancel=None):
+def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
@@ -200,7 +200,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     """
     import cv2
 
-    rep = reporter(progress, cancel)
+    rep = reporter(rep)
     rng = np.random.default_rng(seed)
     img = np.ascontiguousarray(img, dtype=np.float32)
     hole = np.asarray(hole, bool)
