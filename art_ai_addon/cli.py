@@ -276,16 +276,7 @@ def _device(p):
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Art AI: stylize renders, generate tileable textures and PBR maps, repair damage.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
-    parser.add_argument("--max-pixels", type=int, metavar="N",
-                        help="refuse images that would decode to more than N pixels (default: from the memory "
-                             "available, 268 million at most)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_stylize(sub) -> None:
     p = sub.add_parser("stylize", help="give images the look of a style image",
                        description="Stylize one image, several, or a folder of frames (in name order).")
     p.add_argument("content", nargs="+", help="image file(s) or a folder")
@@ -301,6 +292,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_stylize)
 
+
+def _add_train_style(sub) -> None:
     p = sub.add_parser("train-style", help="train a fast-style model for a style on your own images",
                        description="Train a fast_neural_style TransformerNet and save it in the model store.")
     p.add_argument("images", nargs="+", help="training images (renders, photos) or a folder")
@@ -315,6 +308,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_train_style)
 
+
+def _add_texture(sub) -> None:
     p = sub.add_parser("texture", help="synthesize a larger, tileable texture from an exemplar",
                        description="Synthesize a texture of any size from one exemplar photo.")
     p.add_argument("exemplar")
@@ -328,6 +323,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_texture)
 
+
+def _add_seamless(sub) -> None:
     p = sub.add_parser("seamless", help="make an image tile without seams, same size",
                        description="Make an image tileable, keeping its look and size.")
     p.add_argument("image")
@@ -335,6 +332,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
     p.set_defaults(func=cmd_seamless)
 
+
+def _add_pbr(sub) -> None:
     p = sub.add_parser("pbr", help="derive height, normal, roughness and AO maps",
                        description="Write height.png normal.png roughness.png ao.png into DIR.")
     p.add_argument("image")
@@ -344,6 +343,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="allow the maps to replace an input file")
     p.set_defaults(func=cmd_pbr)
 
+
+def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="find scratches, cracks, spots and holes",
                        description="Write a damage mask (white = damaged).")
     p.add_argument("image")
@@ -352,6 +353,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--sensitivity", type=unit_float, default=0.5, help="0..1, higher finds more")
     p.set_defaults(func=cmd_detect)
 
+
+def _add_inpaint(sub) -> None:
     p = sub.add_parser("inpaint", help="fill masked or detected damage",
                        description="Inpaint the white parts of a mask, or detected damage.")
     p.add_argument("image")
@@ -366,10 +369,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_inpaint)
 
+
+def _add_models(sub) -> None:
     from .models.cli import add_parser as add_models_parser
 
     add_models_parser(sub)
 
+
+def _add_render(sub) -> None:
     p = sub.add_parser("render", help="render a .blend's frames and stylize them (needs bpy)",
                        description="Render frames with the scene's settings into DIR/raw and DIR/stylized.")
     p.add_argument("scene", metavar="SCENE.blend")
@@ -388,6 +395,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_render)
 
+
+def _add_batch(sub) -> None:
     p = sub.add_parser("batch", help="run a TOML job file", description="Run the steps of a JOB.toml file.")
     p.add_argument("job", metavar="JOB.toml")
     p.add_argument("--force", action="store_true", help="redo items whose outputs exist")
@@ -395,10 +404,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS", help="run items as Ray tasks")
     p.set_defaults(func=cmd_batch)
 
+
+def _add_worker(sub) -> None:
     p = sub.add_parser("worker", help="the engine worker for Blender (JSON lines on stdin/stdout)",
                        description="Run engine jobs sent as JSON lines on stdin; replies go to stdout "
                                    "(see art_ai_addon/worker.py). Blender's job runner starts it.")
     p.set_defaults(func=cmd_worker)
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Art AI: stylize renders, generate tileable textures and PBR maps, repair damage.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="refuse images that would decode to more than N pixels (default: from the memory "
+                             "available, 268 million at most)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_stylize, _add_train_style, _add_texture, _add_seamless,
+                _add_pbr, _add_detect, _add_inpaint, _add_models,
+                _add_render, _add_batch, _add_worker):
+        add(sub)
     return parser
 
 

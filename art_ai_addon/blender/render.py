@@ -262,7 +262,8 @@ class _Styling:
     def __init__(self, shot: _Shot, stylizer: FrameStylizer, frames: list[int], temporal: bool, progress):
         self.shot, self.stylizer, self.frames, self.temporal, self.progress = shot, stylizer, frames, temporal, \
             progress
-        self.state, self.state_frame = None, None
+        self.state: dict | None = None
+        self.state_frame: int | None = None
 
     def __call__(self, frame: int, prog) -> Path:
         from ..imageio import read_image, write_image
@@ -395,8 +396,8 @@ def _write_frame(path: Path, arr: np.ndarray) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     img = bpy.data.images.new(f".art_ai_{path.stem}", w, h, alpha=c in (2, 4), float_buffer=is_float)
     try:
-        img.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).reshape(-1))
-        img.file_format = _BLENDER_FORMATS[path.suffix.lower()]
+        img.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).reshape(-1))  # type: ignore[attr-defined]
+        img.file_format = _BLENDER_FORMATS[path.suffix.lower()]  # type: ignore[assignment]
         img.filepath_raw = str(tmp.resolve())
         img.save()
     finally:
