@@ -75,6 +75,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="art_ai_demo_user_"))  # before bpy
+    # the model store scripts/setup_env.sh filled (Magenta's arbitrary-style networks), not the throw-away
+    # extension folder's empty one
+    store = os.environ.get("ART_AI_MODELS") or str(Path.home() / ".cache" / "art_ai" / "models")
 
     import importlib.util
 
@@ -84,6 +87,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     install_extension(bpy, tool)
+    bpy.context.preferences.addons[ADDON].preferences.models_dir = store
     import importlib
 
     art = importlib.import_module(f"{ADDON}.art_ai_addon")
