@@ -21,127 +21,117 @@ ARCHITECTURE = "transformer_net"
 _SCALE = 255.0
 # activations at peak are about 32 channels x fp32 x a few copies per pixel
 _BYTES_PER_PIXEL = 1200
+# imported only by the functions that run this method, so torch comes in with it (and a missing torch says how)
+torch = require_torch("fast style transfer")
+nn = torch.nn
+F = torch.nn.functional
 
 
-def _build():
-    """Create the TransformerNet class (torch is imported lazily, so classes are built on demand)."""
-    torch = require_torch("fast style transfer")
-    nn = torch.nn
-    F = torch.nn.functional
+class InstanceNorm(nn.Module):
+    """Affine instance norm whose statistics can be recorded once and frozen (for seamless tiles)."""
 
-    class InstanceNorm(nn.Module):
-        """Affine instance norm whose statistics can be recorded once and frozen (for seamless tiles)."""
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.stats_mode = "live"
+        self.saved = None
 
-        def __init__(self, c):
-            super().__init__()
-            self.weight = nn.Parameter(torch.ones(c))
-            self.bias = nn.Parameter(torch.zeros(c))
-            self.stats_mode = "live"
-            self.saved = None
+    def forward(self, x):
+        if self.stats_mode == "live":
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=1e-5)
+        if self.stats_mode == "record":
+            xf = x.float()
+            self.saved = (xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), keepdim=True, unbiased=False))
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=1e-5)
+        mean, var = self.saved
+        scale = self.weight.view(1, -1, 1, 1) / torch.sqrt(var + 1e-5)
+        return ((x.float() - mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
 
-        def forward(self, x):
-            if self.stats_mode == "live":
-                return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=1e-5)
-            if self.stats_mode == "record":
-                xf = x.float()
-                self.saved = (xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), keepdim=True, unbiased=False))
-                return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=1e-5)
-            mean, var = self.saved
-            scale = self.weight.view(1, -1, 1, 1) / torch.sqrt(var + 1e-5)
-            return ((x.float() - mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+# nearest 2x upsampling, reflection pad 1 and a 3x3 conv equal four 2x2 convs on the small image
+# (one per output phase), interleaved: 16 instead of 36 multiply-adds per input pixel and channel
+taps = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
-    # nearest 2x upsampling, reflection pad 1 and a 3x3 conv equal four 2x2 convs on the small image
-    # (one per output phase), interleaved: 16 instead of 36 multiply-adds per input pixel and channel
-    taps = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+class ConvLayer(nn.Module):
+    def __init__(self, cin, cout, k, stride=1, upsample=None):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = k // 2
+        self.conv2d = nn.Conv2d(cin, cout, k, stride)
+        self._phases = None
 
-    class ConvLayer(nn.Module):
-        def __init__(self, cin, cout, k, stride=1, upsample=None):
-            super().__init__()
-            self.upsample = upsample
-            self.pad = k // 2
-            self.conv2d = nn.Conv2d(cin, cout, k, stride)
-            self._phases = None
+    def _phase_kernels(self):
+        w = self.conv2d.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if self._phases is None or self._phases[0] != key:
+            t = taps.to(w.device, w.dtype)
+            ks = [torch.einsum("pk,oikl,ql->oipq", t[a], w, t[b]).contiguous() for a in (0, 1) for b in (0, 1)]
+            self._phases = (key, ks)
+        return self._phases[1]
 
-        def _phase_kernels(self):
-            w = self.conv2d.weight
-            key = (w.data_ptr(), w._version, w.device, w.dtype)
-            if self._phases is None or self._phases[0] != key:
-                t = taps.to(w.device, w.dtype)
-                ks = [torch.einsum("pk,oikl,ql->oipq", t[a], w, t[b]).contiguous() for a in (0, 1) for b in (0, 1)]
-                self._phases = (key, ks)
-            return self._phases[1]
+    def forward(self, x):
+        if self.upsample == 2 and self.pad == 1 and not torch.is_grad_enabled():
+            xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            n, _, h, w = x.shape
+            out = torch.empty((n, self.conv2d.out_channels, h, 2, w, 2), dtype=x.dtype, device=x.device)
+            for (a, b), k in zip(((0, 0), (0, 1), (1, 0), (1, 1)), self._phase_kernels(), strict=True):
+                out[:, :, :, a, :, b] = F.conv2d(xp[:, :, a:a + h + 1, b:b + w + 1], k, self.conv2d.bias)
+            return out.view(n, -1, 2 * h, 2 * w)
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        return self.conv2d(x)
 
-        def forward(self, x):
-            if self.upsample == 2 and self.pad == 1 and not torch.is_grad_enabled():
-                xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
-                n, _, h, w = x.shape
-                out = torch.empty((n, self.conv2d.out_channels, h, 2, w, 2), dtype=x.dtype, device=x.device)
-                for (a, b), k in zip(((0, 0), (0, 1), (1, 0), (1, 1)), self._phase_kernels(), strict=True):
-                    out[:, :, :, a, :, b] = F.conv2d(xp[:, :, a:a + h + 1, b:b + w + 1], k, self.conv2d.bias)
-                return out.view(n, -1, 2 * h, 2 * w)
-            if self.upsample:
-                x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-            if self.pad:
-                x = F.pad(x, (self.pad,) * 4, mode="reflect")
-            return self.conv2d(x)
+class ResidualBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = ConvLayer(c, c, 3)
+        self.in1 = InstanceNorm(c)
+        self.conv2 = ConvLayer(c, c, 3)
+        self.in2 = InstanceNorm(c)
 
-    class ResidualBlock(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.conv1 = ConvLayer(c, c, 3)
-            self.in1 = InstanceNorm(c)
-            self.conv2 = ConvLayer(c, c, 3)
-            self.in2 = InstanceNorm(c)
+    def forward(self, x):
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
 
-        def forward(self, x):
-            return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+class TransformerNet(nn.Module, FrozenNorms):
+    """Johnson's image transformation network; input and output in [0, 1] (scaled to 0..255 inside)."""
 
-    class TransformerNet(nn.Module, FrozenNorms):
-        """Johnson's image transformation network; input and output in [0, 1] (scaled to 0..255 inside)."""
+    multiple = 4
 
-        multiple = 4
+    def __init__(self):
+        super().__init__()
+        self.conv1 = ConvLayer(3, 32, 9)
+        self.in1 = InstanceNorm(32)
+        self.conv2 = ConvLayer(32, 64, 3, 2)
+        self.in2 = InstanceNorm(64)
+        self.conv3 = ConvLayer(64, 128, 3, 2)
+        self.in3 = InstanceNorm(128)
+        for i in range(1, 6):
+            setattr(self, f"res{i}", ResidualBlock(128))
+        self.deconv1 = ConvLayer(128, 64, 3, 1, upsample=2)
+        self.in4 = InstanceNorm(64)
+        self.deconv2 = ConvLayer(64, 32, 3, 1, upsample=2)
+        self.in5 = InstanceNorm(32)
+        self.deconv3 = ConvLayer(32, 3, 9)
 
-        def __init__(self):
-            super().__init__()
-            self.conv1 = ConvLayer(3, 32, 9)
-            self.in1 = InstanceNorm(32)
-            self.conv2 = ConvLayer(32, 64, 3, 2)
-            self.in2 = InstanceNorm(64)
-            self.conv3 = ConvLayer(64, 128, 3, 2)
-            self.in3 = InstanceNorm(128)
-            for i in range(1, 6):
-                setattr(self, f"res{i}", ResidualBlock(128))
-            self.deconv1 = ConvLayer(128, 64, 3, 1, upsample=2)
-            self.in4 = InstanceNorm(64)
-            self.deconv2 = ConvLayer(64, 32, 3, 1, upsample=2)
-            self.in5 = InstanceNorm(32)
-            self.deconv3 = ConvLayer(32, 3, 9)
-
-        def forward(self, x, scaled=False):
-            inplace = not torch.is_grad_enabled()  # saves a full-size copy per layer at inference
-            y = x if scaled else x * _SCALE
-            y = F.relu(self.in1(self.conv1(y)), inplace=inplace)
-            y = F.relu(self.in2(self.conv2(y)), inplace=inplace)
-            y = F.relu(self.in3(self.conv3(y)), inplace=inplace)
-            for i in range(1, 6):
-                y = getattr(self, f"res{i}")(y)
-            y = F.relu(self.in4(self.deconv1(y)), inplace=inplace)
-            y = F.relu(self.in5(self.deconv2(y)), inplace=inplace)
-            y = self.deconv3(y)
-            return y if scaled else y / _SCALE
-
-    return TransformerNet
-
-
-_NET_CLASS = None
+    def forward(self, x, scaled=False):
+        inplace = not torch.is_grad_enabled()  # saves a full-size copy per layer at inference
+        y = x if scaled else x * _SCALE
+        y = F.relu(self.in1(self.conv1(y)), inplace=inplace)
+        y = F.relu(self.in2(self.conv2(y)), inplace=inplace)
+        y = F.relu(self.in3(self.conv3(y)), inplace=inplace)
+        for i in range(1, 6):
+            y = getattr(self, f"res{i}")(y)
+        y = F.relu(self.in4(self.deconv1(y)), inplace=inplace)
+        y = F.relu(self.in5(self.deconv2(y)), inplace=inplace)
+        y = self.deconv3(y)
+        return y if scaled else y / _SCALE
 
 
 def transformer_net():
     """A new, randomly initialised TransformerNet."""
-    global _NET_CLASS
-    if _NET_CLASS is None:
-        _NET_CLASS = _build()
-    return _NET_CLASS()
+    return TransformerNet()
 
 
 def load_transformer(model, models_dir=None):
