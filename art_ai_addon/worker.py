@@ -7,9 +7,10 @@ not the artist's scene, and GPU memory is freed when the worker closes.
 Protocol: JSON lines. Requests on stdin: {"op": "run", "id", "task", "kwargs", "config"}, {"op": "cancel", "id"},
 {"op": "ping"}, {"op": "quit"}. Replies on stdout: {"type": "ready"}, {"type": "progress", "id", "fraction",
 "message"}, {"type": "log", "message"}, {"type": "result", "id", "value", "info"}, {"type": "error", "id",
-"error", "message"}, {"type": "cancelled", "id"}, {"type": "pong"}. Arrays travel as .npy files in a folder both
-sides share (memory-backed where the system has one): {"__array__": path}; the reader maps them (no copy), and the
-side that made a file removes it.
+"error", "message"}, {"type": "cancelled", "id"}, {"type": "pong"}. Arrays travel in files both sides keep mapped
+in a folder of the client's (memory-backed where the system has one; exchange.py): {"__shm__": {"path", "dtype",
+"shape", "offset"}}. A run request also says which of the worker's files the client is done with ("release") and
+which of its own it removed ("forget").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtAIError, Cancelled, NotAvailableError
+from .exchange import SharedFiles, decode, encode
 
 PROTOCOL = 1
 READY_TIMEOUT = 120.0  # first start of a cold torch install can be slow
@@ -48,56 +51,6 @@ def exchange_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# Values <-> JSON (arrays as mapped .npy files)
-
-
-def encode(value, folder: Path, made: list):
-    if isinstance(value, np.ndarray):
-        path = folder / f"{uuid.uuid4().hex}.npy"
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=value.dtype, shape=value.shape)
-        arr[...] = value
-        arr.flush()
-        del arr
-        made.append(path)
-        return {"__array__": str(path)}
-    if isinstance(value, Path):
-        return {"__path__": str(value)}
-    if isinstance(value, dict):
-        return {"__dict__": {str(k): encode(v, folder, made) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"__list__": [encode(v, folder, made) for v in value], "tuple": isinstance(value, tuple)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise TypeError(f"cannot send a {type(value).__name__} to the engine worker")
-
-
-def decode(value, *, copy: bool = True):
-    """The value back; arrays are read from their file (copied unless `copy` is False: then they stay mapped)."""
-    if isinstance(value, dict):
-        if "__array__" in value:
-            arr = np.load(value["__array__"], mmap_mode="r")
-            return np.array(arr) if copy else arr
-        if "__path__" in value:
-            return Path(value["__path__"])
-        if "__dict__" in value:
-            return {k: decode(v, copy=copy) for k, v in value["__dict__"].items()}
-        if "__list__" in value:
-            items = [decode(v, copy=copy) for v in value["__list__"]]
-            return tuple(items) if value.get("tuple") else items
-    return value
-
-
-def _remove(paths) -> None:
-    for p in paths:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass
-
-
-# ---------------------------------------------------------------------------------------------
 # The worker side
 
 
@@ -106,6 +59,14 @@ class _Server:
         self.out = out
         self.lock = threading.Lock()
         self.job: tuple | None = None  # (id, cancel event, thread)
+        self.files: SharedFiles | None = None  # the worker's result files, in the client's folder
+
+    def _files(self, folder: str) -> SharedFiles:
+        if self.files is None or str(self.files.folder) != folder:
+            if self.files is not None:
+                self.files.close()
+            self.files = SharedFiles(Path(folder), "w")
+        return self.files
 
     def send(self, **msg) -> None:
         line = json.dumps(msg)
@@ -119,7 +80,9 @@ class _Server:
         from .errors import InputError
 
         job_id = msg.get("id")
-        made: list = []
+        files = self._files(str(msg.get("exchange") or exchange_dir()))
+        files.release(msg.get("release") or ())
+        files.forget(msg.get("forget") or ())
         last = [0.0, -1.0]
 
         def progress(fraction, message=""):
@@ -142,14 +105,12 @@ class _Server:
                 from . import models
 
                 models.set_preference_dir(config["models_dir"] or None)
-            kwargs = decode(msg.get("kwargs") or {})
+            kwargs = decode(msg.get("kwargs") or {}, files, copy=False, writeable=False)  # engine functions copy
             if not isinstance(kwargs, dict):
                 raise InputError("worker: the job's arguments must be a table")
             value, info = tasks.run(str(msg.get("task")), kwargs, progress=progress, cancel=cancel)
-            folder = Path(msg.get("exchange") or exchange_dir())
-            # the client removes result files once read; if it never answers they go with the folder's cleanup
-            reply = {"type": "result", "id": job_id, "value": encode(value, folder, made),
-                     "info": encode(info, folder, made)}
+            del kwargs
+            reply = {"type": "result", "id": job_id, "value": encode(value, files), "info": encode(info, files)}
         except Cancelled:
             reply = {"type": "cancelled", "id": job_id}
         except ArtAIError as exc:
@@ -204,6 +165,8 @@ class _Server:
         if job is not None:
             job[1].set()
             job[2].join(timeout=KILL_AFTER_CANCEL)
+        if self.files is not None:
+            self.files.close()
         return 0
 
 
@@ -271,6 +234,7 @@ class WorkerClient:
         self.last_used = time.monotonic()
         self._next = 0
         self._idle_timer: threading.Timer | None = None
+        self.files: SharedFiles | None = None
 
     # -- process
 
@@ -366,6 +330,10 @@ class WorkerClient:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        files, self.files = self.files, None
+        if files is not None:  # views the caller still holds stay valid: their mappings outlive the files
+            files.close()
+            shutil.rmtree(files.folder, ignore_errors=True)
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -429,20 +397,35 @@ class WorkerClient:
             self.start()
             self._next += 1
             job_id = self._next
-            folder = exchange_dir()
-            made: list = []
-            results: list = []
+            files = self._exchange()
+            sent: list = []
             try:
-                self._send(op="run", id=job_id, task=task, kwargs=encode(kwargs, folder, made),
-                           config=config or {}, exchange=str(folder))
-                return self._wait(job_id, task, progress, cancel, results, copy)
+                request = encode(kwargs, files)
+                sent = _shm_paths(request, [])
+                self._send(op="run", id=job_id, task=task, kwargs=request, config=config or {},
+                           exchange=str(files.folder), release=files.releasable(), forget=files.removed())
+                return self._wait(job_id, task, progress, cancel, copy)
             finally:
-                _remove(made)
-                _remove(results)
+                files.release(sent)  # the job is over: the worker reads none of our files any more
                 self.last_used = time.monotonic()
                 self._arm_idle()
 
-    def _wait(self, job_id, task: str, progress, cancel, results: list, copy: bool):
+    def array(self, shape, dtype=np.float32) -> np.ndarray:
+        """A writable array in shared memory: fill it and pass it to `run`, and it travels without a copy."""
+        with self.lock:
+            return self._exchange().array(shape, dtype)
+
+    def _exchange(self) -> SharedFiles:
+        """This client's shared files, in a folder of its own (removed when the worker stops)."""
+        if self.files is None:
+            root = exchange_dir()
+            _remove_stale(root)
+            folder = root / f"c{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            folder.mkdir(mode=0o700)
+            self.files = SharedFiles(folder, "c")
+        return self.files
+
+    def _wait(self, job_id, task: str, progress, cancel, copy: bool):
         cancel_sent = None
         while True:
             msg = self._next_reply(None if cancel_sent is None else 0.2, None if cancel_sent else cancel)
@@ -471,24 +454,39 @@ class WorkerClient:
             elif kind == "log":
                 self.log(str(msg.get("message", "")))
             elif kind == "result":
-                _collect(msg.get("value"), results)
-                _collect(msg.get("info"), results)
-                return decode(msg.get("value"), copy=copy), decode(msg.get("info") or {})
+                files = self._exchange()
+                return decode(msg.get("value"), files, copy=copy), decode(msg.get("info") or {}, files)
             elif kind == "cancelled":
                 raise Cancelled("cancelled")
             elif kind == "error":
                 raise _rebuild(msg)
 
 
-def _collect(value, out: list) -> None:
+def _shm_paths(value, out: list) -> list:
+    """The shared files an encoded value names."""
     if isinstance(value, dict):
-        if "__array__" in value:
-            out.append(value["__array__"])
+        if "__shm__" in value:
+            out.append(value["__shm__"]["path"])
         for v in value.values():
-            _collect(v, out)
+            _shm_paths(v, out)
     elif isinstance(value, list):
         for v in value:
-            _collect(v, out)
+            _shm_paths(v, out)
+    return out
+
+
+def _remove_stale(root: Path) -> None:
+    """Exchange folders of Blender sessions that ended without cleaning up (crash, kill): their process is gone."""
+    if os.name != "posix":
+        return
+    for d in root.glob("c*-*"):
+        try:
+            pid = int(d.name[1:].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, OSError):
+            pass
 
 
 def _rebuild(msg: dict) -> BaseException:

@@ -39,7 +39,7 @@ def best_of(fn, n=7):
     return min(times)
 
 
-# The engine worker's round trip: read -> to the worker (one copy into shared memory, mapped there) -> back (one
+# The engine worker's round trip: read -> to the worker (one copy into a shared file both keep mapped) -> back (one
 # copy, mapped here) -> write: 4 moves of the bytes. Set by main() unless --no-worker.
 worker_roundtrip = None
 

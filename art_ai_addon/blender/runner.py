@@ -99,7 +99,9 @@ def execute(call: EngineCall, progress, cancel):
     if not python:
         raise NotAvailableError("no PyTorch Python is set for the engine worker")
     config = {k: v for k, v in call.config.items() if k in ("threads", "models_dir", "max_pixels")}
-    return worker.client(python).run(call.task, call.kwargs, progress=progress, cancel=cancel, config=config)
+    # results stay views of the worker's shared files until written into Blender (one copy fewer per frame)
+    return worker.client(python).run(call.task, call.kwargs, progress=progress, cancel=cancel, config=config,
+                                     copy=False)
 
 
 def stop_workers() -> None:
