@@ -297,13 +297,11 @@ def default_max_pixels() -> int:
 def set_max_pixels(n: int | None) -> None:
     """The largest image (width x height) any reader accepts; None or 0 restores the default
     (`--max-pixels` on the CLI, the add-on preference in Blender)."""
+    from .methods import check_number
+
     global _max_pixels
-    if n is None or n == 0:
-        _max_pixels = None
-        return
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise InputError(f"max pixels: expected a whole number of pixels (e.g. 100000000), got {n!r}")
-    _max_pixels = int(n)
+    _max_pixels = None if n is None else check_number(n, "max pixels", 0, whole=True,
+                                                        hint="e.g. 100000000; 0 = the default") or None
 
 
 def get_max_pixels() -> int:

@@ -11,6 +11,7 @@ import importlib.util
 import math
 import sys
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from .errors import InputError
 
@@ -209,27 +210,52 @@ def _check_value(opt: Option, value):
         return value
     if opt.kind == "floats":
         seq = list(value) if isinstance(value, list | tuple) or hasattr(value, "__len__") else [value]
-        return [_number(name, v, float, 0.0, None) for v in seq]
-    kind = int if opt.kind == "int" else float
+        return [check_number(v, name, 0.0) for v in seq]
     lo, hi = (0.0, 1.0) if opt.kind == "unit" else (opt.min, opt.max)
-    return _number(name, value, kind, lo, hi)
+    return check_number(value, name, lo, hi, whole=opt.kind == "int")
 
 
-def _number(name: str, value, kind, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "__float__"):
-        raise InputError(f"{name}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise InputError(f"{name}: {value} is not a finite number")
-    if kind is int:
-        if v != int(v):
-            raise InputError(f"{name}: expected a whole number, got {value}")
-        v = int(v)
+def _shown(v) -> str:
+    """A number as a person types it: 2 (not 2.0), 1000000, 0.5, 1.0000001 (every digit), nan."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        return str(int(v))
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+@overload
+def check_number(value, what: str, lo: float | None = None, hi: float | None = None, *,
+                 whole: Literal[False] = False, hint: str = "") -> float: ...
+@overload
+def check_number(value, what: str, lo: float | None = None, hi: float | None = None, *,
+                 whole: Literal[True], hint: str = "") -> int: ...
+@overload
+def check_number(value, what: str, lo: float | None = None, hi: float | None = None, *,
+                 whole: bool, hint: str = "") -> float: ...
+def check_number(value, what: str, lo: float | None = None, hi: float | None = None, *, whole: bool = False,
+                 hint: str = "") -> float:
+    """The project's one number check: a finite real number (a whole one, returned as int, when `whole`) within
+    [lo, hi]. Anything else (text, None, True/False, NaN, inf, 2.5 for a count, out of range) is an InputError
+    of one sentence naming `what`, the bad value and the allowed range; `hint` adds what the numbers mean."""
+    kind = "a whole number" if whole else "a number"
+    rng = (f"{_shown(lo)} to {_shown(hi)}" if lo is not None and hi is not None else
+           f"{_shown(lo)} or more" if lo is not None else f"{_shown(hi)} or less" if hi is not None else "")
+    wanted = kind + (f" ({'; '.join(x for x in (rng, hint) if x)})" if rng or hint else "")
+    give = (rng or kind) + (f" ({hint})" if hint else "")
+    if isinstance(value, bool | str | bytes) or value is None:
+        raise InputError(f"{what}: expected {wanted}, got {value!r}")
+    try:
+        v = value.__index__() if whole and hasattr(value, "__index__") else float(value)  # counts stay exact
+    except OverflowError:
+        v = math.inf
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: expected {wanted}, got {type(value).__name__}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InputError(f"{what}: {_shown(v)} is not a finite number; give {give}")
+    if whole and v != int(v):
+        raise InputError(f"{what}: expected {wanted}, got {_shown(v)}")
     if lo is not None and v < lo or hi is not None and v > hi:
-        rng = f"{lo:g}..{hi:g}" if lo is not None and hi is not None else (f">= {lo:g}" if lo is not None
-                                                                            else f"<= {hi:g}")
-        raise InputError(f"{name}: {value} is out of range ({rng})")
-    return v
+        raise InputError(f"{what}: {_shown(v)} is out of range; give {give}")
+    return int(v) if whole else float(v)
 
 
 def check(feature: str, name: str | None, options: dict) -> tuple[Method, dict]:

@@ -6,12 +6,12 @@ torch: the CLI, the batch runner, the API and the Blender layer all call these.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from .errors import InputError
 from .imageio import as_path, check_input_file  # noqa: F401  (the file checks live with the readers)
+from .methods import check_number  # the one number check (with the option table: methods is stdlib-only)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -87,39 +87,9 @@ def check_model_name(name, what: str = "--name") -> str:
         raise InputError(f"{what}: {exc}") from None
 
 
-def check_number(value, what: str, lo: float | None = None, hi: float | None = None) -> float:
-    """A finite real number within [lo, hi]; strings, None, NaN and inf are InputErrors."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
-        raise InputError(f"{what}: expected a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what}: expected a number, got {type(value).__name__}") from None
-    if not math.isfinite(v):
-        raise InputError(f"{what}: must be a finite number, got {v}")
-    if lo is not None and hi is not None and not lo <= v <= hi:
-        raise InputError(f"{what}: {v:g} is outside {lo:g}..{hi:g}")
-    if lo is not None and v < lo:
-        raise InputError(f"{what}: {v:g} must be {lo:g} or more")
-    if hi is not None and v > hi:
-        raise InputError(f"{what}: {v:g} must be {hi:g} or less")
-    return v
-
-
 def check_steps(steps, what: str = "steps") -> int:
     """A whole number of iterations, 1 or more."""
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        try:
-            import numpy as np
-
-            ok = isinstance(steps, np.integer)
-        except ImportError:  # pragma: no cover
-            ok = False
-        if not ok:
-            raise InputError(f"{what}: expected a whole number of iterations, got {steps!r}")
-    if steps < 1:
-        raise InputError(f"{what}: {steps} is not a number of iterations; give 1 or more")
-    return int(steps)
+    return int(check_number(steps, what, 1, whole=True))
 
 
 def check_image_inputs(paths, what: str) -> None:
@@ -176,10 +146,8 @@ def check_args(args, inputs=None) -> None:
         check_model_name(args.name)
         check_image_inputs(args.style, "style")
         check_image_inputs(inputs, "training image")
-        if not 32 <= args.size <= 4096:
-            raise InputError(f"--size: {args.size} is not a training crop size; give 32 to 4096 pixels (256 is usual)")
-        if args.batch_size < 1:
-            raise InputError(f"--batch-size: {args.batch_size}; give 1 or more images per step")
+        check_number(args.size, "--size", 32, 4096, whole=True, hint="pixels of training crop; 256 is usual")
+        check_number(args.batch_size, "--batch-size", 1, whole=True, hint="images per step")
     elif cmd == "texture":
         check_image_inputs(args.exemplar, "exemplar")
         check_output_image(args.output, [args.exemplar], overwrite)
@@ -201,18 +169,3 @@ def check_args(args, inputs=None) -> None:
 
 
 _PBR_MAPS = ("height", "normal", "roughness", "ao")
-
-
-def check_int(value, what: str, lo: int | None = None) -> int:
-    """A whole number (a seed, a count); floats with a fraction, strings and None are InputErrors."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
-        raise InputError(f"{what}: expected a whole number, got {value!r}")
-    try:
-        v = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{what}: expected a whole number, got {type(value).__name__}") from None
-    if v != value:
-        raise InputError(f"{what}: expected a whole number, got {value!r}")
-    if lo is not None and v < lo:
-        raise InputError(f"{what}: {v} must be {lo} or more")
-    return v

@@ -180,7 +180,7 @@ def test_cli_hostile_input_gives_one_line(ws, case):
 API = [
     ("stylize-strength-nan", lambda c, p: art.stylize(c, c, method="color", strength=float("nan")), "finite"),
     ("stylize-strength-str", lambda c, p: art.stylize(c, c, method="color", strength="x"), "expected a number"),
-    ("stylize-strength-big", lambda c, p: art.stylize(c, c, method="color", strength=2.0), "outside 0..1"),
+    ("stylize-strength-big", lambda c, p: art.stylize(c, c, method="color", strength=2.0), "out of range; give 0 to 1"),
     ("stylize-path-content", lambda c, p: art.stylize(str(p / "a.png"), c, method="color"), "read_image"),
     ("read-none", lambda c, p: art.read_image(None), "no file given"),
     ("read-int", lambda c, p: art.read_image(3), "expected a file path"),

@@ -60,7 +60,7 @@ def test_option_values_are_checked_from_the_table():
 
     with pytest.raises(InputError, match="steps: -1 is out of range"):
         methods.check("stylize", "gatys", {"steps": -1})
-    with pytest.raises(InputError, match="seed: expected an integer"):
+    with pytest.raises(InputError, match="seed: expected a whole number"):
         methods.check("inpaint", "patch", {"seed": "x"})
     with pytest.raises(InputError, match="not a finite number"):
         methods.check("texture", "neural", {"memory_mb": float("nan")})

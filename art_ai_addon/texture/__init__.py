@@ -42,9 +42,7 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     if min(ex.shape[:2]) < 8:
         raise InputError(f"exemplar: {ex.shape[1]}x{ex.shape[0]} is too small; give at least 8x8 pixels")
     h, w = _size(size)
-    from ..validate import check_int
-
-    seed = check_int(seed, "seed")
+    seed = _methods.check_number(seed, "seed", 0, whole=True)
     device = options.pop("device", "auto")
     record, options = _methods.check("texture", method, options)
     m = record.name
@@ -103,9 +101,7 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     smooth brightness difference between opposite edges; default on).
     """
     img = _channels(as_image(image, "image"))
-    from ..validate import check_int
-
-    seed = check_int(seed, "seed")
+    seed = _methods.check_number(seed, "seed", 0, whole=True)
     rep = reporter(progress, cancel)
     from .seamless import seamless
 
@@ -132,10 +128,7 @@ def pbr_maps(albedo, *, strength: float = 1.0, directx: bool = False, tileable: 
 
     img = as_image(albedo, "albedo")
     rgb, _alpha = split_alpha(img)
-    from ..validate import check_number
-
-    if not np.isfinite(check_number(strength, "strength")) or strength < 0:
-        raise InputError(f"strength: {strength} must be 0 or more (1 = default relief)")
+    strength = _methods.check_number(strength, "strength", 0.0, hint="1 = default relief")
     detail = float(options.pop("detail", 1.0))
     _no_more(options, "pbr")
     rep = reporter(progress, cancel)

@@ -205,11 +205,11 @@ def synthesize_neural(ex: np.ndarray, size, *, tileable: bool = True, seed: int 
 
     if options:
         raise InputError(f"texture method 'neural' has no option(s) {', '.join(sorted(options))}")
+    from ..methods import check_number
     from ..validate import check_steps
 
     check_steps(steps)
-    if not np.isfinite(float(spectrum)) or spectrum < 0:
-        raise InputError(f"spectrum: {spectrum} must be 0 or more (0 = off, about 0.3 for regular layouts)")
+    spectrum = check_number(spectrum, "spectrum", 0.0, hint="0 = off, about 0.3 for regular layouts")
     require_torch("neural texture synthesis")
     name = str(encoder or "auto")
     is_name = name.lower() in ("auto", "vgg19", "builtin")
