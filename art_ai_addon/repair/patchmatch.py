@@ -28,6 +28,14 @@ HOLE_WEIGHT_START = 0.1
 HOLE_WEIGHT = 0.3
 # weight of the luminance gradient (Sobel / 4) against colour in patch distances: edges must line up
 GRADIENT_WEIGHT = 1.0
+VOTE_COARSE = "centre"
+VOTE_FINE = "centre"
+EM = (2, 5, 8)
+SEARCH_FINE = 8
+BLUR_GUESS = 0.0
+BLUR_LEVELS = 99
+SUBSAMPLE = False
+DIST_W = 0.0
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
@@ -61,6 +69,10 @@ class _Level:
         # which pixels of each target patch are in the hole (the current guess there weighs less)
         flat_hole = self.padded(hole.astype(np.float32)[:, :, None])
         self.thole = flat_hole[self.t_lin[:, None] + self.offs[None, :], 0] > 0.5
+        # the pixels patch distances are measured on during the search
+        sub = ((dy + dx) % 2 == 0) if SUBSAMPLE else np.ones(dy.size, bool)
+        self.soffs = self.offs[sub]
+        self.sthole = self.thole[:, sub]
 
     def nearest_valid(self, y, x):
         """The valid source centre nearest to each (y, x)."""
@@ -88,17 +100,39 @@ class _Level:
         return (sy + self.r) * self.wp + (sx + self.r)
 
 
-def _cost(flat, tpatch, level, sy, sx, tw):
+def _cost(ctx, level, sy, sx, sub=None):
     """Weighted mean squared difference between the target patches and the source patches at (sy, sx).
 
-    tw (n, P): per-pixel weights of the target patches, normalised to sum 1 (known pixels count more than
-    the current guess inside the hole)."""
-    sp = flat[level.src_lin(sy, sx)[:, None] + level.offs[None, :]]
-    d = tpatch - sp
-    return np.einsum("npc,npc,np->n", d, d, tw)
+    ctx = (flat, tpatch, tw, toffs, scale): flat (C, N) the padded features, channel-major (numpy's take on
+    one channel's contiguous row is several times faster than gathering pixel rows), with `scale` entries
+    per pixel (2: the sharp value, then the blurred one); tpatch (C, n, P) the target patches; tw (n, P) the
+    per-pixel weights of the target patches (known pixels count more than the current guess inside the
+    hole), normalised to sum 1; toffs: where each patch pixel's value is, from its patch's source entry
+    ((P,) or (n, P)). sub: score only these targets."""
+    flat, tpatch, tw, toffs, scale = ctx
+    if sub is not None:
+        tpatch, tw = tpatch[:, sub], tw[sub]
+        if toffs.ndim == 2:
+            toffs = toffs[sub]
+    base = level.src_lin(sy, sx) * scale
+    idx = base[:, None] + (toffs if toffs.ndim == 2 else toffs[None, :])
+    tot = None
+    for ch in range(flat.shape[0]):
+        d = flat[ch].take(idx)
+        d -= tpatch[ch]
+        d *= d
+        if tot is None:
+            tot = d
+        else:
+            tot += d
+    c = np.einsum("np,np->n", tot, tw)
+    if DIST_W:
+        ty, tx = (level.ty, level.tx) if sub is None else (level.ty[sub], level.tx[sub])
+        c += (DIST_W / (level.h * level.h + level.w * level.w)) * ((sy - ty) ** 2 + (sx - tx) ** 2)
+    return c
 
 
-def _try(level, flat, tpatch, tw, sy, sx, cost, cy, cx, sel=None):
+def _try(level, ctx, sy, sx, cost, cy, cx, sel=None):
     """Evaluate candidate sources (cy, cx) and keep them where they are valid and better."""
     inb = (cy >= 0) & (cy < level.h) & (cx >= 0) & (cx < level.w)
     cy = np.where(inb, cy, 0)
@@ -109,7 +143,14 @@ def _try(level, flat, tpatch, tw, sy, sx, cost, cy, cx, sel=None):
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
         return
-    c = _cost(flat, tpatch[idx], level, cy[idx], cx[idx], tw[idx])
+    if idx.size > 0.7 * ok.size:  # most candidates count: score all (no copies of the target patches)
+        c = _cost(ctx, level, np.where(ok, cy, sy), np.where(ok, cx, sx))
+        better = ok & (c < cost)
+        sy[better] = cy[better]
+        sx[better] = cx[better]
+        cost[better] = c[better]
+        return
+    c = _cost(ctx, level, cy[idx], cx[idx], idx)
     better = c < cost[idx]
     j = idx[better]
     sy[j] = cy[j]
@@ -117,21 +158,36 @@ def _try(level, flat, tpatch, tw, sy, sx, cost, cy, cx, sel=None):
     cost[j] = c[better]
 
 
-def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64):
+def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur=0.0):
     """Improve the NNF (sy, sx) of all target patches of `cur` by propagation and random search.
 
-    hole_weight: weight of the pixels inside the hole (the current guess) against known ones (1)."""
+    hole_weight: weight of the pixels inside the hole (the current guess) against known ones (1).
+    blur: when > 0, the guess inside the hole is compared with the source blurred by this sigma (the guess
+    is a vote of proposals, sharp only in its low frequencies: compared with sharp sources it attracts
+    smooth ones, and the fill loses its grain)."""
     import cv2
 
-    g = cur.mean(axis=2)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)
-    cur = np.concatenate([cur, gx[:, :, None], gy[:, :, None]], axis=2)
-    flat = level.padded(cur)
-    tpatch = flat[level.t_lin[:, None] + level.offs[None, :]]
-    tw = np.where(level.thole, np.float32(hole_weight), np.float32(1.0))
-    tw /= tw.sum(axis=1, keepdims=True) * cur.shape[2]
-    cost = _cost(flat, tpatch, level, sy, sx, tw)
+    def features(x):
+        g = x.mean(axis=2)
+        gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4)
+        gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)
+        return np.ascontiguousarray(level.padded(np.concatenate([x, gx[:, :, None], gy[:, :, None]], axis=2)).T)
+
+    flat = features(cur)
+    tidx = level.t_lin[:, None] + level.soffs[None, :]
+    tpatch = np.stack([flat[ch].take(tidx) for ch in range(flat.shape[0])])
+    toffs, scale = level.soffs, 1
+    if blur:
+        known = (~level.hole).astype(np.float32)
+        num = cv2.GaussianBlur(cur * known[:, :, None], (0, 0), blur)
+        den = cv2.GaussianBlur(known, (0, 0), blur)
+        blurred = features((num / np.maximum(den, 1e-6)[:, :, None]).astype(np.float32))
+        flat = np.stack([flat, blurred], axis=2).reshape(flat.shape[0], -1)  # sharp, blurred per pixel
+        toffs, scale = 2 * level.soffs[None, :] + level.sthole, 2
+    tw = np.where(level.sthole, np.float32(hole_weight), np.float32(1.0))
+    tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
+    ctx = (flat, tpatch, tw, toffs, scale)
+    cost = _cost(ctx, level, sy, sx)
     n = sy.size
     radius0 = min(max(level.h, level.w), search)
     for _ in range(iters):
@@ -143,15 +199,15 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64):
                 nb = np.where(inb, level.tidx[np.clip(ny, 0, level.h - 1), np.clip(nx, 0, level.w - 1)], -1)
                 has = nb >= 0
                 nbc = np.where(has, nb, 0)
-                _try(level, flat, tpatch, tw, sy, sx, cost, sy[nbc] + dy * jump, sx[nbc] + dx * jump, has)
+                _try(level, ctx, sy, sx, cost, sy[nbc] + dy * jump, sx[nbc] + dx * jump, has)
         rad = radius0
         while rad >= 1:
             cy = sy + rng.integers(-rad, rad + 1, n)
             cx = sx + rng.integers(-rad, rad + 1, n)
-            _try(level, flat, tpatch, tw, sy, sx, cost, cy, cx)
+            _try(level, ctx, sy, sx, cost, cy, cx)
             rad //= 2
         k = rng.integers(0, level.vy.size, n)
-        _try(level, flat, tpatch, tw, sy, sx, cost, level.vy[k], level.vx[k])
+        _try(level, ctx, sy, sx, cost, level.vy[k], level.vx[k])
     return cost
 
 
@@ -161,6 +217,42 @@ def _centre(level, cur, im, sy, sx):
     hy, hx = np.nonzero(level.hole)
     t = level.tidx[hy, hx]
     out[hy, hx] = im[sy[t], sx[t]]
+    return out
+
+
+def _vote(level, cur, im, sy, sx, cost, mode):
+    """New hole pixels from all the patches that cover them.
+
+    mode "best": each hole pixel takes its value from the covering patch with the lowest cost (no averaging);
+    a float h: weighted mean of the covering proposals, weights exp(-cost / (h * median cost))."""
+    r = level.r
+    hp = level.h + 2 * r
+    lin = (level.t_lin[:, None] + level.offs[None, :]).ravel()
+    src = (level.src_lin(sy, sx)[:, None] + level.offs[None, :]).ravel()
+    flat = level.padded(im)
+    hole_p = np.pad(level.hole, r).ravel()
+    keep = hole_p[lin]
+    lin, src = lin[keep], src[keep]
+    owner = np.repeat(np.arange(sy.size), level.offs.size)[keep]
+    out = cur.copy()
+    if mode == "best":
+        c = cost[owner]
+        order = np.lexsort((c, lin))
+        first = np.ones(order.size, bool)
+        first[1:] = lin[order[1:]] != lin[order[:-1]]
+        pick = order[first]
+        vals = flat[src[pick]]
+        yy, xx = np.divmod(lin[pick], level.wp)
+        out[yy - r, xx - r] = vals
+        return out
+    med = max(float(np.median(cost)), 1e-8)
+    w = np.exp(-(cost - cost.min()) / (mode * med))[owner]
+    den = np.bincount(lin, w, hp * level.wp)
+    got = den > 0
+    yy, xx = np.divmod(np.nonzero(got)[0], level.wp)
+    for ch in range(im.shape[2]):
+        num = np.bincount(lin, w * flat[src, ch], hp * level.wp)
+        out[yy - r, xx - r, ch] = num[got] / den[got]
     return out
 
 
@@ -192,12 +284,50 @@ def _smooth_fill(img, hole):
     return np.clip(out / 255.0, 0.0, 1.0)
 
 
+WINDOW = 0.0  # experiment: 0 = whole image; else each hole from a window of this many hole sizes around it
+WINDOW_MIN = 24
+
+
 def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
     other damage is never copied. Returns None when no whole patch fits in the known area.
     """
+    import cv2
+
+    if not WINDOW:
+        return _fill(img, hole, source_ok=source_ok, patch_size=patch_size, seed=seed, em_iters=em_iters, rep=rep)
+    rep = reporter(rep)
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    hole = np.asarray(hole, bool)
+    source_ok = ~hole if source_ok is None else (np.asarray(source_ok, bool) & ~hole)
+    h, w = hole.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    out = img.copy()
+    todo = hole.copy()
+    for i in range(1, n):
+        x0, y0, bw, bh = stats[i, :4]
+        m = max(int(WINDOW * max(bw, bh)), WINDOW_MIN)
+        ya, yb, xa, xb = max(0, y0 - m), min(h, y0 + bh + m), max(0, x0 - m), min(w, x0 + bw + m)
+        crop_hole = todo[ya:yb, xa:xb]
+        res = _fill(out[ya:yb, xa:xb], crop_hole, source_ok=source_ok[ya:yb, xa:xb], patch_size=patch_size,
+                    seed=seed + i, em_iters=em_iters, rep=None)
+        if res is None:
+            res = _fill(out, todo, source_ok=source_ok, patch_size=patch_size, seed=seed + i, em_iters=em_iters)
+            if res is None:
+                return None
+            sel = labels == i
+            out[sel] = res[sel]
+        else:
+            sel = labels[ya:yb, xa:xb] == i
+            out[ya:yb, xa:xb][sel] = res[sel]
+        todo[labels == i] = False
+        rep(i / (n - 1), "patch fill")
+    return out
+
+
+def _fill(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None):
     import cv2
 
     rep = reporter(rep)
@@ -257,16 +387,18 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
             # upsampled coarse image or an average of the overlapping proposals would be blurry, and blurry
             # targets pick smooth sources: the fill would lose its grain)
             cur = _centre(level, im, im, sy, sx)
-        n_em = em_iters or (2 if li == 0 else 5 if li == 1 else 8)
+        n_em = em_iters or (EM[0] if li == 0 else EM[1] if li == 1 else EM[2])
         for it in range(n_em):
             hw = HOLE_WEIGHT_START if (li == nlev - 1 and it < 2) else HOLE_WEIGHT
             # below the coarsest level the inherited field is close: search near it (plus one global guess)
-            _patchmatch(level, cur, sy, sx, 2 if li > 0 or it == 0 else 1, rng, hw,
-                               64 if li == nlev - 1 else 8)
-            # copy, not average: each hole pixel takes the centre of its own patch's source, so the estimate
-            # keeps the sources' grain (averaging the proposals of a not fully coherent field blurs, and a
-            # blurry estimate then attracts smooth sources, level after level)
-            cur = _centre(level, cur, im, sy, sx)
+            cost = _patchmatch(level, cur, sy, sx, 2 if li > 0 or it == 0 else 1, rng, hw,
+                               64 if li == nlev - 1 else SEARCH_FINE,
+                               BLUR_GUESS if li < BLUR_LEVELS else 0.0)
+            mode = VOTE_FINE if li == 0 and it == n_em - 1 else VOTE_COARSE
+            if mode == "centre":
+                cur = _centre(level, cur, im, sy, sx)
+            else:
+                cur = _vote(level, cur, im, sy, sx, cost, mode)
             done = (nlev - 1 - li + (it + 1) / n_em) / nlev
             rep(done, f"patch fill, level {nlev - li}/{nlev}")
         prev = (level, sy, sx)

@@ -9,17 +9,22 @@ arbitrary_image_stylization, Apache-2.0, converted to ONNX by that MIT package),
   batch norms folded in), five residual blocks and three (nearest 2x upsample +) convs up, every one of the last
   13 convs followed by a conditional instance norm whose scale and shift are 1x1 convs of the style vector.
 The graphs are only read (protobuf, with the `onnx` package, imported lazily): each Conv's int8 weights and int32
-biases are dequantized (scale x (q - zero_point)) and put into plain nn.Conv2d layers; activation fake-quantization
-is left out, so our result is the float network the int8 file approximates. The converted tensors are cached in
+biases are dequantized (scale x (q - zero_point)) and put into plain nn.Conv2d layers (the torch modules are in
+arbitrary_net.py, imported on first use); activation fake-quantization is left out, so our result is the float
+network the int8 file approximates. The converted tensors are cached in
 memory and in the store (`.converted/<file stem>-<sha>.pth`, loaded with weights_only and checked by its SHA-256),
 so only the first run reads ONNX.
 
 The transformer is fully convolutional: it runs at any size (padded to a multiple of 4). The stroke size is fixed
 in the network's pixels, so `style_scale` picks the resolution it runs at (long side 384 px / style_scale, as the
-published pipeline runs it at style_scale 1, up to the picture's own size) and the result is brought back to full
+published pipeline runs it at style_scale 1, up to the picture's own size), and the result is brought back to full
 resolution with the content's own fine detail: the network's output is upsampled and gets the content luminance's
 high frequencies scaled by a local linear fit (guided-filter gain) of output against content at the working size,
-so edges that the style kept come back sharp and areas that the style repainted stay painted.
+so edges that the style kept come back sharp and areas that the style repainted stay painted. When the working
+size is 3x or more below the picture's (`refine`; 384 px for 1080p), a second pass at twice the working size adds
+the band between the two: the same network paints the same picture with finer strokes, and its high frequencies
+go on top, so the large strokes keep their asked size while their edges and grain stay crisp (upsampling alone
+blurs them 5x at 1080p; the peer's extra "detail" at 384 px is its int8 activations' pixel noise, blown up).
 Large working sizes run in overlapping tiles with frozen (whole-image) instance-norm statistics.
 """
 
@@ -34,199 +39,13 @@ import numpy as np
 
 from ..core import require_torch
 from ..errors import InputError, ModelError
-from .tiles import FrozenNorms, forward_image
+from .tiles import forward_image
 
 from .arbitrary_graph import (  # noqa: F401  (the layout lives with the ONNX reader)
     PREDICT_FILE, TRANSFORM_FILE, PREDICT_MODEL, TRANSFORM_MODEL, STYLE_SIZE, BASE_SIDE, MULTIPLE, STYLE_DIM,
     EPS, _BYTES_PER_PIXEL, CONVERTED_DIR, CONTRACT, RESIDUAL, EXPAND, UPSAMPLE, BETA, GAMMA, MB_BLOCKS,
     STYLE_HEAD, norm_key, mb_block, transform_keys, predict_keys, _dequantize, read_onnx, check_params,
 )
-
-# ---------------------------------------------------------------------------------------------
-# Torch modules (classes made on first use, so importing this module needs no torch)
-
-_CLASSES: dict = {}
-
-
-def _classes():
-    if _CLASSES:
-        return _CLASSES
-    torch = require_torch("the arbitrary style method")
-    nn, F = torch.nn, torch.nn.functional
-
-    def make_conv(params, key):
-        w = torch.as_tensor(params[f"{key}|weight"]).float()
-        a = [int(v) for v in torch.as_tensor(params[f"{key}|conv"]).tolist()]
-        conv = nn.Conv2d(w.shape[1] * a[6], w.shape[0], tuple(w.shape[2:]), stride=(a[0], a[1]), groups=a[6],
-                         bias=True)
-        with torch.no_grad():
-            conv.weight.copy_(w)
-            b = params.get(f"{key}|bias")
-            conv.bias.copy_(torch.as_tensor(b).float() if b is not None else torch.zeros(w.shape[0]))
-        return conv, (a[3], a[5], a[2], a[4])  # F.pad order: left, right, top, bottom
-
-    class ZeroPadConv(nn.Module):
-        def __init__(self, params, key, act):
-            super().__init__()
-            self.conv, self.pads = make_conv(params, key)
-            self.act = act
-
-        def forward(self, x):
-            if any(self.pads):
-                x = F.pad(x, self.pads)
-            x = self.conv(x)
-            return F.hardtanh(x, 0.0, 6.0) if self.act else x
-
-    class Predictor(nn.Module):
-        """MobileNetV2 (TF 'SAME' padding as the graph gives it) -> global mean -> 1x1 conv: the style vector."""
-
-        def __init__(self, params):
-            super().__init__()
-            self.stem = ZeroPadConv(params, "MobilenetV2/Conv", True)
-            self.blocks = nn.ModuleList()
-            for i in range(MB_BLOCKS):
-                b = mb_block(i)
-                layers = ([ZeroPadConv(params, f"{b}/expand", True)] if i else []) + [
-                    ZeroPadConv(params, f"{b}/depthwise", True), ZeroPadConv(params, f"{b}/project", False)]
-                self.blocks.append(nn.Sequential(*layers))
-            self.head = ZeroPadConv(params, "MobilenetV2/Conv_1", True)
-            self.bottleneck = ZeroPadConv(params, STYLE_HEAD, False)
-
-        def forward(self, x):
-            x = self.stem(x)
-            for block in self.blocks:
-                y = block(x)
-                x = x + y if y.shape == x.shape else y  # MobileNetV2's residual where stride 1 and widths agree
-            x = self.head(x).mean(dim=(2, 3), keepdim=True)
-            return self.bottleneck(x).flatten(1)
-
-    class StyleNorm(nn.Module):
-        """Conditional instance norm: per-channel scale and shift are 1x1 convs (linear maps) of the style vector.
-
-        The scale and shift of a style vector are computed once (kept until another vector comes) and folded with
-        the statistics into one multiply-add over the activations, done in place (inference only)."""
-
-        def __init__(self, params, key):
-            super().__init__()
-            self.beta = nn.Linear(STYLE_DIM, params[f"{norm_key(key, BETA)}|weight"].shape[0])
-            self.gamma = nn.Linear(STYLE_DIM, params[f"{norm_key(key, GAMMA)}|weight"].shape[0])
-            for lin, suffix in ((self.beta, BETA), (self.gamma, GAMMA)):
-                w = torch.as_tensor(params[f"{norm_key(key, suffix)}|weight"]).float()
-                b = params.get(f"{norm_key(key, suffix)}|bias")
-                with torch.no_grad():
-                    lin.weight.copy_(w[:, :, 0, 0])
-                    lin.bias.copy_(torch.as_tensor(b).float() if b is not None else torch.zeros(w.shape[0]))
-            self.stats_mode = "live"
-            self.saved = None
-            self._affine = None  # (the style tensor they were computed from, gamma, beta); vectors are not edited
-
-        def affine(self, style):
-            memo = self._affine
-            if memo is None or memo[0] is not style:
-                s = style.float()
-                memo = (style, self.gamma(s)[:, :, None, None], self.beta(s)[:, :, None, None])
-                self._affine = memo
-            return memo[1], memo[2]
-
-        def forward(self, x, style):
-            gamma, beta = self.affine(style)
-            if x.shape[0] == 1:  # one image: one fused kernel (group norm with a group per channel; batch norm)
-                g, b = gamma.flatten(), beta.flatten()
-                if self.stats_mode == "live":
-                    return F.group_norm(x, x.shape[1], g.to(x.dtype), b.to(x.dtype), EPS)
-                if self.stats_mode == "record":
-                    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
-                    self.saved = (mean, var)
-                mean, var = self.saved
-                return F.batch_norm(x, mean.flatten(), var.flatten(), g, b, False, 0.0, EPS)
-            if self.stats_mode == "frozen":
-                mean, var = self.saved
-            else:
-                var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
-                if self.stats_mode == "record":
-                    self.saved = (mean, var)
-            scale = torch.rsqrt(var + EPS) * gamma
-            return x * scale.to(x.dtype) + (beta - mean * scale).to(x.dtype)
-
-    # nearest 2x upsampling, reflection pad 1 and a 3x3 conv are, per output phase (row parity a, column parity b),
-    # a 2x2 conv of the small input padded by replication: TAPS[a] maps the 3 kernel rows onto the 2 input rows
-    taps = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-    class ReflectConv(nn.Module):
-        def __init__(self, params, key, up=1):
-            super().__init__()
-            self.conv, _ = make_conv(params, key)
-            self.pad = self.conv.kernel_size[0] // 2
-            self.up = up
-            self._phases = None
-
-        def phase_weights(self):
-            """The four 2x2 phase kernels stacked into one conv of 4 x out_channels (phase-major)."""
-            w = self.conv.weight
-            key = (w.data_ptr(), w._version, w.device, w.dtype)
-            if self._phases is None or self._phases[0] != key:
-                t = torch.tensor(taps, dtype=w.dtype, device=w.device)
-                ks = [torch.einsum("pk,oikl,ql->oipq", t[a], w, t[b]) for a in (0, 1) for b in (0, 1)]
-                fmt = torch.channels_last if w.is_contiguous(memory_format=torch.channels_last) else \
-                    torch.contiguous_format
-                self._phases = (key, torch.cat(ks).contiguous(memory_format=fmt), self.conv.bias.repeat(4))
-            return self._phases[1], self._phases[2]
-
-        def forward(self, x):
-            if self.up == 2 and self.pad == 1 and not torch.is_grad_enabled():
-                n, _, h, w = x.shape
-                c = self.conv.out_channels
-                wk, bias = self.phase_weights()
-                z = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), wk.to(x.dtype), bias.to(x.dtype))
-                phases = ((0, 0), (0, 1), (1, 0), (1, 1))
-                if z.is_contiguous(memory_format=torch.channels_last) and not z.is_contiguous():
-                    zl = z.permute(0, 2, 3, 1).view(n, h + 1, w + 1, 4, c)  # NHWC: interleave in that layout
-                    out = z.new_empty((n, h, 2, w, 2, c))
-                    for p, (a, b) in enumerate(phases):
-                        out[:, :, a, :, b] = zl[:, a:a + h, b:b + w, p]
-                    return out.view(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
-                z = z.view(n, 4, c, h + 1, w + 1)
-                out = z.new_empty((n, c, h, 2, w, 2))
-                for p, (a, b) in enumerate(phases):
-                    out[:, :, :, a, :, b] = z[:, p, :, a:a + h, b:b + w]
-                return out.view(n, c, 2 * h, 2 * w)
-            if self.up > 1:
-                x = F.interpolate(x, scale_factor=self.up, mode="nearest")
-            return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
-
-    class Transformer(nn.Module, FrozenNorms):
-        """Contract (folded batch norm + ReLU), 5 residual blocks and expand, each conv with a StyleNorm."""
-
-        multiple = MULTIPLE
-
-        def __init__(self, params):
-            super().__init__()
-            self.contract = nn.ModuleList(ReflectConv(params, k) for k in CONTRACT)
-            self.res = nn.ModuleList(ReflectConv(params, k) for k in RESIDUAL)
-            self.res_norm = nn.ModuleList(StyleNorm(params, k) for k in RESIDUAL)
-            self.expand = nn.ModuleList(ReflectConv(params, k, u) for k, u in zip(EXPAND, UPSAMPLE, strict=True))
-            self.expand_norm = nn.ModuleList(StyleNorm(params, k) for k in EXPAND)
-            self.style = None  # (1, 100) style vector, set before running
-
-        def forward(self, x, style=None):
-            s = self.style if style is None else style
-            s = s if s.device == x.device else s.to(x.device)
-            inplace = not torch.is_grad_enabled()  # every tensor below is one this forward made
-            for conv in self.contract:
-                x = F.relu(conv(x), inplace=inplace)
-            for i in range(0, len(self.res), 2):
-                h = F.relu(self.res_norm[i](self.res[i](x), s), inplace=inplace)
-                y = self.res_norm[i + 1](self.res[i + 1](h), s)
-                x = x.add_(y) if inplace else x + y
-            for i, conv in enumerate(self.expand):
-                x = self.expand_norm[i](conv(x), s)
-                if i < len(self.expand) - 1:
-                    x = F.relu(x, inplace=inplace)
-            return x.sigmoid_() if inplace else torch.sigmoid(x)
-
-    _CLASSES.update(Predictor=Predictor, Transformer=Transformer)
-    return _CLASSES
-
 
 # ---------------------------------------------------------------------------------------------
 # Finding, converting and caching the weights
@@ -306,14 +125,15 @@ _BUILT: dict[tuple, tuple] = {}
 
 def build(predict_path, transform_path, what: str = "arbitrary"):
     """(Predictor, Transformer) torch modules in eval mode (kept for the session, keyed by the files' bytes)."""
-    classes = _classes()
+    from . import arbitrary_net as net  # torch comes in with it
+
     pp, tp = load_params(predict_path, "predict", what), load_params(transform_path, "transform", what)
     key = (id(pp), id(tp))
     if key not in _BUILT:
         torch = require_torch()
         # NHWC: oneDNN (CPU) and cuDNN run these small and depthwise convs several times faster in it
-        pred = classes["Predictor"](pp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        trans = classes["Transformer"](tp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        pred = net.Predictor(pp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        trans = net.Transformer(tp).eval().requires_grad_(False).to(memory_format=torch.channels_last)
         _BUILT.clear()  # one pair at a time: a re-imported file replaces the old modules
         _BUILT[key] = (pred, trans)
     return _BUILT[key]
@@ -336,7 +156,9 @@ def centre_square(img: np.ndarray, size: int = STYLE_SIZE) -> np.ndarray:
 # Intra-op threads: these layers are narrow (8-32 channels), so below about this many pixels per thread a thread's
 # share of a layer is too small to pay for the fork/join of each of the ~70 parallel regions per forward. Measured
 # on 2 cores shared with other jobs, at 384x216: 1 thread 0.05-0.08 s, 2 threads 0.10-0.16 s (min) and up to 0.9 s
-# (median), as a busy core stalls every join; the 256 px predictor: 0.03-0.04 s against 0.2-1.6 s.
+# (median), as a busy core stalls every join; the 256 px predictor: 0.03-0.04 s against 0.2-1.6 s. At 768x432 (the
+# fine pass at 1080p, 332k pixels), 2 threads: 0.10-0.12 s against 0.21 s with 1 while the other core was lightly
+# used, but 0.55-0.92 s against 0.23 s a minute later while another job kept it busy: so one thread up to there.
 PIXELS_PER_THREAD = 250_000
 
 
@@ -354,6 +176,9 @@ def intra_op_threads(torch, device, pixels: int):
     finally:
         torch.set_num_threads(old)
 
+
+# the fine pass (refine) runs when the picture is at least this many times the working size
+REFINE_FROM = 3.0
 
 _STYLE_VECTORS: dict[tuple, object] = {}
 _STYLE_CACHE_SIZE = 16
@@ -436,32 +261,38 @@ def load(models_dir=None, what: str = "arbitrary"):
     return build(pred_p, trans_p, what)
 
 
-def arbitrary(content: np.ndarray, styles: list, *, style_weights=None, strength: float = 1.0,
-              style_scale: float = 1.0, device=None, rep=None, models_dir=None, memory_mb: float = 4096, tile=None,
-              overlap: int = 48, half: bool = True) -> np.ndarray:
-    """`content` (H, W, 3) in the look of `styles` (list of (h, w, 3)), blended by `style_weights`; one pass."""
-    from ._util import resize, to_numpy, to_tensor
+def refine_size(h: int, w: int, wh: int, ww: int) -> tuple[int, int] | None:
+    """The size of the fine pass: twice the working size (capped at the picture's), when the working size is at
+    most 1/REFINE_FROM of the picture's; else None (the content's own detail is enough to bring it back up)."""
+    if max(h, w) < REFINE_FROM * max(wh, ww):
+        return None
+    return min(h, 2 * wh), min(w, 2 * ww)
+
+
+def fine_band(fine: np.ndarray, coarse_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
+    """The fine pass's band above the coarse pass's size, brought to size `hw`: fine - up(down(fine)).
+
+    The band is added to the coarse pass's full-resolution result (after its content detail): the layout, colours
+    and large strokes come from the pass at the asked stroke size, the crisp stroke edges and grain that
+    upsampling it loses from the pass at twice the resolution (the same network painting the same picture
+    finer), so nothing is sharpened or invented."""
+    import cv2
+
+    (h, w), (sh, sw) = fine.shape[:2], coarse_hw
+    band = cv2.resize(cv2.resize(fine, (sw, sh), interpolation=cv2.INTER_AREA), (w, h),
+                      interpolation=cv2.INTER_LANCZOS4)
+    np.subtract(fine, band, out=band)
+    if (h, w) != tuple(hw):
+        band = cv2.resize(band, (hw[1], hw[0]), interpolation=cv2.INTER_LANCZOS4)
+    return band
+
+
+def _transform(transformer, small: np.ndarray, device, *, memory_mb: float, tile, overlap: int, half: bool):
+    """The transformer's output for one (h, w, 3) picture at its own size, in tiles over the memory budget."""
+    from ._util import to_numpy, to_tensor
     from .fast import _pad_to
 
     torch = require_torch("the arbitrary style method")
-    device = torch.device("cpu") if device is None else torch.device(device)
-    if not styles:
-        raise InputError("style: the arbitrary method needs a style image")
-    predictor, transformer = load(models_dir)
-    weights = np.asarray(style_weights if style_weights is not None else [1.0] * len(styles), dtype=np.float64)
-    weights = weights / weights.sum()
-    vec = 0.0
-    for sty, wt in zip(styles, weights, strict=True):
-        vec = vec + float(wt) * style_vector(predictor, sty, device)
-    s = float(np.clip(strength, 0.0, 1.0))
-    if s < 1.0:  # as the paper does: towards the content's own style vector
-        vec = s * vec + (1.0 - s) * style_vector(predictor, content, device)
-    transformer.style = vec
-    if rep is not None:
-        rep(0.15, "arbitrary style")
-    h, w = content.shape[:2]
-    wh, ww = working_size(h, w, style_scale)
-    small = content if (wh, ww) == (h, w) else resize(content, wh, ww)
     x, sh, sw = _pad_to(to_tensor(small, "cpu"), MULTIPLE)
     x = x.contiguous(memory_format=torch.channels_last)  # the layout the modules' weights are in
     if tile is not None:
@@ -470,10 +301,52 @@ def arbitrary(content: np.ndarray, styles: list, *, style_weights=None, strength
     with intra_op_threads(torch, device, min(x.shape[2] * x.shape[3], max_pixels)):
         y, _ = forward_image(transformer, x, device=device, max_pixels=max_pixels, tile=tile, overlap=overlap,
                              half=half)
-    out_small = to_numpy(y[:, :, :sh, :sw])
+    return to_numpy(y[:, :, :sh, :sw])
+
+
+def _style_of(predictor, content, styles, style_weights, strength: float, device):
+    """The blended style vector, moved towards the content's own by (1 - strength) as the paper does."""
+    weights = np.asarray(style_weights if style_weights is not None else [1.0] * len(styles), dtype=np.float64)
+    weights = weights / weights.sum()
+    vec = 0.0
+    for sty, wt in zip(styles, weights, strict=True):
+        vec = vec + float(wt) * style_vector(predictor, sty, device)
+    if strength < 1.0:
+        vec = strength * vec + (1.0 - strength) * style_vector(predictor, content, device)
+    return vec
+
+
+def arbitrary(content: np.ndarray, styles: list, *, style_weights=None, strength: float = 1.0,
+              style_scale: float = 1.0, device=None, rep=None, models_dir=None, memory_mb: float = 4096, tile=None,
+              overlap: int = 48, half: bool = True, refine: bool = True) -> np.ndarray:
+    """`content` (H, W, 3) in the look of `styles` (list of (h, w, 3)), blended by `style_weights`; one pass (two
+    with `refine` when the working size is far below the picture's: see fine_band)."""
+    from ._util import resize
+
+    torch = require_torch("the arbitrary style method")
+    device = torch.device("cpu") if device is None else torch.device(device)
+    if not styles:
+        raise InputError("style: the arbitrary method needs a style image")
+    predictor, transformer = load(models_dir)
+    s = float(np.clip(strength, 0.0, 1.0))
+    transformer.style = _style_of(predictor, content, styles, style_weights, s, device)
     if rep is not None:
-        rep(0.9, "arbitrary style: full resolution")
-    out = out_small if (wh, ww) == (h, w) else detail_transfer(content, small, out_small)
+        rep(0.15, "arbitrary style")
+    h, w = content.shape[:2]
+    wh, ww = working_size(h, w, style_scale)
+    run = dict(memory_mb=memory_mb, tile=tile, overlap=overlap, half=half)
+    small = content if (wh, ww) == (h, w) else resize(content, wh, ww)
+    out = _transform(transformer, small, device, **run)
+    if (wh, ww) != (h, w):
+        if rep is not None:
+            rep(0.45, "arbitrary style: full resolution")
+        out = detail_transfer(content, small, out)
+    fine_size = refine_size(h, w, wh, ww) if refine else None
+    if fine_size is not None:
+        if rep is not None:
+            rep(0.55, "arbitrary style: fine pass")
+        fine = _transform(transformer, content if fine_size == (h, w) else resize(content, *fine_size), device, **run)
+        out += fine_band(fine, (wh, ww), (h, w))
     if s < 1.0:
         out = content[:, :, :3] + (out - content[:, :, :3]) * np.float32(s)
     return np.clip(out, 0.0, 1.0, out=out)  # every `out` here is a fresh float32 array
