@@ -9,6 +9,7 @@ pypatchmatch (patch size 7, measured in the same run); without it, against OpenC
 big-lama is in the model store.
 
     python bench/inpaint.py [--size 256] [--dip-steps 300] [--dip] [--only auto,patch]
+    python bench/inpaint.py --only auto,pypatchmatch --kinds holes --cases coffee,brick   # a quick look
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def main():
     ap.add_argument("--dip-steps", type=int, default=300)
     ap.add_argument("--only", default="", help="comma-separated methods to run (peers included by name)")
     ap.add_argument("--kinds", default="thin,blobs,holes", help="comma-separated case kinds to run")
+    ap.add_argument("--cases", default="", help="comma-separated pictures to run (default: all)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     try:
@@ -182,7 +184,8 @@ def main():
         methods = {k: v for k, v in methods.items() if k in keep}
     ref_name = PEER if PEER in methods else "opencv-telea"
     rows = []
-    for name, kind in [c for c in CASES if c[1] in args.kinds.split(",")]:
+    pictures = set(args.cases.split(",")) if args.cases else {c[0] for c in CASES}
+    for name, kind in [c for c in CASES if c[1] in args.kinds.split(",") and c[0] in pictures]:
         rng = np.random.default_rng(7)
         clean = photo(name, args.size)
         mask = {"thin": thin_mask, "blobs": blob_mask, "holes": ellipse_mask}[kind](args.size, rng)

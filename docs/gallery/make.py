@@ -5,6 +5,7 @@ extension (as scripts/demo.py does), and scikit-image's bundled photos and textu
 Comparison sheets are labelled with cv2.putText so a reader sees before/after at a glance.
 
     /tmp/venv0/bin/python docs/gallery/make.py            # or: make gallery
+    python docs/gallery/make.py --only stylize            # one sheet (stylize, textures, repair, demo_sheet)
     python docs/gallery/make.py --cli-only                # only refresh the CLI reference in docs/cli.md
 
 Iterative methods run with deliberately few steps so the whole gallery takes a few minutes on two CPU cores;
@@ -34,6 +35,10 @@ ADDON = "bl_ext.user_default.art_ai"
 
 # step counts (printed on the sheets): chosen for a few minutes on 2 CPU cores
 STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 4000, "dip": 300}
+
+# the sheets, in the order they are made, and the sections whose results each one reuses
+SECTIONS = ("stylize", "textures", "repair", "demo_sheet")
+NEEDS = {"demo_sheet": ("stylize", "textures", "repair")}
 
 GENERATED_BEGIN = "<!-- BEGIN GENERATED: python docs/gallery/make.py --cli-only -->"
 GENERATED_END = "<!-- END GENERATED -->"
@@ -249,6 +254,10 @@ class Gallery:
         self.facts: dict = {"steps": dict(STEPS)}
         self.models = Path(tempfile.mkdtemp(prefix="art_ai_gallery_models_"))
         self.own_user = False
+        self.writing = True  # False while a section runs only for what a wanted sheet needs from it
+
+    def save(self, path: Path, rgb8: np.ndarray) -> Path:
+        return save_png(path, rgb8) if self.writing else path
 
     def timed(self, label, fn):
         t = time.perf_counter()
@@ -323,6 +332,13 @@ class Gallery:
         out = {}
         out["color_render"] = art.stylize(self.scene_render, style, method="color")
         out["color_photo"] = art.stylize(photo, style, method="color")
+        # Magenta's arbitrary-style networks, at style_scale 1, from the user's store (setup_env.sh imports them
+        # there; inside this Blender the add-on's preference points at the temporary user folder)
+        store = os.environ.get("ART_AI_MODELS") or str(Path.home() / ".cache" / "art_ai" / "models")
+        out["arbitrary_render"] = self.timed("arbitrary on the render", lambda: art.stylize(
+            self.scene_render, style, method="arbitrary", device="cpu", models_dir=store))
+        out["arbitrary_photo"] = self.timed("arbitrary on the photo", lambda: art.stylize(
+            photo, style, method="arbitrary", device="cpu", models_dir=store))
         info: dict = {}
         out["gatys_render"] = self.timed("gatys on the render", lambda: art.stylize(
             self.scene_render, style, method="gatys", steps=STEPS["gatys"], seed=0, info=info))
@@ -338,12 +354,14 @@ class Gallery:
         out["fast_photo"] = art.stylize(photo, None, method="fast", model=str(model))
         fast_label = f"fast (trained {STEPS['fast_train']} steps\non {STEPS['fast_size']}px crops, CPU)"
         gatys_label = f"gatys, {STEPS['gatys']} steps\n({info.get('encoder', '?')} encoder)"
+        arbitrary_label = "arbitrary (Magenta,\none pass, CPU)"
         rows = [[panel(self.scene_render, "Cycles render"), panel(style, "style (procedural)"),
                  panel(out["color_render"], "color transfer"), panel(out["gatys_render"], gatys_label),
-                 panel(out["fast_render"], fast_label)],
+                 panel(out["arbitrary_render"], arbitrary_label), panel(out["fast_render"], fast_label)],
                 [panel(photo, "photo (skimage coffee)"), panel(style, "style"), panel(out["color_photo"], "color"),
-                 panel(out["gatys_photo"], gatys_label), panel(out["fast_photo"], fast_label)]]
-        save_png(GALLERY / "stylize.png", sheet(rows, "Stylize: before | style | color | gatys | fast"))
+                 panel(out["gatys_photo"], gatys_label), panel(out["arbitrary_photo"], arbitrary_label),
+                 panel(out["fast_photo"], fast_label)]]
+        self.save(GALLERY / "stylize.png", sheet(rows, "Stylize: before | style | color | gatys | arbitrary | fast"))
         self.stylized = out
 
     def textures(self):
@@ -359,7 +377,7 @@ class Gallery:
             out[name] = tex
             rows.append([panel(ex, f"exemplar: {name}\n128 px", 128), panel(tex, "patch, 256 px, tileable", 256),
                          panel(np.tile(tex, (2, 2, 1)), "patch tiled 2x2 (half size)", 256)])
-        save_png(GALLERY / "texture_patch.png", sheet(rows, "Patch synthesis (image quilting), pixels at true scale: "
+        self.save(GALLERY / "texture_patch.png", sheet(rows, "Patch synthesis (image quilting), pixels at true scale: "
                                                             "exemplar | 256 px result | tiled"))
         self.patch_textures = out
 
@@ -376,7 +394,7 @@ class Gallery:
                          panel(gan, f"GAN, {STEPS['gan']} training steps\n({gan_min:.0f} min on this CPU)", 256),
                          panel(np.tile(gan, (2, 2, 1)), "GAN tiled 2x2 (half scale)", 256)])
             out[f"neural {name}"], out[f"gan {name}"] = neural, gan
-        save_png(GALLERY / "texture_neural_gan.png",
+        self.save(GALLERY / "texture_neural_gan.png",
                  sheet(rows, "Patch vs neural (Gram) vs multi-scale periodic GAN, 128 px, shown at 2x; CPU runs"))
 
         # make seamless: photos that do not tile, tiled 2x2 before and after
@@ -386,7 +404,7 @@ class Gallery:
             fixed = art.make_seamless(img)
             rows.append([panel(np.tile(img, (2, 2, 1)), f"{name}, tiled 2x2: seams"),
                          panel(np.tile(fixed, (2, 2, 1)), "make_seamless, tiled 2x2")])
-        save_png(GALLERY / "texture_seamless.png", sheet(rows, "Make seamless: same image, same size, now it tiles"))
+        self.save(GALLERY / "texture_seamless.png", sheet(rows, "Make seamless: same image, same size, now it tiles"))
         self.seamless_stones = art.make_seamless(stones)
 
         # PBR maps of the synthesized stones
@@ -396,10 +414,10 @@ class Gallery:
         rows = [[panel(tex, "albedo (patch texture)"), panel(maps["height"], "height"),
                  panel(maps["normal"], "normal (OpenGL)"), panel(maps["roughness"], "roughness"),
                  panel(maps["ao"], "ambient occlusion")]]
-        save_png(GALLERY / "texture_pbr.png", sheet(rows, "PBR maps from one albedo (heuristic, tileable)"))
+        self.save(GALLERY / "texture_pbr.png", sheet(rows, "PBR maps from one albedo (heuristic, tileable)"))
         mat = self.timed("material render", lambda: self.material_render(tex, out["skimage brick"]))
         self.material = mat
-        save_png(GALLERY / "material_render.png",
+        self.save(GALLERY / "material_render.png",
                  sheet([[panel(mat, "Cycles render: generated PBR materials\n(create_pbr_material operator)", 320)]]))
 
     def repair(self):
@@ -424,7 +442,7 @@ class Gallery:
                  panel(results["ns"], f"OpenCV Navier-Stokes\n{scores['ns']:.1f} dB in mask"),
                  panel(results["auto"], f"ours: auto\n{scores['auto']:.1f} dB in mask"),
                  panel(results["dip"], f"Deep Image Prior, {STEPS['dip']} steps\n{scores['dip']:.1f} dB in mask")]]
-        save_png(GALLERY / "repair_scratches.png",
+        self.save(GALLERY / "repair_scratches.png",
                  sheet(rows, "Repair thin scratches (same damage and true mask for every method)"))
         self.repair_photo = (clean, broken, found, detected_fix)
 
@@ -444,7 +462,7 @@ class Gallery:
                  panel(res["ns"], f"OpenCV NS\ndetail {ge['ns']:.2f}, {ps['ns']:.1f} dB")],
                 [panel(res["patch"], f"ours: PatchMatch (auto)\ndetail {ge['patch']:.2f}, {ps['patch']:.1f} dB"),
                  panel(res["dip"], f"Deep Image Prior {STEPS['dip']} st.\ndetail {ge['dip']:.2f}, {ps['dip']:.1f} dB")]]
-        save_png(GALLERY / "repair_holes.png",
+        self.save(GALLERY / "repair_holes.png",
                  sheet(rows, "Large holes in a texture (detail 1.00 = as much texture as around the hole)"))
 
         # detection: sparse scratches on the render, dense scratches on a photo, and against a reference
@@ -468,7 +486,8 @@ class Gallery:
             self.facts["detection"][label.replace("\n", " ")] = {"precision": round(p, 2), "recall": round(r, 2)}
             rows.append([panel(img, label), panel(found_, "detected mask"),
                          panel(ov, f"precision {p:.2f}, recall {r:.2f}\ngreen hit, red false, yellow miss")])
-        save_png(GALLERY / "repair_detect.png", sheet(rows, "detect_damage at sensitivity 0.5 against the true damage"))
+        self.save(GALLERY / "repair_detect.png",
+                  sheet(rows, "detect_damage at sensitivity 0.5 against the true damage"))
 
     def demo_sheet(self):
         """docs/images/demo_sheet.png: the README's overview (render/stylize, texture, repair)."""
@@ -484,7 +503,7 @@ class Gallery:
                  panel(self.maps["normal"], "normal map", 160), panel(self.seamless_stones, "make seamless", 160)],
                 [panel(dmg, "damaged render", 160), panel(mask, "detected mask", 160), panel(rep, "repaired", 160),
                  panel(np.tile(tex, (2, 2, 1)), "texture tiled 2x2", 160)]]
-        save_png(IMAGES / "demo_sheet.png", sheet(rows))
+        self.save(IMAGES / "demo_sheet.png", sheet(rows))
 
     def run(self):
         try:
@@ -501,26 +520,41 @@ class Gallery:
         import torch
 
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+        only = set(self.args.only.split(",")) if self.args.only else set(SECTIONS)
+        wanted = only | {d for name in only for d in NEEDS.get(name, ())}
         self.timed("start Blender + install the extension", self.start_blender)
-        self.timed("Cycles renders", self.renders)
-        self.timed("stylize section", self.stylize)
-        self.timed("texture section", self.textures)
-        self.timed("repair section", self.repair)
-        self.demo_sheet()
+        self.timed("Cycles renders", self.renders)  # every section works on them
+        for name in SECTIONS:
+            if name in wanted:
+                self.writing = name in only
+                self.timed(f"{name} section", getattr(self, name))
+        self.writing = True
         total = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in [*GALLERY.glob("*.png"), *IMAGES.glob("*.png")])
-        self.facts["timings_s"] = {k: round(v, 1) for k, v in self.timings}
-        self.facts["total_s"] = round(total, 1)
-        self.facts["gallery_bytes"] = size
-        (GALLERY / "facts.json").write_text(json.dumps(self.facts, indent=1) + "\n")
+        facts_path = GALLERY / "facts.json"
+        partial = only != set(SECTIONS)
+        old = json.loads(facts_path.read_text()) if partial and facts_path.is_file() else {}  # partial: update it
+        timings = {**old.get("timings_s", {}), **{k: round(v, 1) for k, v in self.timings}}
+        self.facts = {**old, **self.facts, "timings_s": timings, "gallery_bytes": size}
+        if not partial:
+            self.facts["total_s"] = round(total, 1)
+        tmp = facts_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.facts, indent=1) + "\n")
+        tmp.replace(facts_path)
         print(f"gallery: done in {total:.0f} s, {size / 1e6:.2f} MB of PNG", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cli-only", action="store_true", help="only regenerate the CLI reference in docs/cli.md")
+    ap.add_argument("--only", metavar="NAME[,NAME]", help="regenerate only these sheets: " + ", ".join(SECTIONS) +
+                    " (sections they need run too, without writing their sheets)")
     args = ap.parse_args(argv)
-    cli_reference()
+    bad = sorted(set(filter(None, (args.only or "").split(","))) - set(SECTIONS))
+    if bad or (args.only is not None and not args.only.strip(",")):
+        ap.error(f"--only: unknown sheet {', '.join(bad) or repr(args.only)}; choose from {', '.join(SECTIONS)}")
+    if not args.only:  # --only regenerates just those sheets
+        cli_reference()
     if args.cli_only:
         return 0
     Gallery(args).run()
