@@ -69,6 +69,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
         _o("style_weights", "floats", help="weight of the style given in the same place (repeat per --style)",
            cli_name="--style-weight"),
         _o("style_scale", "float", 1.0, 0.05, 20.0, help="size of the style's strokes relative to the picture"),
+        _o("refine", "bool", True, cli=False,
+           help="arbitrary: a second, finer pass for crisp strokes on pictures 3x+ the working size"),
         _o("init", "any", cli=False),
         _o("lr", "float", None, 0.0, cli=False),
         _o("coarsest", "int", 128, 16, cli=False),
@@ -125,7 +127,8 @@ METHODS: tuple[Method, ...] = (
            "Fast if a model is given, else Arbitrary or AdaIN if their weights are installed, else Gatys",
            ("torch",), ("vgg19", "adain_vgg", "adain_decoder", "magenta_arbitrary_predict",
                         "magenta_arbitrary_transform"), True,
-           ("model", "encoder", "decoder", "style_weights", "style_scale", "init", "style_size") + _GATYS + _TILES),
+           ("model", "encoder", "decoder", "style_weights", "style_scale", "refine", "init", "style_size") + _GATYS
+           + _TILES),
     Method("stylize", "gatys", "Gatys (optimisation)", "Best quality, slow; uses VGG19 when installed",
            ("torch",), ("vgg19",), True, _GATYS),
     Method("stylize", "fast", "Fast (feed-forward)", "One pass of a trained style network (needs a model)",
@@ -136,7 +139,7 @@ METHODS: tuple[Method, ...] = (
     Method("stylize", "arbitrary", "Arbitrary (Magenta)",
            "One pass for any style image at full resolution (Magenta's networks, 3 MB, in the model store)",
            ("torch", "opencv"), ("magenta_arbitrary_predict", "magenta_arbitrary_transform"), True,
-           ("style_weights", "style_scale", "memory_mb", "tile", "overlap", "half")),
+           ("style_weights", "style_scale", "refine", "memory_mb", "tile", "overlap", "half")),
     Method("stylize", "color", "Colour transfer", "Only the style's colour palette; instant, no PyTorch needed",
            (), (), False, ("seed", "iterations", "regrain")),
     # texture

@@ -13,7 +13,9 @@
     At 1920x1080 (each picture scaled to cover it, aspect kept, centre-cropped) on a photo (skimage coffee, 600 px
     wide: upscaled 3.2x), a Cycles-like render (the demo scene's PNG when given, else skimage's astronaut) and a
     photo with nearly native detail (skimage retina, 1411 px): seconds (best of runs; ours with the style vector
-    known and with a new style) and a detail ratio, the mean gradient energy of the luminance, ours / peer.
+    known and with a new style), a detail ratio (the mean gradient energy of the luminance, ours / peer) and an edge
+    ratio (RMS gradient on the content's own strongest edges, ours / peer: noise in flat areas does not raise it),
+    at style_scale 1 (with the fine pass, and as one pass: refine=False) and 0.5.
     Also saves both results for a look (`--save DIR`).
 
 Run: /tmp/venv0/bin/python bench/stylize.py [--quick] [--threads N]

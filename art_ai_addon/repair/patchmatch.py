@@ -48,6 +48,7 @@ BLUR_LEVELS = 2
 BLUR_SIGMA = 1.0
 # penalty for the distance between a target patch and its source, per squared image diagonal
 DISTANCE_WEIGHT = 0.01
+DISTANCE_WEIGHT_COARSE = 0.01
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
@@ -138,9 +139,9 @@ def _cost(ctx, level, sy, sx, sub=None):
         else:
             tot += d
     c = np.einsum("np,np->n", tot, tw)
-    if DISTANCE_WEIGHT:
+    if level.dw:
         ty, tx = (level.ty, level.tx) if sub is None else (level.ty[sub], level.tx[sub])
-        c += (DISTANCE_WEIGHT / (level.h * level.h + level.w * level.w)) * ((sy - ty) ** 2 + (sx - tx) ** 2)
+        c += (level.dw / (level.h * level.h + level.w * level.w)) * ((sy - ty) ** 2 + (sx - tx) ** 2)
     return c
 
 
@@ -321,6 +322,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     for li in range(nlev - 1, -1, -1):
         im, ho, so = levels[li]
         level = _Level(im, ho, so, radius)
+        level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 else DISTANCE_WEIGHT
         if level.vy.size == 0:
             return None
         rep.check()
