@@ -97,11 +97,11 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
 _CHOICES = ("patch", "smooth+detail", "smooth")
 # dB a fill with more detail may lose on the test copies and still be chosen (its error is the price of grain)
 _DETAIL_MARGIN = {"patch": 1.0, "smooth+detail": 0.5, "smooth": 0.0}
-# share of the intact copy area's gradient energy a fill must reach to be chosen (0.7: on photos 0.5 gave +0.6 dB
-# more than 0.7 against pypatchmatch but a quarter less detail, most holes then going to the smooth fill)
+# share of the intact copy area's gradient energy a fill must reach to be chosen (0.7: on the bench's photo holes
+# 0.5 gives +0.2 dB more but less detail than pypatchmatch's, x0.98 instead of x1.06)
 _MIN_DETAIL = 0.7
 # scale (px) that splits smooth+detail: below it from PatchMatch, above it from the smooth fill (3 px: more
-# of the patch fill's detail than 2 px, and closer on photos: +0.3 dB and detail x0.91 -> x0.93 vs pypatchmatch)
+# of the patch fill's detail than 2 px, and closer on the bench's photo holes, by 0.2-0.3 dB)
 _DETAIL_SIGMA = 3.0
 # the candidates at half size only rank the fills: fewer EM iterations per level, fewer smooth-fill steps
 _CHOICE_EM = 2
@@ -225,7 +225,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
     fill (PatchMatch; the smooth fill; the smooth fill with PatchMatch's fine detail added) fills the holes and
     the copies in one run, and the hole gets the fill that came closest on its copies, with a small allowance
     for fills with more detail (a hole without room for a copy gets PatchMatch). Then the chosen fills run at
-    full size on the holes alone: the choice costs a quarter of a fill, not a second one.
+    full size on the holes alone: the choice costs a fraction of a fill, not a second one.
     """
     import cv2
 

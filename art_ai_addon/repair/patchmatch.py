@@ -14,8 +14,8 @@ alternate, coarse to fine. The choices, each measured on bench/inpaint.py's case
   the original's on texture holes);
 - patch distances weigh the known pixels more than the current guess inside the hole (1 : 0.1 at the start,
   1 : 0.3 later), compare the luminance gradient besides colour, so edges entering the hole line up, and
-  add a small penalty for distance between a patch and its source (nearby content first: the right colour
-  in photos);
+  add a penalty for distance between a patch and its source, strong at the coarsest level (nearby content
+  first: the right colours in photos);
 - going down to the next level, the field is inherited (sources snapped to the nearest valid patch) and
   searched near where it points; few iterations at the coarse levels (2, 3, 4 from the finest up).
 Everything is vectorised: propagation and random search update all patches at once (a Jacobi-style sweep
@@ -46,9 +46,11 @@ SEARCH_FINE = 8
 # at this many finest levels, the guess inside the hole is compared with sources blurred by this sigma
 BLUR_LEVELS = 2
 BLUR_SIGMA = 1.0
-# penalty for the distance between a target patch and its source, per squared image diagonal
+# penalty for the distance between a target patch and its source, per squared image diagonal: strong at the
+# coarsest level, where the layout of the fill is decided (nearby content, so the right colours in photos:
+# +0.5 dB on the bench's photo holes over three seeds, textures unchanged), mild below
+DISTANCE_WEIGHT_COARSE = 1.0
 DISTANCE_WEIGHT = 0.01
-DISTANCE_WEIGHT_COARSE = 0.01
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
@@ -60,6 +62,7 @@ class _Level:
 
         self.img = img
         self.hole = hole
+        self.dw = DISTANCE_WEIGHT  # the distance penalty at this level (see DISTANCE_WEIGHT_COARSE)
         self.h, self.w = hole.shape
         self.r = radius
         size = 2 * radius + 1
