@@ -42,9 +42,12 @@ def as_image(img, what: str = "image") -> np.ndarray:
         out = arr.astype(np.float32)
     elif np.issubdtype(arr.dtype, np.number):
         out = np.asarray(arr, dtype=np.float32)
-        if not np.isfinite(out).all():
-            out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
-        out = np.clip(out, 0.0, 1.0)
+        if 0.0 <= out.min() and out.max() <= 1.0:  # the usual case, in two quick passes (NaN fails both tests)
+            out = out.copy() if out is arr else out  # always a new array, as the clip below makes
+        else:
+            if not np.isfinite(out).all():
+                out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+            out = np.clip(out, 0.0, 1.0)
     else:
         raise InputError(f"{what}: unsupported pixel type {arr.dtype}")
     if arr.shape[2] == 2:  # grey + alpha

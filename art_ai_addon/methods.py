@@ -154,7 +154,8 @@ METHODS: tuple[Method, ...] = (
                                                 "recon_weight", "retrain")),
     # inpaint
     Method("inpaint", "auto", "Auto",
-           "Per hole: thin ones smooth, large ones PatchMatch, smooth or both, tried on nearby test copies",
+           "Per hole: thin ones smooth with PatchMatch's grain, large ones PatchMatch, smooth or both, tried on "
+           "nearby test copies",
            ("opencv",), (), False, ("seed", "patch_size", "em_iters")),
     Method("inpaint", "smooth", "Smooth (biharmonic)",
            "Smoothest continuation of the surroundings: thin scratches, text", ("opencv",), (), False),

@@ -8,7 +8,7 @@ clean image inside the hole (1.0 = as much detail as the original; a blur scores
 pypatchmatch (patch size 7, measured in the same run); without it, against OpenCV Telea. A LaMa row is added when
 big-lama is in the model store.
 
-    python bench/inpaint.py [--size 256] [--dip-steps 300] [--dip] [--only auto,patch]
+    python bench/inpaint.py [--size 256] [--dip-steps 300] [--dip] [--only auto,patch] [--seed 0]
     python bench/inpaint.py --only auto,pypatchmatch --kinds holes --cases coffee,brick   # a quick look
 """
 
@@ -106,16 +106,16 @@ def grad_energy(img, m):
     return float(np.mean((gx * gx + gy * gy)[m]))
 
 
-def pypatchmatch_fill(img, m, patch_size=7):
+def pypatchmatch_fill(img, m, patch_size=7, seed=0):
     """pypatchmatch on 8-bit RGB (what it takes); its result back in float."""
     from patchmatch import patch_match
 
-    patch_match.set_random_seed(0)
+    patch_match.set_random_seed(seed)
     u8 = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return patch_match.inpaint(u8, m.astype(np.uint8), patch_size=patch_size).astype(np.float32) / 255.0
 
 
-def peers():
+def peers(seed=0):
     def telea(img, m):
         return inpaint(img, m, method="telea")
 
@@ -132,7 +132,7 @@ def peers():
         from patchmatch import patch_match
 
         if patch_match.patchmatch_available:
-            out[PEER] = pypatchmatch_fill
+            out[PEER] = lambda img, m: pypatchmatch_fill(img, m, seed=seed)
         else:
             print("note: pypatchmatch is installed but its native library did not load; no pypatchmatch rows",
                   file=sys.stderr)
@@ -165,6 +165,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated methods to run (peers included by name)")
     ap.add_argument("--kinds", default="thin,blobs,holes", help="comma-separated case kinds to run")
     ap.add_argument("--cases", default="", help="comma-separated pictures to run (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed of the fills (ours and pypatchmatch's); the "
+                    "images and masks stay the same")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     try:
@@ -173,12 +175,13 @@ def main():
         torch.set_num_threads(1)
     except ImportError:
         pass
-    ours = {"smooth": dict(method="smooth"), "patch": dict(method="patch"), "auto": dict(method="auto")}
+    ours = {"smooth": dict(method="smooth"), "patch": dict(method="patch", seed=args.seed),
+            "auto": dict(method="auto", seed=args.seed)}
     if args.dip:
-        ours["dip"] = dict(method="dip", steps=args.dip_steps, device="cpu")
+        ours["dip"] = dict(method="dip", steps=args.dip_steps, device="cpu", seed=args.seed)
     if lama_available():
         ours["lama"] = dict(method="lama", device="cpu")
-    methods = {**peers(), **{k: (lambda img, m, o=o: inpaint(img, m, **o)) for k, o in ours.items()}}
+    methods = {**peers(args.seed), **{k: (lambda img, m, o=o: inpaint(img, m, **o)) for k, o in ours.items()}}
     if args.only:
         keep = set(args.only.split(","))
         methods = {k: v for k, v in methods.items() if k in keep}
@@ -200,8 +203,8 @@ def main():
             rows.append(dict(case=f"{name}/{kind}", kind=kind, texture=name in TEXTURES, method=meth,
                              psnr=psnr(out, clean, mask), ssim=ssim_in(out, clean, mask),
                              detail=grad_energy(out, interior) / max(e_clean, 1e-12), time=dt, hole=100 * mask.mean()))
-    print(f"\ninpaint benchmark, {args.size}x{args.size}, CPU, 1 thread; ratios vs {ref_name} on the same image and "
-          "mask\n")
+    print(f"\ninpaint benchmark, {args.size}x{args.size}, CPU, 1 thread, seed {args.seed}; ratios vs {ref_name} on the "
+          "same image and mask\n")
     hdr = (f"{'case':18s} {'method':19s} {'hole%':>5s} {'PSNR':>6s} {'dPSNR':>6s} {'SSIM':>5s} {'xSSIM':>6s} "
            f"{'detail':>6s} {'xdet':>5s} {'time s':>7s} {'xtime':>6s}")
     print(hdr)

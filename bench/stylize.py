@@ -242,7 +242,7 @@ def bench_arbitrary(quick: bool, threads: int, render: str | None, save: str | N
         pictures.append(("photo (astronaut)", skimage.data.astronaut()))
     pictures.append(("photo (retina)", skimage.data.retina()))  # 1411 px: nearly native detail at 1920x1080
     rows = []
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     for label, pic in pictures:
         # scaled to cover w x h with its aspect kept, then centre-cropped (a stretched picture has detail in one
         # direction only, which the detail step brings back as streaks along the other)

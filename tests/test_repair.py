@@ -142,20 +142,24 @@ def test_soft_mask_blends_and_zero_is_exact():
 
 
 @pytest.mark.parametrize("name", ["camera", "astronaut"])
-def test_thin_scratches_and_text_at_least_telea(name):
+def test_thin_scratches_and_text_smooth_at_least_telea(name):
+    """The smooth fill is at least as close as Telea; auto adds grain to it inside the wider scratches, which
+    costs some PSNR (measured: -0.4 dB against Telea on the astronaut here, with twice its detail)."""
     rng = np.random.default_rng(1)
     clean = photo(name, 96)
     mask = scratches(96, 96, rng, 5) | text_strokes(96, 96)
     damaged = apply_damage(clean, mask, rng)
     ref = cv2.inpaint((damaged * 255).astype(np.uint8), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA) / 255.0
     p_ref = psnr_in(ref, clean, mask)
+    p_smooth = psnr_in(inpaint(damaged, mask, method="smooth"), clean, mask)
+    assert p_smooth >= p_ref - 0.1, (p_smooth, p_ref)
     p_auto = psnr_in(inpaint(damaged, mask, method="auto"), clean, mask)
-    assert p_auto >= p_ref - 0.1, (p_auto, p_ref)
     assert p_auto > psnr_in(damaged, clean, mask) + 8  # the scratches are gone, not just dimmed
+    assert p_auto > p_ref - 1.5, (p_auto, p_ref)
 
 
 @pytest.mark.parametrize("name", ["camera", "astronaut"])
-def test_thin_damage_auto_beats_telea_by_a_decibel(name):
+def test_thin_damage_smooth_beats_telea_by_a_decibel(name):
     """The biharmonic fill continues gradients across scratches and text; Telea only averages values."""
     gains = []
     for seed in (3, 4, 5):
@@ -164,8 +168,8 @@ def test_thin_damage_auto_beats_telea_by_a_decibel(name):
         mask = scratches(128, 128, rng, 6) | text_strokes(128, 128)
         damaged = apply_damage(clean, mask, rng)
         ref = cv2.inpaint((damaged * 255).astype(np.uint8), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA) / 255.0
-        auto = inpaint(damaged, mask, method="auto")
-        gains.append(psnr_in(auto, clean, mask) - psnr_in(ref, clean, mask))
+        smooth = inpaint(damaged, mask, method="smooth")
+        gains.append(psnr_in(smooth, clean, mask) - psnr_in(ref, clean, mask))
     assert min(gains) > 0.3 and np.mean(gains) >= 1.0, gains
 
 

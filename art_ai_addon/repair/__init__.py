@@ -2,7 +2,7 @@
 
 `detect_damage` returns a float mask (H, W) in [0, 1]; `inpaint` fills where a mask is white with
 OpenCV (telea, ns), multi-scale PatchMatch (patch), Deep Image Prior (dip), LaMa (lama) or per hole (auto).
-The two load on first use: detection needs OpenCV, which a stock Blender's Python lacks.
+Detection loads on first use: it needs OpenCV at its module's top, which a stock Blender's Python lacks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,13 @@ import importlib
 
 from .. import methods as _methods
 
+# the inpaint module imports numpy only at its top; the function is bound now so that `inpaint` here stays the
+# function even after the submodule art_ai_addon.repair.inpaint was imported (that import sets the package
+# attribute to the module, and then no lazy lookup would run)
+from .inpaint import inpaint
+
 METHODS = _methods.names("inpaint")
-_LAZY = {"detect_damage": ".detect", "inpaint": ".inpaint"}
+_LAZY = {"detect_damage": ".detect"}
 
 __all__ = ["detect_damage", "inpaint", "METHODS"]
 

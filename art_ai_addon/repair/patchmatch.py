@@ -288,12 +288,15 @@ def _smooth_fill(img, hole):
     return np.clip(out / 255.0, 0.0, 1.0)
 
 
-def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None):
+def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None, init=None,
+                  max_levels=None):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
-    other damage is never copied. em_iters: EM iterations per level (default EM_ITERS). Returns None when
-    no whole patch fits in the known area.
+    other damage is never copied. em_iters: EM iterations per level (default EM_ITERS). max_levels: at most
+    this many pyramid levels (1 for scratches, which vanish at half size). init: the first guess inside the
+    hole when there is one level (default Telea's fill; e.g. the smooth fill). Returns None when no whole
+    patch fits in the known area.
     """
     import cv2
 
@@ -307,7 +310,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     levels = [(img, hole, source_ok)]
     while True:
         im, ho, so = levels[-1]
-        if min(ho.shape) < 4 * (2 * radius + 1):
+        if min(ho.shape) < 4 * (2 * radius + 1) or len(levels) == (max_levels or 0):
             break
         dist = cv2.distanceTransform(ho.astype(np.uint8), cv2.DIST_L2, 3)
         if dist.max() <= radius:
@@ -325,12 +328,13 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     for li in range(nlev - 1, -1, -1):
         im, ho, so = levels[li]
         level = _Level(im, ho, so, radius)
-        level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 else DISTANCE_WEIGHT
+        # (one level only: thin holes, no layout to decide, and the strong penalty costs 0.8 dB on scratches)
+        level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 and nlev > 1 else DISTANCE_WEIGHT
         if level.vy.size == 0:
             return None
         rep.check()
         if cur is None:
-            cur = _smooth_fill(im, ho)
+            cur = _smooth_fill(im, ho) if init is None or nlev > 1 else np.where(ho[:, :, None], init, im)
             k = rng.integers(0, level.vy.size, level.ty.size)
             sy, sx = level.vy[k].copy(), level.vx[k].copy()
         else:

@@ -31,6 +31,8 @@ def resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     out = cv2.resize(img, (w, h), interpolation=interp)
     if out.ndim == 2:
         out = out[:, :, None]
+    if out.dtype == np.float32:
+        return np.clip(out, 0.0, 1.0, out=out)  # out is cv2's fresh array
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 

@@ -21,10 +21,12 @@ published pipeline runs it at style_scale 1, up to the picture's own size), and 
 resolution with the content's own fine detail: the network's output is upsampled and gets the content luminance's
 high frequencies scaled by a local linear fit (guided-filter gain) of output against content at the working size,
 so edges that the style kept come back sharp and areas that the style repainted stay painted. When the working
-size is 3x or more below the picture's (`refine`; 384 px for 1080p), a second pass at twice the working size adds
+size is 3x or more below the picture's (`refine`; 384 px for 1080p), a second pass at 1.5x the working size adds
 the band between the two: the same network paints the same picture with finer strokes, and its high frequencies
-go on top, so the large strokes keep their asked size while their edges and grain stay crisp (upsampling alone
-blurs them 5x at 1080p; the peer's extra "detail" at 384 px is its int8 activations' pixel noise, blown up).
+go on top (at the fine pass's size, after the content's detail), so the large strokes keep their asked size while
+their edges and grain stay crisp (upsampling alone blurs them 5x at 1080p; the peer's extra "detail" at 384 px is
+its int8 activations' pixel noise, blown up). 1.5x, not 2x: at 1080p both passes together take about the
+published 384 px pipeline's time on a CPU, and the result is still sharper than it (figures in docs/stylize.md).
 Large working sizes run in overlapping tiles with frozen (whole-image) instance-norm statistics.
 """
 
@@ -155,11 +157,12 @@ def centre_square(img: np.ndarray, size: int = STYLE_SIZE) -> np.ndarray:
 
 # Intra-op threads: these layers are narrow (8-32 channels), so below about this many pixels per thread a thread's
 # share of a layer is too small to pay for the fork/join of each of the ~70 parallel regions per forward. Measured
-# on 2 cores shared with other jobs, at 384x216: 1 thread 0.05-0.08 s, 2 threads 0.10-0.16 s (min) and up to 0.9 s
-# (median), as a busy core stalls every join; the 256 px predictor: 0.03-0.04 s against 0.2-1.6 s. At 768x432 (the
-# fine pass at 1080p, 332k pixels), 2 threads: 0.10-0.12 s against 0.21 s with 1 while the other core was lightly
-# used, but 0.55-0.92 s against 0.23 s a minute later while another job kept it busy: so one thread up to there.
-PIXELS_PER_THREAD = 250_000
+# on 2 idle cores: 384x216 (83k pixels) 0.016 s with 2 threads, 0.024 s with 1; 576x324 0.037 s against 0.056 s;
+# the 256 px predictor (65k) 0.015 s against 0.023 s. On a CPU shared with other busy work, OpenMP's spinning
+# waiters can stall every join (the whole 1080p call: 0.2-1.7 s instead of 0.1 s): there OMP_WAIT_POLICY=PASSIVE
+# or fewer threads help (bench/process.py, docs/performance.md); torch's default policy is kept, as it is faster
+# on a free CPU, which is what the engine worker normally has.
+PIXELS_PER_THREAD = 30_000
 
 
 @contextlib.contextmanager
@@ -177,8 +180,9 @@ def intra_op_threads(torch, device, pixels: int):
         torch.set_num_threads(old)
 
 
-# the fine pass (refine) runs when the picture is at least this many times the working size
+# the fine pass (refine) runs when the picture is at least this many times the working size, at this many times it
 REFINE_FROM = 3.0
+REFINE_SCALE = 1.5
 
 _STYLE_VECTORS: dict[tuple, object] = {}
 _STYLE_CACHE_SIZE = 16
@@ -224,12 +228,12 @@ def detail_transfer(content: np.ndarray, small_content: np.ndarray, small_out: n
                     eps: float = 1e-4, max_gain: float = 2.0) -> np.ndarray:
     """Bring the network's output from its working size to the content's, with the content's fine detail.
 
-    out = up(Y) + a_up * (L - up(L_small)): the content luminance's high frequencies (exactly what the working
-    size lost: the same Lanczos kernel brings both Y and L_small up), scaled per channel by the local linear gain
+    out = up(Y - a * L_small) + up(a) * L: the output keeps everything it has at the working size, and the content
+    luminance's high frequencies (what the working size lost) come back scaled per channel by the local linear gain
     `a` of output against content luminance (a guided-filter fit at the working size, Fast Guided Filter style,
     brought up bilinearly: it is smooth), so that only detail the style kept locally comes back.
-    `small_content` is the content at the working size (area filter): its luminance is the area-filtered
-    luminance, so the full-size luminance is never filtered down again. float32 throughout, in place.
+    `small_content` is the content at the working size (area filter). float32, full-size work in OpenCV's
+    threaded kernels (a numpy broadcast multiply alone costs as much as the rest).
     """
     import cv2
 
@@ -243,13 +247,33 @@ def detail_transfer(content: np.ndarray, small_content: np.ndarray, small_out: n
     cov = _box(lum_s[:, :, None] * y, radius) - mean_i[:, :, None] * _box(y, radius)
     a = _box(cov / (var_i[:, :, None] + eps), radius)
     np.clip(a, -max_gain, max_gain, out=a)
-    high = luminance(content)
-    high -= cv2.resize(lum_s, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    out = cv2.resize(y - a * lum_s[:, :, None], (w, h), interpolation=cv2.INTER_LANCZOS4)
     gain = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
-    gain *= high[:, :, None]
-    out = cv2.resize(y, (w, h), interpolation=cv2.INTER_LANCZOS4)
-    out += gain
-    return np.clip(out, 0.0, 1.0, out=out)
+    rgb = content[:, :, :3]
+    buf = np.empty((min(h, _STRIP), w, 3), np.float32)
+    for y0 in range(0, h, _STRIP):  # in strips that stay in the cache, into one reused buffer
+        rows = slice(y0, min(h, y0 + _STRIP))
+        part = buf[:rows.stop - y0]
+        cv2.transform(np.ascontiguousarray(rgb[rows], dtype=np.float32), _LUMA3, dst=part)
+        cv2.multiply(gain[rows], part, dst=part)
+        cv2.add(out[rows], part, dst=out[rows])
+        _clip_unit(out[rows])
+    return out
+
+
+_STRIP = 64
+# Rec.709 luma weights (core.luminance's) in each of three rows: OpenCV's transform gives the luma in 3 channels
+_LUMA3 = np.array([[0.2126, 0.7152, 0.0722]] * 3, np.float32)
+
+
+def _clip_unit(img: np.ndarray) -> np.ndarray:
+    """In place to [0, 1], with OpenCV's threaded min/max (half np.clip's time at 1080p)."""
+    import cv2
+
+    flat = img.reshape(img.shape[0], -1)
+    cv2.max(flat, 0.0, dst=flat)
+    cv2.min(flat, 1.0, dst=flat)
+    return img
 
 
 def load(models_dir=None, what: str = "arbitrary"):
@@ -262,29 +286,27 @@ def load(models_dir=None, what: str = "arbitrary"):
 
 
 def refine_size(h: int, w: int, wh: int, ww: int) -> tuple[int, int] | None:
-    """The size of the fine pass: twice the working size (capped at the picture's), when the working size is at
-    most 1/REFINE_FROM of the picture's; else None (the content's own detail is enough to bring it back up)."""
+    """The size of the fine pass: REFINE_SCALE times the working size (capped at the picture's), when the working
+    size is at most 1/REFINE_FROM of the picture's; else None (the content's own detail is enough to bring it up)."""
     if max(h, w) < REFINE_FROM * max(wh, ww):
         return None
-    return min(h, 2 * wh), min(w, 2 * ww)
+    return min(h, round(REFINE_SCALE * wh)), min(w, round(REFINE_SCALE * ww))
 
 
-def fine_band(fine: np.ndarray, coarse_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
-    """The fine pass's band above the coarse pass's size, brought to size `hw`: fine - up(down(fine)).
+def fine_band(fine: np.ndarray, coarse_hw: tuple[int, int]) -> np.ndarray:
+    """The fine pass's band above the coarse pass's size: fine - up(down(fine)), at the fine pass's size.
 
-    The band is added to the coarse pass's full-resolution result (after its content detail): the layout, colours
-    and large strokes come from the pass at the asked stroke size, the crisp stroke edges and grain that
-    upsampling it loses from the pass at twice the resolution (the same network painting the same picture
-    finer), so nothing is sharpened or invented."""
+    It goes on top of the coarse pass brought to that size with the content's detail: the layout, colours and large
+    strokes come from the pass at the asked stroke size, the crisp stroke edges and grain that upsampling it loses
+    from the pass at a finer size (the same network painting the same picture finer), so nothing is sharpened or
+    invented. Done at the fine size (a few hundred thousand pixels); the content's detail above it is
+    detail_transfer's."""
     import cv2
 
     (h, w), (sh, sw) = fine.shape[:2], coarse_hw
     band = cv2.resize(cv2.resize(fine, (sw, sh), interpolation=cv2.INTER_AREA), (w, h),
                       interpolation=cv2.INTER_LANCZOS4)
-    np.subtract(fine, band, out=band)
-    if (h, w) != tuple(hw):
-        band = cv2.resize(band, (hw[1], hw[0]), interpolation=cv2.INTER_LANCZOS4)
-    return band
+    return np.subtract(fine, band, out=band)
 
 
 def _transform(transformer, small: np.ndarray, device, *, memory_mb: float, tile, overlap: int, half: bool):
@@ -335,18 +357,22 @@ def arbitrary(content: np.ndarray, styles: list, *, style_weights=None, strength
     h, w = content.shape[:2]
     wh, ww = working_size(h, w, style_scale)
     run = dict(memory_mb=memory_mb, tile=tile, overlap=overlap, half=half)
-    small = content if (wh, ww) == (h, w) else resize(content, wh, ww)
-    out = _transform(transformer, small, device, **run)
-    if (wh, ww) != (h, w):
-        if rep is not None:
-            rep(0.45, "arbitrary style: full resolution")
-        out = detail_transfer(content, small, out)
     fine_size = refine_size(h, w, wh, ww) if refine else None
-    if fine_size is not None:
+    # the fine pass's content, shrunk once from the picture, gives the working size's too (a cheap second shrink)
+    fine = None if fine_size is None else content if fine_size == (h, w) else resize(content, *fine_size)
+    big = content if fine is None else fine
+    small = big if (wh, ww) == big.shape[:2] else resize(big, wh, ww)
+    out = _transform(transformer, small, device, **run)
+    if fine is not None:
         if rep is not None:
-            rep(0.55, "arbitrary style: fine pass")
-        fine = _transform(transformer, content if fine_size == (h, w) else resize(content, *fine_size), device, **run)
-        out += fine_band(fine, (wh, ww), (h, w))
+            rep(0.4, "arbitrary style: fine pass")
+        out = detail_transfer(fine, small, out)  # to the fine pass's size, with the content's detail
+        out += fine_band(_transform(transformer, fine, device, **run), small.shape[:2])
+        small = fine
+    if small.shape[:2] != (h, w):
+        if rep is not None:
+            rep(0.8, "arbitrary style: full resolution")
+        out = detail_transfer(content, small, out)
     if s < 1.0:
         out = content[:, :, :3] + (out - content[:, :, :3]) * np.float32(s)
-    return np.clip(out, 0.0, 1.0, out=out)  # every `out` here is a fresh float32 array
+    return _clip_unit(out)  # every `out` here is a fresh float32 array (clipped again: cheap, and whatever ran)

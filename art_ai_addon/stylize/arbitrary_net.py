@@ -87,6 +87,23 @@ def _linear_of(params, key: str):
     return lin
 
 
+# below this many channels, group norm on an NHWC tensor parallelises over the channels alone: the network's last
+# norm (3 channels at 576x324) took 4.2 ms there, against 0.6 ms as sums over the pixel rows and one multiply-add
+FEW_CHANNELS = 8
+
+
+def _few_channel_norm(x, gamma, beta):
+    """Instance norm with scale `gamma` and shift `beta` of an NHWC float32 (1, C, H, W) with few channels; the
+    sums in float64 (E[x^2] - E[x]^2 loses nothing then)."""
+    c = x.shape[1]
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c)
+    mean = rows.sum(0, dtype=torch.float64) / rows.shape[0]
+    var = (rows * rows).sum(0, dtype=torch.float64) / rows.shape[0] - mean * mean
+    scale = torch.rsqrt(var.clamp_min(0.0) + EPS) * gamma.double()
+    shift = beta.double() - mean * scale
+    return torch.addcmul(shift.float().view(1, c, 1, 1), x, scale.float().view(1, c, 1, 1))
+
+
 class StyleNorm(nn.Module):
     """Conditional instance norm: per-channel scale and shift are 1x1 convs (linear maps) of the style vector.
 
@@ -122,6 +139,9 @@ class StyleNorm(nn.Module):
         gamma, beta = self.affine(style)
         if x.shape[0] == 1:  # one image: one fused kernel (group norm with a group per channel; batch norm)
             g, b = gamma.flatten(), beta.flatten()
+            if self.stats_mode == "live" and x.shape[1] < FEW_CHANNELS and x.dtype == torch.float32 \
+                    and x.is_contiguous(memory_format=torch.channels_last):
+                return _few_channel_norm(x, g, b)
             if self.stats_mode == "live":
                 return F.group_norm(x, x.shape[1], g.to(x.dtype), b.to(x.dtype), EPS)
             mean, var = self._stats(x)

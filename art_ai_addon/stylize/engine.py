@@ -185,8 +185,13 @@ def stylize(content, style, *, method: str = "auto", strength: float = 1.0, pres
         from ._util import recolor
 
         out = recolor(rgb, out)
-    out = blend_masked(rgb, np.clip(finite_result(out, f"stylize ({m})"), 0.0, 1.0), msk)
+    out = finite_result(out, f"stylize ({m})")
+    # a runner's fresh float32 result is clipped in place (a 1080p copy costs as much as the rest of this step)
+    fresh = out.dtype == np.float32 and out.flags.writeable and not np.may_share_memory(out, img)
+    out = blend_masked(rgb, np.clip(out, 0.0, 1.0, out=out if fresh else None), msk)
     rep(1.0, "done")
+    if alpha is None and img.shape[2] == 3:
+        return np.ascontiguousarray(out, dtype=np.float32)  # in [0, 1] already: merge_alpha would only copy it
     return merge_alpha(out, alpha, like=img)
 
 

@@ -498,6 +498,7 @@ class Gallery:
         tex = self.patch_textures["Cycles stones"]
         rows = [[panel(self.scene_render, "Cycles render", 160), panel(self.style, "style", 160),
                  panel(self.stylized["color_render"], "color transfer", 160),
+                 panel(self.stylized["arbitrary_render"], "arbitrary (Magenta)", 160),
                  panel(self.stylized["gatys_render"], "gatys (built-in encoder)", 160)],
                 [panel(self.swatch, "exemplar (Cycles)", 160), panel(tex, "patch texture", 160),
                  panel(self.maps["normal"], "normal map", 160), panel(self.seamless_stones, "make seamless", 160)],
