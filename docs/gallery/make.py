@@ -100,6 +100,18 @@ def panel(img, label: str, height: int = 192) -> np.ndarray:
     return np.vstack([bar, a])
 
 
+def _pypatchmatch():
+    """bench/inpaint.py's pypatchmatch fill, or None where pypatchmatch (a dev-only package) is missing."""
+    spec = importlib.util.spec_from_file_location("art_ai_bench_inpaint", ROOT / "bench" / "inpaint.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    try:
+        from patchmatch import patch_match
+    except ImportError:
+        return None
+    return bench.pypatchmatch_fill if patch_match.patchmatch_available else None
+
+
 def sheet(rows: list[list[np.ndarray]], title: str = "", gap: int = 4) -> np.ndarray:
     """Rows of panels on a dark background, rows centred, with an optional title line."""
     import cv2
@@ -452,6 +464,10 @@ class Gallery:
         res = {"telea": art.inpaint(broken, truth, method="telea"),
                "ns": art.inpaint(broken, truth, method="ns"),
                "patch": self.timed("patchmatch on holes", lambda: art.inpaint(broken, truth, method="patch", seed=0))}
+        res["auto"] = self.timed("auto on holes", lambda: art.inpaint(broken, truth, method="auto", seed=0))
+        peer = _pypatchmatch()
+        if peer is not None:  # the standard C++ PatchMatch (IOPaint's), as bench/inpaint.py measures it
+            res["pypatchmatch"] = self.timed("pypatchmatch on holes", lambda: peer(broken, truth, seed=0))
         res["dip"] = self.timed("dip on holes", lambda: art.inpaint(broken, truth, method="dip", steps=STEPS["dip"],
                                                                      seed=0))
         ge = {k: grad_energy_ratio(v, truth) for k, v in res.items()}
@@ -460,8 +476,12 @@ class Gallery:
         rows = [[panel(tex3, "clean texture (skimage gravel)"), panel(broken, "4 large holes"),
                  panel(res["telea"], f"OpenCV Telea\ndetail {ge['telea']:.2f}, {ps['telea']:.1f} dB"),
                  panel(res["ns"], f"OpenCV NS\ndetail {ge['ns']:.2f}, {ps['ns']:.1f} dB")],
-                [panel(res["patch"], f"ours: PatchMatch (auto)\ndetail {ge['patch']:.2f}, {ps['patch']:.1f} dB"),
-                 panel(res["dip"], f"Deep Image Prior {STEPS['dip']} st.\ndetail {ge['dip']:.2f}, {ps['dip']:.1f} dB")]]
+                [panel(res["patch"], f"ours: PatchMatch\ndetail {ge['patch']:.2f}, {ps['patch']:.1f} dB"),
+                 panel(res["auto"], f"ours: auto\ndetail {ge['auto']:.2f}, {ps['auto']:.1f} dB")]
+                + ([panel(res["pypatchmatch"], f"pypatchmatch (C++)\ndetail {ge['pypatchmatch']:.2f}, "
+                          f"{ps['pypatchmatch']:.1f} dB")] if "pypatchmatch" in res else [])
+                + [panel(res["dip"], f"Deep Image Prior {STEPS['dip']} st.\n"
+                         f"detail {ge['dip']:.2f}, {ps['dip']:.1f} dB")]]
         self.save(GALLERY / "repair_holes.png",
                  sheet(rows, "Large holes in a texture (detail 1.00 = as much texture as around the hole)"))
 
