@@ -113,9 +113,14 @@ def blend_masked(original: np.ndarray, result: np.ndarray, mask: np.ndarray | No
     return out.astype(np.float32)
 
 
+# Rec.709 luma weights of R, G, B
+REC709 = (0.2126, 0.7152, 0.0722)
+
+
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """Rec.709 luma of sRGB-encoded values, (H, W)."""
-    return (rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722).astype(np.float32)
+    r, g, b = REC709
+    return (rgb[..., 0] * r + rgb[..., 1] * g + rgb[..., 2] * b).astype(np.float32)
 
 
 def grey8(img: np.ndarray) -> np.ndarray:

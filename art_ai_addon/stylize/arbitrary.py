@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import require_torch
+from ..core import REC709, require_torch
 from ..errors import InputError, ModelError
 from .tiles import forward_image
 
@@ -262,8 +262,8 @@ def detail_transfer(content: np.ndarray, small_content: np.ndarray, small_out: n
 
 
 _STRIP = 64
-# Rec.709 luma weights (core.luminance's) in each of three rows: OpenCV's transform gives the luma in 3 channels
-_LUMA3 = np.array([[0.2126, 0.7152, 0.0722]] * 3, np.float32)
+# core.luminance's weights in each of three rows: OpenCV's transform gives the luma in 3 channels
+_LUMA3 = np.array([REC709] * 3, np.float32)
 
 
 def _clip_unit(img: np.ndarray) -> np.ndarray:
