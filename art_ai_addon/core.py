@@ -18,10 +18,12 @@ ProgressFn = Callable[[float, str], None]
 # Images
 
 
-def as_image(img, what: str = "image") -> np.ndarray:
+def as_image(img, what: str = "image", *, copy: bool = True) -> np.ndarray:
     """Return img as float32 (H, W, C) in [0, 1], C in 1..4; integers are scaled by their range.
 
-    NaN becomes 0 and +/-inf is clipped, so a broken float render never poisons a whole result.
+    NaN becomes 0 and +/-inf is clipped, so a broken float render never poisons a whole result. With copy=False a
+    float32 image already in range comes back as a read-only view of the caller's pixels (a 1080p copy costs a few
+    ms per call), so nothing downstream can write into them.
     """
     if img is None:
         raise InputError(f"{what}: no image given")
@@ -43,7 +45,11 @@ def as_image(img, what: str = "image") -> np.ndarray:
     elif np.issubdtype(arr.dtype, np.number):
         out = np.asarray(arr, dtype=np.float32)
         if 0.0 <= out.min() and out.max() <= 1.0:  # the usual case, in two quick passes (NaN fails both tests)
-            out = out.copy() if out is arr else out  # always a new array, as the clip below makes
+            if out is arr and copy:
+                out = out.copy()  # a new array, as the clip below makes
+            elif out is arr and arr.shape[2] != 2:
+                out = out.view()
+                out.flags.writeable = False
         else:
             if not np.isfinite(out).all():
                 out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
@@ -65,6 +71,16 @@ def finite_result(out: np.ndarray, what: str) -> np.ndarray:
         raise ArtAIError(f"{what} produced invalid values (NaN or infinity in {bad:.0%} of the result); "
                          "nothing was written: check the weights file and the numeric options")
     return out
+
+
+def unit_result(out: np.ndarray, what: str) -> np.ndarray:
+    """A method's result in [0, 1], checked as finite_result does; clipped in place when it is a writeable float32
+    array (the methods' fresh results), else into a new one. The usual in-range result costs two quick passes."""
+    lo, hi = out.min(), out.max()
+    if 0.0 <= lo and hi <= 1.0:  # NaN fails both tests
+        return out
+    finite_result(out, what)
+    return np.clip(out, 0.0, 1.0, out=out if out.dtype == np.float32 and out.flags.writeable else None)
 
 
 def split_alpha(img: np.ndarray):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import methods as _methods
-from ..core import as_image, as_mask, blend_masked, finite_result, merge_alpha, reporter, resolve_device, split_alpha
+from ..core import as_image, as_mask, blend_masked, merge_alpha, reporter, resolve_device, split_alpha, unit_result
 from ..errors import InputError
 from ..imageio import image_or_path
 
@@ -160,7 +160,7 @@ def stylize(content, style, *, method: str = "auto", strength: float = 1.0, pres
         return color_transfer(content, _styles(style)[0], strength=strength, preserve_color=preserve_color,
                               mask=mask, progress=progress, cancel=cancel, **_methods.used(chosen, method_options))
     rep = reporter(progress, cancel)
-    img = as_image(content, "content")
+    img = as_image(content, "content", copy=False)  # read-only: the runners make new arrays
     rgb, alpha = split_alpha(img)
     msk = as_mask(mask, img.shape, "mask")
     opts = dict(method_options)
@@ -185,12 +185,11 @@ def stylize(content, style, *, method: str = "auto", strength: float = 1.0, pres
         from ._util import recolor
 
         out = recolor(rgb, out)
-    out = finite_result(out, f"stylize ({m})")
-    # a runner's fresh float32 result is clipped in place (a 1080p copy costs as much as the rest of this step)
-    fresh = out.dtype == np.float32 and out.flags.writeable and not np.may_share_memory(out, img)
-    out = blend_masked(rgb, np.clip(out, 0.0, 1.0, out=out if fresh else None), msk)
+    out = blend_masked(rgb, unit_result(out, f"stylize ({m})"), msk)
     rep(1.0, "done")
     if alpha is None and img.shape[2] == 3:
+        if not out.flags.writeable:  # a view of the caller's pixels (a runner that changed nothing): give a copy
+            return np.array(out, dtype=np.float32)
         return np.ascontiguousarray(out, dtype=np.float32)  # in [0, 1] already: merge_alpha would only copy it
     return merge_alpha(out, alpha, like=img)
 
