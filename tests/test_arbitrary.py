@@ -237,6 +237,25 @@ def test_random_layout_matches_onnxruntime(random_files):
                                atol=1e-3)
 
 
+def test_blocks_path_is_the_plain_network(random_files):
+    """Inference runs the few-channel full-resolution layers on 2x2 blocks: the same numbers as the plain layers."""
+    import torch
+
+    pred, trans = A.build(*random_files)
+    style = torch.from_numpy(skimage_rgb("chelsea", 256).transpose(2, 0, 1).copy())[None]
+    for h, w in ((64, 64), (48, 80), (36, 52)):
+        x = torch.from_numpy(skimage_rgb("coffee", max(h, w))[:h, :w].transpose(2, 0, 1).copy())[None]
+        nhwc = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            vec = pred(style)
+            assert trans.blocks_ok(nhwc) and not trans.blocks_ok(x)  # the two calls below take the two paths
+            blocks, plain = trans(nhwc, vec), trans(x, vec)
+        assert plain.std() > 0.02
+        assert (blocks - plain).abs().max() < 1e-4
+    odd = torch.rand(1, 3, 33, 40).contiguous(memory_format=torch.channels_last)
+    assert not trans.blocks_ok(odd)
+
+
 def test_real_weights_match_onnxruntime(real_store):
     predict, transform = real_store / A.PREDICT_FILE, real_store / A.TRANSFORM_FILE
     for content_name, style_name in (("astronaut", "chelsea"), ("coffee", "immunohistochemistry")):
