@@ -7,6 +7,7 @@ are printed too: they are the floor any bridge pays, whatever it does.
 
     .venv/bin/python bench/bridge.py            # best of 7
     .venv/bin/python bench/bridge.py --repeat 3 --threads 1
+    .venv/bin/python bench/bridge.py --kernels     # ns per value of the kernels a conversion can be made of
 
 Rows: `read` = image_to_array (engine layout, top-down, sRGB-encoded; float images convert from linear
 premultiplied), `write` = array_to_image of a new contiguous engine result (float results convert back),
@@ -84,12 +85,44 @@ def rows_for(bridge, img, float_buffer: bool):
     return rows
 
 
+def kernels(repeat: int) -> None:
+    """ns per value of the numpy kernels a colour conversion can be made of, one thread, 64K-value blocks."""
+    from art_ai_addon.core import HIGH_HALF, srgb_tables
+
+    n, block = W * H * 4, 1 << 16
+    a = np.random.default_rng(1).random(n, dtype=np.float32)
+    b = np.empty_like(a)
+    ix = np.empty(block, np.intp)
+    table = srgb_tables()[0]
+    ops = {
+        "copy": lambda s, d, i: np.copyto(d, s),
+        "multiply": lambda s, d, i: np.multiply(s, s, out=d),
+        "sqrt": lambda s, d, i: np.sqrt(s, out=d),
+        "power 1/2.4": lambda s, d, i: np.power(s, np.float32(1 / 2.4), out=d),
+        "table index (high 16 bits -> intp)": lambda s, d, i: np.copyto(i, s.view(np.uint16)[HIGH_HALF::2],
+                                                                        casting="unsafe"),
+        "np.take from the table": lambda s, d, i: np.take(table, i, out=d, mode="wrap"),
+    }
+    np.copyto(ix, a[:block].view(np.uint16)[HIGH_HALF::2], casting="unsafe")
+    print(f"numpy kernels, one thread, {block} values a block: ns per value")
+    for label, op in ops.items():
+        def run(op=op):
+            for k in range(0, n - block + 1, block):
+                op(a[k:k + block], b[k:k + block], ix)
+
+        print(f"  {label:36s} {best_of(run, repeat) / (n // block * block) * 1e9:6.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="colour-conversion threads (default: up to 8 cores)")
     ap.add_argument("--no-worker", action="store_true", help="skip the engine worker round trip")
+    ap.add_argument("--kernels", action="store_true", help="only time the numpy kernels a conversion is made of")
     args = ap.parse_args(argv)
+    if args.kernels:
+        kernels(args.repeat)
+        return
     global worker_roundtrip
     client = None
     if not args.no_worker:
