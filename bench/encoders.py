@@ -132,7 +132,8 @@ def main(argv=None):
     from art_ai_addon.models import store
     from art_ai_addon.stylize import arbitrary as A
     from art_ai_addon.stylize.encoders import RandomEncoder
-    from art_ai_addon.texture.neural import _grey_rgb, _synthesize
+    from art_ai_addon.texture import grey_rgb
+    from art_ai_addon.texture.neural import _synthesize
 
     pred, _ = A.build(store.find(A.PREDICT_FILE), store.find(A.TRANSFORM_FILE))
     pred = pred.to(memory_format=torch.contiguous_format)
@@ -152,7 +153,7 @@ def main(argv=None):
         for label, enc in encoders.items():
             with torch.enable_grad():
                 t = time.perf_counter()
-                grey = _grey_rgb(ex)  # as synthesize_neural does: a grey texture runs on one channel
+                grey = grey_rgb(ex)  # as synthesize_texture does: a grey texture runs on one channel
                 x = _synthesize(ex[:, :, :1] if grey else ex, (args.size, args.size), device="cpu", tile=None,
                                 tileable=True, seed=0, rep=None, steps=steps[label], enc=enc, spectrum=0.0,
                                 memory_mb=2048)

@@ -227,3 +227,20 @@ def test_pbr_removes_large_scale_shading_and_takes_grey_and_alpha():
     assert maps["normal"].shape == (128, 128, 3)
     with pytest.raises(InputError, match="strength"):
         pbr_maps(shaded, strength=-1)
+
+
+@pytest.mark.parametrize("method", ["neural", "gan", "patch"])
+def test_a_grey_texture_in_rgba_stays_grey(method, tmp_path):
+    """Blender hands over every image as RGBA: a grey exemplar must not come back with invented colour."""
+    grey = _tex("gravel", 48)
+    alpha = np.tile(np.linspace(0.2, 1, 48, dtype=np.float32), (48, 1))[:, :, None]
+    for ex in (np.repeat(grey, 3, axis=2), np.concatenate([np.repeat(grey, 3, axis=2), alpha], 2)):
+        opts = {} if method == "patch" else {"steps": 6, "device": "cpu", "models_dir": str(tmp_path)}
+        out = synthesize_texture(ex, (48, 48), method=method, seed=0, **opts)
+        assert out.shape == (48, 48, ex.shape[2])
+        assert np.abs(out[:, :, 1:3] - out[:, :, :1]).max() == 0.0
+        if method == "gan":  # 6 steps train no GAN: only the channels are checked
+            continue
+        assert out[:, :, 0].std() > 0.5 * grey.std()  # a texture, not a flat grey
+        if ex.shape[2] == 4 and method == "neural":  # its histograms are matched to the exemplar's
+            assert abs(float(np.median(out[:, :, 3])) - float(np.median(alpha))) < 0.05

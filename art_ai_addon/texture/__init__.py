@@ -29,6 +29,13 @@ def _channels(img: np.ndarray) -> np.ndarray:
     return img[:, :, :4] if img.shape[2] == 4 else img[:, :, :3]
 
 
+def grey_rgb(img: np.ndarray) -> bool:
+    """Colour channels equal to within half a byte step: a grey texture handed over as RGB(A), as every Blender
+    image is. The methods then work on the one grey channel (+ alpha), so none can invent colour (the neural and
+    GAN methods did: speckle up to 50/255 off grey)."""
+    return img.shape[2] >= 3 and bool(np.abs(img[:, :, 1:3] - img[:, :, :1]).max() <= 0.5 / 255.0)
+
+
 def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tileable: bool = True, seed: int = 0,
                        progress=None, cancel=None, info: dict | None = None, **options) -> np.ndarray:
     """A texture of `size` (h, w) that looks like `exemplar` without repeating it; wraps when `tileable`.
@@ -39,6 +46,9 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     and `info["note"]` what quality is lost without VGG19.
     """
     ex = _channels(as_image(exemplar, "exemplar"))
+    grey = grey_rgb(ex)
+    if grey:
+        ex = np.ascontiguousarray(ex[:, :, [0, 3] if ex.shape[2] == 4 else [0]])
     if min(ex.shape[:2]) < 8:
         raise InputError(f"exemplar: {ex.shape[1]}x{ex.shape[0]} is too small; give at least 8x8 pixels")
     h, w = _size(size)
@@ -85,6 +95,8 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     from ..core import finite_result
 
     out = finite_result(out, f"texture ({m})")
+    if grey:
+        out = out[:, :, [0, 0, 0, 1] if out.shape[2] == 2 else [0, 0, 0]]
     rep(1.0, "texture done")
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
 

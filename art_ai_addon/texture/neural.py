@@ -220,22 +220,10 @@ def synthesize_neural(ex: np.ndarray, size, *, tileable: bool = True, seed: int 
         info["encoder"] = enc.name
         if note:
             info["note"] = (info.get("note", "") + " " + note.replace("gatys", "neural texture")).strip()
-    grey = _grey_rgb(ex)
-    if grey:  # an RGB(A) picture of a grey texture (every Blender image is RGBA): no colour may be invented
-        ex = np.ascontiguousarray(ex[:, :, [0, 3] if ex.shape[2] == 4 else [0]])
-    out = with_oom_fallback(_synthesize, ex, size, what="neural texture", device=device, tile=tile,
-                            tileable=tileable, seed=seed, rep=rep, steps=steps, enc=enc, spectrum=float(spectrum),
-                            memory_mb=memory_mb)
-    if grey:
-        out = np.ascontiguousarray(out[:, :, [0, 0, 0, 1] if out.shape[2] == 2 else [0, 0, 0]])
-    return out
+    return with_oom_fallback(_synthesize, ex, size, what="neural texture", device=device, tile=tile,
+                             tileable=tileable, seed=seed, rep=rep, steps=steps, enc=enc, spectrum=float(spectrum),
+                             memory_mb=memory_mb)
 
-
-def _grey_rgb(ex: np.ndarray) -> bool:
-    """Colour channels equal to within a byte step: the synthesis runs on one grey channel."""
-    if ex.shape[2] < 3:
-        return False
-    return bool(np.abs(ex[:, :, 1:3] - ex[:, :, :1]).max() <= 0.5 / 255.0)
 
 
 def _optimise_level(start, stats, targets, spec, tileable: bool, n_steps: int, report):
