@@ -92,13 +92,13 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
 
         out = synthesize_gan(ex, (h, w), tileable=bool(tileable), seed=int(seed), device=device,
                              models_dir=models_dir, rep=rep, **options)
-    from ..core import finite_result
+    from ..core import unit_result
 
-    out = finite_result(out, f"texture ({m})")
+    out = unit_result(np.asarray(out, dtype=np.float32), f"texture ({m})")
     if grey:
         out = out[:, :, [0, 0, 0, 1] if out.shape[2] == 2 else [0, 0, 0]]
     rep(1.0, "texture done")
-    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(out)
 
 
 def _no_more(options: dict, method: str) -> None:

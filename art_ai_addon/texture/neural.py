@@ -225,7 +225,6 @@ def synthesize_neural(ex: np.ndarray, size, *, tileable: bool = True, seed: int 
                              memory_mb=memory_mb)
 
 
-
 def _optimise_level(start, stats, targets, spec, tileable: bool, n_steps: int, report):
     """L-BFGS with a line search on the pixels of one level; `spec` = (weight, patch, target, norm) or None."""
     torch = require_torch()
