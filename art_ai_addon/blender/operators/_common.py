@@ -72,8 +72,9 @@ class _ImageJob(JobOperator):
         self._engine = EngineCall(task, kwargs, method=kwargs.get("method"), config=call_config(self._settings))
         return self._engine
 
-    def _output(self, context, arr, default_suffix, data=False):
-        name = self.output or f"{self._src_name}.{default_suffix}"  # type: ignore[attr-defined]
+    def _output(self, context, arr, default_suffix, data=False, name=""):
+        """The result image: `name`, else the operator's `output` (those that have one), else <source>.<suffix>."""
+        name = name or getattr(self, "output", "") or f"{self._src_name}.{default_suffix}"
         src = bpy.data.images.get(self._src_name)
         bridge.check_writable_name(name, src)
         img = bridge.array_to_image(arr, name, data=data, float_buffer=self._float and not data, source=src)

@@ -27,6 +27,8 @@ class ARTAI_OT_create_pbr_material(_ImageJob, bpy.types.Operator):
 
     def prepare(self, context):
         albedo = self._begin(context, "albedo")
+        # the render changes with the next F12: the material keeps the pixels its maps were made from
+        self._albedo = albedo.copy() if bridge.is_render_result(self._src) else None
         return self._call("pbr_maps", albedo=albedo, strength=self.normal_strength)
 
     def finish(self, context, maps):
@@ -35,9 +37,9 @@ class ARTAI_OT_create_pbr_material(_ImageJob, bpy.types.Operator):
         src = bpy.data.images.get(self._src_name)
         if src is None:
             raise ArtAIError(f"albedo: the image {self._src_name!r} was removed while the maps were made")
-        if bridge.is_render_result(src):
-            src = self._output(context, bridge.image_to_array(src, context.scene), "albedo")
         base = self.name or f"{self._src_name}.material"
+        if self._albedo is not None:
+            src = self._output(context, self._albedo, "albedo", name=f"{base}.albedo")
         images = {}
         for key, arr in maps.items():
             images[key] = bridge.array_to_image(arr, f"{base}.{key}", data=True, source=src)
