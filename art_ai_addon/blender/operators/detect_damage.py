@@ -32,5 +32,7 @@ class ARTAI_OT_detect_damage(_ImageJob, bpy.types.Operator):
 
     def finish(self, context, mask):
         img = self._output(context, mask, "damage", data=True)
+        # the Repair panel's Mask field: the next Inpaint repairs what was just found (and Edit Mask paints it)
+        context.scene.art_ai.damage_mask = img
         share = float((np.asarray(mask) > 0.5).mean()) * 100
         self.report({"INFO"}, f"Damage mask '{img.name}': {share:.1f}% of the pixels")
