@@ -64,7 +64,7 @@ def run_batch(args, progress) -> int:
         from .ray import require_ray
 
         require_ray()
-    steps, mine = prepare(job_path, args.chunk)
+    steps, mine = prepare(job_path, args.chunk, quiet=bool(getattr(progress, "quiet", False)))
     started = time.monotonic()
     summary = Summary()
     runner = _runner(ray_address, progress)

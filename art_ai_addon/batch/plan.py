@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +30,29 @@ def _is_image(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _expand(where: Where, key: str, patterns: list[str], planned: list[Path], *, images: bool = True) -> list[Path]:
+class Planned:
+    """The files earlier steps of this job will write, indexed (a set, and by folder) so that looking one up
+    does not scan every output planned so far: planning stays linear in the number of steps."""
+
+    def __init__(self):
+        self.files: set[Path] = set()
+        self.by_folder: dict[Path, set[Path]] = {}
+
+    def add(self, path: Path) -> None:
+        self.files.add(path)
+        self.by_folder.setdefault(path.parent, set()).add(path)
+
+    def __contains__(self, path) -> bool:
+        return path in self.files
+
+    def matching(self, pattern: str) -> set[Path]:
+        folder = os.path.dirname(pattern)
+        if glob.has_magic(folder):
+            return {q for q in self.files if fnmatch.fnmatch(str(q), pattern)}
+        return {q for q in self.by_folder.get(Path(folder), ()) if fnmatch.fnmatch(str(q), pattern)}
+
+
+def _expand(where: Where, key: str, patterns: list[str], planned: Planned, *, images: bool = True) -> list[Path]:
     """Files for each entry of `input`: a file, a folder (its images), or a glob; files that earlier steps of
     this job will write count as if they were there already (so chunks of a chained job agree)."""
     out: list[Path] = []
@@ -35,14 +60,14 @@ def _expand(where: Where, key: str, patterns: list[str], planned: list[Path], *,
         p = Path(raw)
         if glob.has_magic(raw):
             found = {Path(q) for q in glob.glob(raw) if Path(q).is_file()}
-            found |= {q for q in planned if fnmatch.fnmatch(str(q), raw)}
+            found |= planned.matching(raw)
             found = {q for q in found if not images or _is_image(q)}
             if not found:
                 raise where.error(key, f"{raw} matches no files")
             out.extend(sorted(found))
-        elif p.is_dir() or any(q.parent == p for q in planned):
+        elif p.is_dir() or p in planned.by_folder:
             found = {q for q in p.iterdir() if q.is_file() and _is_image(q)} if p.is_dir() else set()
-            found |= {q for q in planned if q.parent == p}
+            found |= planned.by_folder.get(p, set())
             if not found:
                 raise where.error(key, f"folder {p} holds no images")
             out.extend(sorted(found))
@@ -53,7 +78,7 @@ def _expand(where: Where, key: str, patterns: list[str], planned: list[Path], *,
     return out
 
 
-def _companion(where: Where, key: str, value: str | None, item: Path, planned: list[Path]) -> str | None:
+def _companion(where: Where, key: str, value: str | None, item: Path, planned: Planned) -> str | None:
     """A per-item file (mask, reference): a file for every item, or a folder with one of the same name."""
     if not value:
         return None
@@ -118,14 +143,15 @@ def _scene_frames(where: Where, blend: Path, frames) -> list[int]:
     return scene_frames(scene, frames)
 
 
-def _files_used(w: Where, step: Step, base: Path) -> list[str]:
-    """Style images and weights files every item of the step reads (checked here; names in the store are not)."""
+def _files_used(w: Where, step: Step, base: Path) -> dict[str, str]:
+    """Style images and weights files every item of the step reads, each with its key (checked here; names in
+    the store are not)."""
     o = step.opts
-    used = [f for key in ("style", "decoder") for f in _check_file(w, key, o.get(key))]
+    used = {f: key for key in ("style", "decoder") for f in _check_file(w, key, o.get(key))}
     for key in ("model", "encoder"):  # a path, or a name (a store name; auto/vgg19/builtin for the encoder)
         if o.get(key) and Path(o[key]).suffix:
             path = str(absolute(o[key], base))
-            used += _check_file(w, key, path)
+            used.update((f, key) for f in _check_file(w, key, path))
             o[key] = path
     return used
 
@@ -161,7 +187,7 @@ def _outputs(step: Step, src: Path, out: Path, single: bool, many: bool) -> list
     return outs
 
 
-def _file_items(w: Where, step: Step, common: list[str], planned: list[Path]) -> None:
+def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> None:
     o = step.opts
     out = Path(o["output"])
     inputs = _expand(w, "input", o["input"], planned)
@@ -176,39 +202,103 @@ def _file_items(w: Where, step: Step, common: list[str], planned: list[Path]) ->
                 if params[key]:
                     sources.append(params[key])
         outs = _outputs(step, src, out, single, len(inputs) > 1)
-        if any(Path(q) == src for q in outs):
-            raise w.error("output", f"would overwrite its input {src}; write somewhere else")
         params["outputs"] = [str(q) for q in outs]
         step.items.append(Item(step.number, k, src.name, sources, [str(q) for q in outs], params))
 
 
-def plan(job_path, steps: list[Step]) -> None:
-    """Fill every step's full item list; inputs, styles, masks and references must exist (or be made earlier)."""
+class _Identity:
+    """What a path names on disk, memoized: (device, inode) of an existing file, so hard links, symbolic links,
+    `..` and case-folding file systems all agree; else its resolved absolute path (a file not made yet)."""
+
+    def __init__(self):
+        self._memo: dict[str, tuple] = {}
+
+    def __call__(self, path) -> tuple:
+        text = str(path)
+        key = self._memo.get(text)
+        if key is None:
+            real = os.path.realpath(text)
+            try:
+                st = os.stat(real)
+                key = ("file", st.st_dev, st.st_ino)
+            except OSError:
+                key = ("path", real)
+            self._memo[text] = key
+        return key
+
+
+def _item_sources(step: Step, item: Item, used: dict[str, str]):
+    """(file, what it is to the step) for every file the item reads."""
+    roles = {item.params[k]: k for k in ("input", "mask", "reference") if item.params.get(k)}
+    if step.task == "render":
+        roles[item.sources[0]] = "scene"
+    for src in item.sources:
+        yield src, roles.get(src) or used.get(src, "source")
+
+
+class _Ticker:
+    """A line on stderr every few seconds while a long job is planned (a 10,000-step job must not look hung)."""
+
+    MANY = 200
+
+    def __init__(self, total: int, quiet: bool, every: float = 2.0):
+        self.total, self.every = total, every
+        self.on = total >= self.MANY and not quiet
+        self.last = time.monotonic()
+        if self.on:
+            print(f"art_ai: planning {total} steps", file=sys.stderr, flush=True)
+
+    def __call__(self, done: int) -> None:
+        if self.on and time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            print(f"art_ai: planned {done}/{self.total} steps", file=sys.stderr, flush=True)
+
+
+def plan(job_path, steps: list[Step], quiet: bool = True) -> None:
+    """Fill every step's full item list; inputs, styles, masks and references must exist (or be made earlier).
+
+    One rule keeps users' files: no output of step N may be a file that step N or an earlier step reads (its
+    input, style, mask, reference, weights, .blend) or the job file, however the path is spelled (links, `..`,
+    hard links). A later step reading an earlier step's output is a chain, and fine. Every lookup is by key in a
+    dict or set, so planning is linear in the number of steps."""
     job = Path(job_path)
-    planned: list[Path] = []
-    writers: dict[Path, str] = {}  # resolved output -> "step N (task)" that writes it
+    base = job.resolve().parent
+    planned = Planned()
+    ident = _Identity()
+    writers: dict[tuple, str] = {}  # output -> "step N (task) for X" that writes it
+    read: dict[tuple, str] = {ident(job): f"the job file {job.name}"}  # source -> what it is, and to which step
+    tick = _Ticker(len(steps), quiet)
     for step in steps:
         w = Where(job, step.number, step.task)
-        common = _files_used(w, step, job.resolve().parent)
+        used = _files_used(w, step, base)
+        common = list(used)
         if step.task == "render":
             _render_items(w, step, common)
         else:
             _file_items(w, step, common, planned)
         for it in step.items:
+            for src, role in _item_sources(step, it, used):
+                read.setdefault(ident(src), f"the {role} of step {step.number} ({src})")
+        for it in step.items:
             for q in it.outputs:
-                key = Path(q).resolve()
+                key = ident(q)
+                if key in read:
+                    raise w.error("output", f"{q} would replace {read[key]}; write somewhere else")
                 if key in writers:
                     raise w.error("output", f"{q} is also written by {writers[key]}; give each its own output")
                 writers[key] = f"step {step.number} ({step.task}) for {it.label}"
-        planned.extend(Path(q) for it in step.items for q in it.outputs)
+        for it in step.items:
+            for q in it.outputs:
+                planned.add(Path(q))
+        tick(step.number)
 
 
-def prepare(job_path, chunk=None):
+def prepare(job_path, chunk=None, quiet: bool = True):
     """Load, validate and plan a job: (steps, {step number: the items of this chunk})."""
     from ..progress import chunk_slice
 
     steps = validate(job_path, load_job(job_path))
-    plan(job_path, steps)
+    plan(job_path, steps, quiet)
     mine = {s.number: chunk_slice(s.items, chunk) for s in steps}
     return steps, mine
 
