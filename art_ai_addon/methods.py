@@ -44,6 +44,7 @@ class Method:
     weights: tuple[str, ...] = ()  # registry names it reads when present (see models/registry.json)
     gpu: bool = False  # benefits from a GPU (Ray reserves one for it)
     options: tuple[str, ...] = ()  # the options it uses (it also accepts, and ignores, its feature's COMMON ones)
+    requires: tuple[str, ...] = ()  # options it cannot run without; check() names the missing one (REQUIRED)
 
     @property
     def ui(self) -> str:
@@ -110,6 +111,12 @@ OPTIONS: dict[str, dict[str, Option]] = {
         _o("margin", "int", None, 0, cli=False),
     )},
 }
+# what to say when a method's required option is missing: which thing, and where every front-end gets one
+REQUIRED = {
+    "model": "{label} needs a trained style model and none is chosen: pick one in the Model field (Preferences > "
+             "Add-ons > Art AI > Models imports and lists them; --model PATH on the command line) or make one with "
+             "Train Style (the train-style command)",
+}
 # options every method of a feature accepts (harmless where unused: one set of options from the UI for all)
 COMMON: dict[str, frozenset[str]] = {
     "stylize": frozenset({"seed", "steps", "models_dir", "memory_mb", "tile", "overlap", "half"}),
@@ -132,7 +139,7 @@ METHODS: tuple[Method, ...] = (
     Method("stylize", "gatys", "Gatys (optimisation)", "Best quality, slow; uses VGG19 when installed",
            ("torch",), ("vgg19",), True, _GATYS),
     Method("stylize", "fast", "Fast (feed-forward)", "One pass of a trained style network (needs a model)",
-           ("torch",), (), True, ("model",) + _TILES),
+           ("torch",), (), True, ("model",) + _TILES, requires=("model",)),
     Method("stylize", "adain", "AdaIN (arbitrary style)", "One pass for any style image (needs AdaIN weights)",
            ("torch",), ("adain_vgg", "adain_decoder"), True,
            ("encoder", "decoder", "style_weights", "style_size") + _TILES),
@@ -272,6 +279,9 @@ def check(feature: str, name: str | None, options: dict) -> tuple[Method, dict]:
             own = sorted(COMMON[feature] | set(method.options))
             raise InputError(f"{key}: not an option of {feature} method {method.name!r} (options: {', '.join(own)})")
         out[key] = _check_value(table[key], value)
+    for key in method.requires:
+        if out.get(key) in (None, ""):
+            raise InputError(f"{key}: " + REQUIRED[key].format(label=f"the {method.label.split(' (')[0]} method"))
     return method, out
 
 

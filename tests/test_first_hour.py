@@ -1,6 +1,7 @@
 """Issue 29: an artist's first hour in the panels, step by step through the installed extension (real bpy)."""
 
 import numpy as np
+import pytest
 
 from conftest import addon_module, skimage_rgb
 from test_extension import new_image, pixels, rgba
@@ -29,6 +30,41 @@ def test_material_from_the_render_result(blender, demo_render):
     normal = pixels(images["FromRender.normal"])[:, :, :3] * 2 - 1
     assert np.allclose(np.linalg.norm(normal, axis=2), 1.0, atol=0.03)
     assert normal[:, :, :2].std() > 0.01  # relief from the render's content, not a flat map
+
+
+def test_fast_style_without_a_model_says_which_model_and_where(blender):
+    bpy = blender
+    new_image(bpy, "fast_content", rgba(skimage_rgb("astronaut", 48)))
+    new_image(bpy, "fast_style", rgba(skimage_rgb("coffee", 48)))
+    with pytest.raises(RuntimeError) as err:
+        bpy.ops.art_ai.stylize(image="fast_content", style="fast_style", method="FAST", model="")
+    text = str(err.value)
+    assert "Error" in text and "internal" not in text.lower() and "TypeError" not in text
+    line = text.strip().splitlines()[-1]
+    assert "model" in line and "Models" in line and "Train Style" in line
+    assert "fast_content.stylized" not in bpy.data.images
+
+
+def test_fast_style_without_a_model_api_and_cli(tmp_path):
+    """The same one line from the API and the CLI (the method table's check, not the network's signature)."""
+    import subprocess
+    import sys
+
+    import art_ai_addon as art
+
+    img = skimage_rgb("astronaut", 32)
+    with pytest.raises(art.InputError, match="model.*Train Style"):
+        art.stylize(img, img, method="fast")
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "c.png"), (img * 255).astype(np.uint8))
+    p = subprocess.run([sys.executable, "-m", "art_ai_addon", "stylize", str(tmp_path / "c.png"), "--style",
+                        str(tmp_path / "c.png"), "--method", "fast", "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True)
+    assert p.returncode in (1, 2), p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert "--model" in lines[-1] and "train-style" in lines[-1] and "Traceback" not in p.stderr
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_detect_fills_the_panels_mask_then_inpaint_uses_it(blender):
