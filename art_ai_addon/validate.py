@@ -101,8 +101,29 @@ def check_image_inputs(paths, what: str) -> None:
             check_image_file(p, what)
 
 
-def _check_outputs_in_folder(folder, names, inputs, overwrite: bool, what: str = "-o") -> None:
+def _name_key(name: str) -> str:
+    """Two names that are one file in a folder (macOS and Windows fold case)."""
+    import sys
+
+    return name.casefold() if sys.platform in ("darwin", "win32") else name
+
+
+def check_distinct_names(folder, names, named_after, what: str = "-o") -> None:
+    """Outputs named after their inputs go into one folder: two inputs with one file name (d1/f.png, d2/f.png,
+    or one input given twice) would write one file, the second replacing the first, so they are refused."""
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        first = seen.setdefault(_name_key(name), k)
+        if first != k:
+            raise InputError(f"{what}: {named_after[first]} and {named_after[k]} would both be written as "
+                             f"{Path(folder) / name}; rename one, or run them into separate output folders")
+
+
+def _check_outputs_in_folder(folder, names, inputs, overwrite: bool, what: str = "-o", named_after=None) -> None:
+    """Files `names` in `folder`: the folder can be made, no two names are one file (`named_after`: the input each
+    name follows, for the message), and none is an input unless `overwrite`."""
     out = check_output_dir(folder, what)
+    check_distinct_names(folder, names, named_after or names, what)
     if overwrite:
         return
     for name in names:
@@ -141,7 +162,8 @@ def check_args(args, inputs=None) -> None:
         if len(inputs) == 1 and not out.is_dir():
             check_output_image(out, sources, overwrite)
         else:
-            _check_outputs_in_folder(out, [p.name for p in inputs], sources, overwrite)
+            _check_outputs_in_folder(out, [p.name for p in inputs], sources, overwrite,
+                                     named_after=[str(p) for p in inputs])
     elif cmd == "train-style":
         check_model_name(args.name)
         check_image_inputs(args.style, "style")

@@ -71,6 +71,8 @@ def ws(tmp_path_factory):
     (d / "folder").mkdir()
     os.mkfifo(d / "fifo.png")
     (d / "link.png").symlink_to("a.png")
+    for sub in ("d1", "d2"):  # two pictures with one file name
+        _write(d / sub / "f.png", rng.random((16, 16, 3)).astype(np.float32))
     bomb_png(d / "bomb.png", 20000, 20000)  # 0.4 MB on disk, 400 megapixels decoded
     bomb_png(d / "claim.png", 100000, 100000, full=False)  # a header that lies
     return d
@@ -116,6 +118,12 @@ TABLE = [
     ("out-is-style", ["stylize", "a.png", "--style", "s.png", "-o", "s.png", "--method", "color"], "is the input",
      False),
     ("out-is-mask", ["inpaint", "a.png", "--mask", "m.png", "-o", "m.png"], "is the input", False),
+    ("same-name-inputs", ["stylize", "d1/f.png", "d2/f.png", "--style", "s.png", "-o", "out", "--method",
+                          "color"], "d1/f.png and d2/f.png would both be written as out/f.png", False),
+    ("same-name-folders", ["stylize", "d1", "d2", "-o", "out", "--style", "s.png", "--method", "color",
+                           "--overwrite"], "would both be written as out/f.png", False),
+    ("same-input-twice", ["stylize", "a.png", "./a.png", "-o", "out", "--style", "s.png", "--method", "color"],
+     "would both be written as out/a.png", False),
     ("out-under-file", ["texture", "a.png", "-o", "afile/t.png"], "is a file, not a folder", False),
     ("out-is-folder", ["detect", "a.png", "-o", "folder"], "is a folder", False),
     ("pbr-into-file", ["texture", "a.png", "-o", "t.png", "--pbr", "afile"], "--pbr: afile is a file", False),
