@@ -12,7 +12,8 @@ from .errors import ArtAIError, Cancelled, InputError, ModelError, NotAvailableE
 from .imageio import read_image, write_image
 # the feature packages import numpy only at their top; bound now so that `art.stylize` stays the function even after
 # a submodule such as art_ai_addon.stylize.temporal was imported (that import sets the package attribute)
-from .stylize import stylize, stylize_sequence, train_fast_style
+from .passes import read_passes
+from .stylize import stylize, stylize_layers, stylize_sequence, train_fast_style
 from .texture import make_seamless, pbr_maps, synthesize_texture
 
 __version__ = "0.1.0"
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {"detect_damage": "repair", "inpaint": "repair"}  # detection needs OpenCV at its module's top
 
 __all__ = ["ArtAIError", "Cancelled", "InputError", "ModelError", "NotAvailableError", "read_image", "write_image",
-           "stylize", "stylize_sequence", "train_fast_style", "synthesize_texture", "make_seamless", "pbr_maps",
+           "stylize", "stylize_layers", "read_passes", "stylize_sequence", "train_fast_style", "synthesize_texture", "make_seamless", "pbr_maps",
            "detect_damage", "inpaint"]
 
 

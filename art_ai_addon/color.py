@@ -171,9 +171,11 @@ def _chunks(n: int):
 
 
 def color_transfer(content, style, *, strength: float = 1.0, preserve_color: bool = False, mask=None,
-                   seed: int = 0, iterations: int = 24, regrain: bool = True, progress=None, cancel=None,
-                   **_ignored) -> np.ndarray:
+                   seed: int = 0, iterations: int = 24, regrain: bool = True, fit_mask=None, progress=None,
+                   cancel=None, **_ignored) -> np.ndarray:
     """The content with the style's colour distribution; see the module docstring.
+
+    `fit_mask`: the mapping is learned from these pixels only (a style layer's region) and applied to every pixel.
 
     Every per-pixel step runs a block of pixels at a time, and the regrain filter works at a reduced size on large
     frames, so memory stays a few copies of the image whatever its size.
@@ -197,6 +199,10 @@ def color_transfer(content, style, *, strength: float = 1.0, preserve_color: boo
             lab_style = lab_style[keep]
     inside = m.reshape(-1) > 0 if m is not None and (m > 0).any() else None  # match the masked region only
     src_pts = lab if inside is None else lab[inside]
+    if fit_mask is not None:
+        fit = as_mask(fit_mask, img.shape, "fit_mask").reshape(-1) > 0.5
+        if fit.any():
+            src_pts = lab[fit]
     if preserve_color:
         l_src = np.quantile(src_pts[:, 0], np.linspace(0, 1, 1024)) + np.arange(1024) * 1e-7
         l_tgt = np.quantile(lab_style[:, 0], np.linspace(0, 1, 1024))
@@ -210,7 +216,7 @@ def color_transfer(content, style, *, strength: float = 1.0, preserve_color: boo
         steps = fit_transfer(src_pts[idx], tgt.astype(np.float32), iterations=iterations, rng=rng,
                              report=rep.sub(0, 0.8))
         out_lab = lab.copy()
-        if inside is None:
+        if inside is None or fit_mask is not None:
             for sl in _chunks(n):
                 out_lab[sl] = apply_transfer(lab[sl], steps)
         else:

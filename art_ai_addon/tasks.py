@@ -16,6 +16,7 @@ from .errors import InputError
 TASKS = {
     "stylize": ("stylize", "stylize"),
     "stylize_sequence": ("stylize.temporal", "stylize_sequence"),
+    "stylize_layers": ("stylize", "stylize_layers"),
     "train_fast_style": ("stylize", "train_fast_style"),
     "synthesize_texture": ("texture", "synthesize_texture"),
     "make_seamless": ("texture", "make_seamless"),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from .. import methods as _methods
 from .engine import stylize, train_fast_style
+from .layers import stylize_layers
 from .temporal import stylize_sequence
 
 METHODS = _methods.names("stylize")
 
-__all__ = ["METHODS", "stylize", "train_fast_style", "stylize_sequence"]
+__all__ = ["METHODS", "stylize", "stylize_layers", "train_fast_style", "stylize_sequence"]
