@@ -128,7 +128,8 @@ def _dilate(x: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def redraw_edges(styled: np.ndarray, amount: float, *, depth=None, normal=None, radius: int | None = None) -> np.ndarray:
+def redraw_edges(styled: np.ndarray, amount: float, *, depth=None, normal=None,
+                 radius: int | None = None) -> np.ndarray:
     """`styled` (H, W, 3) with the geometry's edges re-drawn sharp and in place (see the module docstring)."""
     if amount <= 0:
         return styled
