@@ -133,6 +133,10 @@ TABLE = [
     ("train-name-dots", ["train-style", "a.png", "--style", "s.png", "--name", "../x", "--steps", "1"],
      "model name '../x'", False),
     ("train-size-0", ["train-style", "a.png", "--style", "s.png", "--name", "n", "--size", "0"], "--size: 0", False),
+    ("train-name-registry", ["train-style", "a.png", "--style", "s.png", "--name", "vgg19", "--steps", "1"],
+     "--name: model name 'vgg19' is the registry model vgg19", False),
+    ("train-name-registry-file", ["train-style", "a.png", "--style", "s.png", "--name", "Candy", "--steps", "1"],
+     "registry model candy", False),
     # bad values
     ("gatys-steps-neg", ["stylize", "a.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
                          "-1"], "--steps: -1", False),
@@ -471,3 +475,106 @@ def test_batch_planning_is_linear_and_says_so(tmp_path, capsys):
     assert len(steps) == n and sum(len(v) for v in mine.values()) == n
     assert took < 3.0, took
     assert f"planning {n} steps" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The model store trusts nothing it has not checked, and deletes only models (issue 27, cause 7)
+
+
+def _store_file(root: Path, name: str, data: bytes) -> Path:
+    """A weights file in the store with our sidecar recording its SHA-256."""
+    import hashlib
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    p = root / f"{name}.pth"
+    p.write_bytes(data)
+    (root / f"{name}.json").write_text(json.dumps({"name": name, "file": p.name, "architecture": "transformer_net",
+                                                   "sha256": hashlib.sha256(data).hexdigest()}))
+    return p
+
+
+def test_store_a_registry_file_in_the_working_folder_is_not_trusted(tmp_path, monkeypatch):
+    from art_ai_addon.errors import ModelError
+    from art_ai_addon.models import registry, store
+
+    root = tmp_path / "store"
+    root.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    fake = work / "vgg19-dcbb9e9d.pth"
+    fake.write_bytes(b"\0" * 4096)  # named like the registry's VGG19, zero weights
+    assert store.find("vgg19-dcbb9e9d.pth", root) is None  # a registry file given bare: only the store's
+    assert store.find("vgg19", root) is None
+    for explicit in ("./vgg19-dcbb9e9d.pth", str(fake)):  # a path: it must be the published file
+        with pytest.raises(ModelError, match="published checksum"):
+            store.find(explicit, root)
+    monkeypatch.setitem(registry.get("vgg19"), "sha256", store.sha256_file(fake))
+    assert store.find("./vgg19-dcbb9e9d.pth", root) == Path("vgg19-dcbb9e9d.pth")
+    (work / "mine.pth").write_bytes(b"x")  # the user's own file, not a registry name: used as before
+    assert store.find("mine.pth", root) == Path("mine.pth")
+
+
+def test_store_a_bit_flipped_with_size_and_mtime_kept_is_refused(tmp_path):
+    from art_ai_addon.errors import ModelError
+    from art_ai_addon.models import store
+
+    root = tmp_path / "store"
+    p = _store_file(root, "watercolour", np.random.default_rng(7).bytes(8192))
+    assert store.find("watercolour", root) == p  # hashed once, cached
+    st = p.stat()
+    data = bytearray(p.read_bytes())
+    data[5000] ^= 0x01
+    with open(p, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(ModelError, match="corrupt"):
+        store.find("watercolour", root)
+    store._mem_cache.clear()  # a new process reads .checksums.json
+    with pytest.raises(ModelError, match="corrupt"):
+        store.find("watercolour", root)
+
+
+def test_models_remove_deletes_only_models(tmp_path, capsys):
+    from art_ai_addon.cli import main
+
+    root = tmp_path / "store"
+    model = _store_file(root, "watercolour", b"weights")
+    keep = {"holiday.png": b"a photo", "notes.txt": b"text", "stray.pth": b"no sidecar"}
+    for name, data in keep.items():
+        (root / name).write_bytes(data)
+    (root / "holiday.json").write_text('{"name": "holiday", "file": "holiday.png"}')  # a sidecar naming a photo
+    for name in ("holiday.png", "holiday", "notes.txt", "stray.pth", "stray", "holiday.json"):
+        assert main(["-q", "models", "remove", name, "--models-dir", str(root)]) == 1, name
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "art_ai: error: remove:" in err, err
+    assert all((root / name).read_bytes() == data for name, data in keep.items())
+    assert (root / "holiday.json").exists()
+    assert main(["-q", "models", "remove", "watercolour", "--models-dir", str(root)]) == 0
+    assert not model.exists() and not (root / "watercolour.json").exists()
+
+
+def test_user_model_names_cannot_shadow_the_registry(tmp_path):
+    import torch
+
+    from art_ai_addon.models import layouts, store
+    from art_ai_addon.validate import check_model_name
+
+    root = tmp_path / "store"
+    for name in ("vgg19", "VGG19", "vgg19-dcbb9e9d", "vgg19-dcbb9e9d.pth", "candy.pth", "Candy", "adain_vgg",
+                 "vgg_normalised", "big-lama", "arbitrary_predict"):
+        with pytest.raises(InputError, match="registry model"):
+            check_model_name(name)
+        with pytest.raises(InputError, match="registry model"):
+            store.save_user_model({}, name, architecture="transformer_net", models_dir_=root)
+    assert check_model_name("my-vgg19-look") == "my-vgg19-look"
+    shapes, _ = layouts.transformer_net_layout()
+    src = tmp_path / "vgg19.pth"
+    torch.save({k: torch.zeros(s) for k, s in shapes.items()}, src)
+    with pytest.raises(InputError, match="registry model vgg19"):
+        store.import_model(src, models_dir_=root)  # its file name would make it "vgg19"
+    assert not root.exists() or not [p for p in root.iterdir() if p.suffix in (".pth", ".json")]
+    path, _ = store.import_model(src, "my_vgg19_look", models_dir_=root)
+    assert path.name == "my_vgg19_look.pth"

@@ -28,6 +28,7 @@ from . import layouts, store_root, registry
 
 CACHE_FILE = ".checksums.json"
 MAX_MEMBER_BYTES = 1 << 30  # no registry model is larger; an archive member above this is never unpacked
+_WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _mem_cache: dict[str, dict] = {}
 
@@ -120,19 +121,30 @@ def _cache_store(root: Path, name: str, record: dict | None) -> None:
         pass  # a read-only store still works; the hashes are kept in memory for this session
 
 
+def _stat_key(st: os.stat_result) -> dict:
+    """What identifies a file's bytes without reading them. Size and mtime alone can be kept while a bit flips
+    (`touch -r`, os.utime); the change time cannot be set back by a user, and a new file has a new inode."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino,
+            "dev": st.st_dev}
+
+
+def _same_stat(rec: dict | None, key: dict) -> bool:
+    return bool(rec) and all(rec.get(k) == v for k, v in key.items())
+
+
 def file_digest(path, algorithm: str = "sha256", *, use_cache: bool = True) -> str:
-    """Hash of a store file; cached by size and modification time so big files are read once."""
+    """Hash of a store file; cached by size, modification and change time, inode and device, so big files are
+    read once and any write to a file (which changes its change time) makes it hashed again."""
     p = Path(path)
-    st = p.stat()
+    key = _stat_key(p.stat())
     root = p.parent
     cache = _cache_load(root)
     rec = cache.get(p.name)
-    if use_cache and rec and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns \
-            and rec.get(algorithm):
+    if use_cache and _same_stat(rec, key) and rec.get(algorithm):
         return rec[algorithm]
     digest = sha256_file(p) if algorithm == "sha256" else md5_file(p)
-    rec = dict(rec or {}) if rec and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns else {}
-    rec.update({"size": st.st_size, "mtime_ns": st.st_mtime_ns, algorithm: digest})
+    rec = dict(rec) if _same_stat(rec, key) else {}
+    rec.update({**key, algorithm: digest})
     _cache_store(root, p.name, rec)
     return digest
 
@@ -155,30 +167,74 @@ def check_file(path, *, use_cache: bool = True) -> tuple[str, str]:
 # Finding and loading
 
 
-def find(name_or_file, models_dir_=None) -> Path | None:
-    """An existing path, or a registry name / file / `<name>.pth` / `.pt` / `.ckpt` in the store; None if absent.
+def _is_bare(text: str) -> bool:
+    """A name, not a path: no folder in it (`vgg19`, `candy.pth`; not `./candy.pth`, `~/m.pth`, `/x/m.pth`)."""
+    return Path(text).name == text and not text.startswith("~")
 
+
+def _registry_file_entry(name: str) -> dict | None:
+    """The registry entry whose file is called `name` (None when no registry file is)."""
+    entry = registry.get(name)
+    return entry if entry is not None and entry["file"] == name else None
+
+
+_outside_digests: dict[tuple, str] = {}  # (path, stat key, algorithm) -> digest, for files outside the store
+
+
+def _check_outside_file(p: Path, entry: dict) -> None:
+    """A file outside the store named like a registry file: it must be the published one (when the registry has
+    its checksum), or it is refused; a same-named file of other bytes is never used in its place."""
+    if not registry.has_checksum(entry):
+        return  # the registry cannot vouch for any copy of it: a file of the user's, like any other
+    algorithm = "sha256" if entry.get("sha256") else "md5"
+    st = p.stat()
+    key = (str(p.resolve()), tuple(_stat_key(st).values()), algorithm)
+    if key not in _outside_digests:
+        _outside_digests[key] = sha256_file(p) if algorithm == "sha256" else md5_file(p)
+    if _outside_digests[key] != entry[algorithm]:
+        raise ModelError(f"{p} is named like the registry's {entry['name']} ({entry['file']}) but does not match "
+                         "its published checksum (damaged, or another file); it is not used. Rename it to use it as "
+                         f"a model of your own, or import the published file with `python -m art_ai_addon models "
+                         f"import`")
+
+
+def _store_file_ok(candidate: Path) -> Path:
+    status, detail = check_file(candidate)
+    if status == "corrupt":
+        raise ModelError(f"{candidate} is corrupt: {detail}; it is not used. Run "
+                         "`python -m art_ai_addon models verify`, then download or import it again")
+    return candidate
+
+
+def find(name_or_file, models_dir_=None) -> Path | None:
+    """A registry name / file / `<name>.pth` / `.pt` / `.ckpt` in the store, or an existing path; None if absent.
+
+    A registry name or registry file name given bare is looked up only in the store (a file of that name in the
+    working folder is not it). A path to a file named like a registry file must match the published checksum.
     A store file whose bytes do not match its recorded checksum raises ModelError instead of being used.
     """
     if not name_or_file:
         return None
-    p = Path(name_or_file).expanduser()
-    if p.is_file():
-        return p
+    text = str(name_or_file)
     root = store_root(models_dir_)
-    names = []
-    entry = registry.get(str(name_or_file))
-    if entry is not None:
-        names.append(entry["file"])
-    names += [str(name_or_file), f"{name_or_file}.pth", f"{name_or_file}.pt", f"{name_or_file}.ckpt"]
+    bare = _is_bare(text)
+    entry = registry.get(text) if bare else None
+    if entry is None:
+        p = Path(text).expanduser()
+        if p.is_file():
+            if p.resolve().parent == root.resolve():
+                return _store_file_ok(p)
+            outside = _registry_file_entry(p.name)
+            if outside is not None:
+                _check_outside_file(p, outside)
+            return p
+    names = [entry["file"]] if entry is not None else []
+    if bare:
+        names += [text, f"{text}.pth", f"{text}.pt", f"{text}.ckpt"]
     for candidate_name in names:
         candidate = root / candidate_name
         if candidate.is_file():
-            status, detail = check_file(candidate)
-            if status == "corrupt":
-                raise ModelError(f"{candidate} is corrupt: {detail}; it is not used. Run "
-                                 "`python -m art_ai_addon models verify`, then download or import it again")
-            return candidate
+            return _store_file_ok(candidate)
     return None
 
 
@@ -347,9 +403,26 @@ def _is_onnx(p: Path) -> bool:
 # Saving, importing, verifying, removing
 
 
+def _registry_clash(name: str) -> dict | None:
+    """The registry entry a user-model name would shadow: its name, its file or its file's stem (any case, for
+    case-folding file systems)."""
+    folded = name.casefold()
+    stem = Path(folded).stem if Path(folded).suffix in _WEIGHTS_SUFFIXES else folded
+    for entry in registry.entries().values():
+        file = entry["file"].casefold()
+        if folded in (entry["name"].casefold(), file) or stem in (entry["name"].casefold(), Path(file).stem):
+            return entry
+    return None
+
+
 def _check_name(name: str) -> str:
+    """A name for a model of the user's: letters, digits, '.', '_', '-', and never a registry model's."""
     if not _NAME_RE.match(name or ""):
         raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 100 characters)")
+    entry = _registry_clash(name)
+    if entry is not None:
+        raise InputError(f"model name {name!r} is the registry model {entry['name']} ({entry['file']}); a model of "
+                         "your own would shadow it: choose another name")
     return name
 
 
@@ -433,8 +506,7 @@ def install_file(tmp: Path, entry: dict | None, *, name: str, architecture: str 
         _write_json_atomic(sc, meta)
     elif sc.is_file() and read_sidecar(final) is not None:
         sc.unlink()  # the registry vouches for this file now; an old sidecar would shadow it
-    st = final.stat()
-    _cache_store(root, final.name, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha})
+    _cache_store(root, final.name, {**_stat_key(final.stat()), "sha256": sha})
     return final
 
 
@@ -614,8 +686,7 @@ def _weights_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in (".pth", ".pt", ".ckpt",
-                                                                                          ".safetensors", ".onnx"))
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _WEIGHTS_SUFFIXES)
 
 
 def list_models(models_dir_=None) -> list[dict]:
@@ -684,7 +755,10 @@ def verify_store(models_dir_=None, progress=None) -> list[dict]:
 
 
 def remove_model(name: str, models_dir_=None) -> list[Path]:
-    """Delete a model's file and sidecar from the store; returns what was removed."""
+    """Delete a model's weights file and its sidecar from the store; returns what was removed.
+
+    Only weights files (.pth, .pt, .ckpt, .safetensors, .onnx) that are registry files or carry our sidecar are
+    models: any other file in the store folder (a picture, a stray download) is never deleted."""
     root = store_root(models_dir_)
     entry = registry.get(name)
     candidates = [root / entry["file"]] if entry else []
@@ -692,18 +766,26 @@ def remove_model(name: str, models_dir_=None) -> list[Path]:
         for meta in _user_models(root):
             if meta.get("name") == name:
                 candidates.append(root / meta["file"])
-        candidates += [root / name, root / f"{name}.pth", root / f"{name}.pt"]
-    removed = []
+        candidates += [root / name, *(root / f"{name}{suffix}" for suffix in _WEIGHTS_SUFFIXES)]
+    removed: list[Path] = []
+    refused: list[str] = []
     for p in candidates:
-        if p.parent != root or p.name.startswith("."):
+        if p.parent != root or p.name.startswith(".") or not p.is_file():
             continue
-        for q in (p, sidecar_path(p)):
-            if q.is_file() and (q == p or read_sidecar(p) is not None):
+        ours = read_sidecar(p) is not None
+        if p.suffix.lower() not in _WEIGHTS_SUFFIXES or not (ours or _registry_file_entry(p.name)):
+            refused.append(p.name)
+            continue
+        for q in (p, sidecar_path(p)) if ours else (p,):
+            if q.is_file():
                 q.unlink()
                 removed.append(q)
-        if removed:
-            _cache_store(root, p.name, None)
-            break
+        _cache_store(root, p.name, None)
+        break
+    if not removed and refused:
+        raise ModelError(f"remove: {refused[0]} in {root} is not a model of the store (not a weights file from the "
+                         "registry or with a sidecar of ours); nothing was deleted, delete it yourself if you mean "
+                         "to")
     if not removed:
         raise ModelError(f"remove: {name} is not installed in {root}")
     return removed
