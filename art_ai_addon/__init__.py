@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {"detect_damage": "repair", "inpaint": "repair"}  # detection needs OpenCV at its module's top
 
 __all__ = ["ArtAIError", "Cancelled", "InputError", "ModelError", "NotAvailableError", "read_image", "write_image",
-           "stylize", "stylize_layers", "read_passes", "stylize_sequence", "train_fast_style", "synthesize_texture", "make_seamless", "pbr_maps",
-           "detect_damage", "inpaint"]
+           "stylize", "stylize_layers", "read_passes", "stylize_sequence", "train_fast_style", "synthesize_texture",
+           "make_seamless", "pbr_maps", "detect_damage", "inpaint"]
 
 
 def __getattr__(name: str):

@@ -51,3 +51,41 @@ def unit_float(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"{v} is outside 0..1")
     return v
+
+
+def parse_layer(text: str) -> dict:
+    """'TARGET=STYLE[:METHOD[:STRENGTH]]' to {"target", "style", "method", "strength"}.
+
+    TARGET: an object name, collection:NAME, material:NAME or * (everything else). The optional parts are read from
+    the right, so a style path may itself hold ':' (C:/styles/oil.jpg).
+    """
+    from . import methods
+
+    target, sep, rest = str(text).partition("=")
+    target = target.strip()
+    if not sep or not target or not rest:
+        raise argparse.ArgumentTypeError(f"expected TARGET=STYLE[:METHOD[:STRENGTH]] (e.g. Sphere=oil.jpg:arbitrary:0.8"
+                                         f", collection:Trees=ink.png, *=paper.jpg), got {text!r}")
+    layer: dict = {"target": target}
+    parts = rest.split(":")
+    if len(parts) > 1:
+        try:
+            strength = float(parts[-1])
+        except ValueError:
+            strength = None
+        if strength is not None:
+            if not 0.0 <= strength <= 1.0:
+                raise argparse.ArgumentTypeError(f"layer {target}: strength {strength} is outside 0..1")
+            layer["strength"] = strength
+            parts = parts[:-1]
+    if len(parts) > 1 and parts[-1].lower() in methods.names("stylize"):
+        layer["method"] = parts[-1].lower()
+        parts = parts[:-1]
+    elif len(parts) > 1 and "strength" in layer and parts[-1].lower() not in methods.names("stylize") \
+            and "/" not in parts[-1] and "\\" not in parts[-1] and "." not in parts[-1]:
+        raise argparse.ArgumentTypeError(f"layer {target}: unknown method {parts[-1]!r}; one of "
+                                         f"{', '.join(methods.names('stylize'))}")
+    layer["style"] = ":".join(parts)
+    if not layer["style"]:
+        raise argparse.ArgumentTypeError(f"layer {target}: no style image")
+    return layer

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import methods
 from .errors import ArtAIError, Cancelled, InputError
-from .args import parse_chunk, parse_frames, parse_size, unit_float
+from .args import parse_chunk, parse_frames, parse_layer, parse_size, unit_float
 from .progress import StderrProgress, chunk_slice
 
 PROG = "python -m art_ai_addon"
@@ -225,7 +225,16 @@ def cmd_render(args, progress) -> int:
 
     settings = RenderSettings(style=args.style or [], method=args.method, strength=args.strength,
                               preserve_color=args.preserve_color, model=args.model, steps=args.steps,
-                              seed=args.seed, temporal=args.temporal, device=args.device)
+                              seed=args.seed, temporal=args.temporal, device=args.device, layers=args.layer or [],
+                              keep_edges=args.keep_edges, depth_scale=args.depth_scale)
+    if settings.layered and not (settings.layers or settings.style):
+        raise InputError("--keep-edges and --depth-scale shape a stylization: give --style or --layer")
+    if len(settings.style) > 1 and settings.layered:
+        raise InputError("with --layer, --keep-edges or --depth-scale, --style takes one image (the layer for "
+                         "everything else)")
+    from .validate import check_image_inputs
+
+    check_image_inputs([la["style"] for la in settings.layers], "--layer style")
     render_frames(args.scene, args.output, args.frames, settings, force=args.force, progress=progress,
                   chunk=args.chunk, written=lambda path: print(str(path), flush=True))
     return 0
@@ -391,6 +400,12 @@ def _add_render(sub) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--temporal", action="store_true")
+    p.add_argument("--layer", action="append", type=parse_layer, metavar="TARGET=STYLE[:METHOD[:STRENGTH]]",
+                   help="a style for one object, collection:NAME, material:NAME or * (everything else); repeat "
+                        "for several")
+    p.add_argument("--keep-edges", type=unit_float, default=0.0, metavar="S",
+                   help="0..1: keep the render's silhouettes and creases sharp and in place")
+    p.add_argument("--depth-scale", action="store_true", help="smaller strokes on far surfaces (arbitrary, gatys)")
     p.add_argument("--force", action="store_true", help="redo frames that already exist")
     _device(p)
     p.set_defaults(func=cmd_render)

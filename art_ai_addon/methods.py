@@ -178,8 +178,10 @@ METHODS: tuple[Method, ...] = (
 FEATURES = ("stylize", "texture", "inpaint")
 # the engine tasks without methods, and what they need beyond numpy
 TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_damage": ("opencv",),
-              "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",)}
-TASK_FEATURE = {"stylize": "stylize", "stylize_sequence": "stylize", "stylize_layers": "stylize", "synthesize_texture": "texture",
+              "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",),
+              "stylize_layers_sequence": ("opencv",)}
+TASK_FEATURE = {"stylize": "stylize", "stylize_sequence": "stylize", "stylize_layers": "stylize",
+                "stylize_layers_sequence": "stylize", "synthesize_texture": "texture",
                 "inpaint": "inpaint", "repair": "inpaint"}
 NEED_MODULES = {"opencv": "cv2", "torch": "torch"}
 NEED_LABELS = {"opencv": "OpenCV", "torch": "PyTorch"}

@@ -46,10 +46,36 @@ class RenderSettings:
     temporal: bool = False
     device: str = "auto"
     options: dict = field(default_factory=dict)  # any other stylize method option (methods.OPTIONS["stylize"])
+    layers: list = field(default_factory=list)  # style layers: {"target", "style", "method", "strength"}
+    keep_edges: float = 0.0
+    depth_scale: bool = False
 
     @property
     def stylizes(self) -> bool:
-        return bool(self.style) or bool(self.model)
+        return bool(self.style) or bool(self.model) or bool(self.layers)
+
+    @property
+    def layered(self) -> bool:
+        return bool(self.layers) or self.keep_edges > 0 or self.depth_scale
+
+    def layer_list(self) -> list[dict]:
+        """The style layers, with `--style` as the layer for everything else, each with the run's defaults."""
+        from .style_layers import REST, parse_target
+
+        layers = [dict(la) for la in self.layers]
+        if self.style:
+            if any(parse_target(la.get("target", REST))[0] == "rest" for la in layers):
+                raise InputError("--style and a layer for * (everything else) both style the rest of the frame; "
+                                 "give one of them")
+            layers.append({"target": REST, "style": self.style[0]})
+        extra = {k: getattr(self, k) for k in ("steps", "seed") if getattr(self, k) is not None}
+        for la in layers:
+            la.setdefault("method", self.method)
+            la.setdefault("strength", self.strength)
+            la.setdefault("preserve_color", self.preserve_color)
+            for k, v in {**self.options, **extra}.items():
+                la.setdefault(k, v)
+        return layers
 
     def engine_kwargs(self) -> dict:
         kwargs = dict(method=self.method, strength=self.strength, preserve_color=self.preserve_color,
@@ -122,6 +148,38 @@ class FrameStylizer:
     def restylize(self, content):
         """The sequence state of a frame before a run (its result is not kept): for `temporal.warm_start`."""
         return self.sequence(content)[1]
+
+
+def layers_method(layers) -> str:
+    """The method whose needs decide where a layered call runs: the first that needs more than numpy."""
+    for la in layers:
+        m = str(la.get("method") or "auto").lower()
+        if m != "color":
+            return m
+    return "color"
+
+
+class LayerStylizer(FrameStylizer):
+    """Stylizes frames by style layers (`stylize_layers`), alone or as a sequence."""
+
+    def __init__(self, layers: list[dict], extras: dict, config: dict | None = None, log=None):
+        super().__init__(None, {"method": layers_method(layers)}, config, log)
+        self.layers, self.extras = layers, extras
+
+    def _call(self, task: str, content, frame_layers, passes: dict, progress, **more):
+        kwargs = dict(content=content, layers=frame_layers, keep_edges=self.extras.get("keep_edges", 0.0),
+                      depth_scale=self.extras.get("depth_scale", False), device=self.extras.get("device", "auto"),
+                      depth=passes.get("depth"), normal=passes.get("normal"), **more)
+        return self._run(task, kwargs, progress)
+
+    def frame_layers(self, content, frame_layers, passes, progress=None):
+        return self._call("stylize_layers", content, frame_layers, passes, progress)
+
+    def sequence_layers(self, content, frame_layers, passes, state=None, flow=None, progress=None):
+        more = {"previous_state": state}
+        if flow is not None:
+            more["flow"] = flow
+        return self._call("stylize_layers_sequence", content, frame_layers, passes, progress, **more)
 
 
 def _read_styles(paths) -> object:
@@ -201,11 +259,17 @@ def _say(progress, msg: str) -> None:
 class _Shot:
     """One render job's folders and passes: DIR/raw, DIR/stylized, DIR/vector."""
 
-    def __init__(self, scene, out: Path, temporal: bool, progress):
+    def __init__(self, scene, out: Path, temporal: bool, progress, passes: bool = False):
         if out.exists() and not out.is_dir():
             raise InputError(f"-o: {out} is a file, expected a folder")
         self.scene, self.progress = scene, progress
         self.raw_dir, self.sty_dir, self.vec_dir = out / "raw", out / "stylized", out / "vector"
+        self.pass_dir = out / "passes"
+        self.use_passes = passes
+        if passes:
+            from .style_layers import turn_on_passes
+
+            turn_on_passes(scene)  # the scene was opened from its file for this job and is never saved
         self.use_vectors = False
         if temporal:
             if scene.render.use_motion_blur:
@@ -225,12 +289,17 @@ class _Shot:
     def vector(self, frame: int) -> Path:
         return self.vec_dir / f"{frame:04d}.exr"
 
+    def passes(self, frame: int) -> Path:
+        return self.pass_dir / f"{frame:04d}.exr"
+
     def render(self, frame: int) -> Path:
         """Render `frame` to its raw PNG (and its Vector pass when temporal)."""
         with stdout_to_stderr():
             self.scene.frame_set(frame)
             bpy.ops.render.render(write_still=False)
             _save_render(self.scene, self.raw(frame), "PNG")
+            if self.use_passes:
+                _save_render(self.scene, self.passes(frame), "EXR")
             got = _render_vector(self.scene, self.vector(frame)) is not None if self.use_vectors else False
         if self.use_vectors and not got:
             _say(self.progress, "the render engine gave no Vector pass: motion comes from optical flow")
@@ -271,9 +340,33 @@ class _Styling:
         content = read_image(self.shot.raw(frame), what="raw frame")
         if self.temporal:
             result = self._next(frame, content, prog.sub(0.3, 1.0))
+        elif isinstance(self.stylizer, LayerStylizer):
+            result = self.stylizer.frame_layers(content, *self._layers(frame, content), prog.sub(0.3, 1.0))
         else:
             result = self.stylizer.frame(content, prog.sub(0.3, 1.0))
         return write_image(self.shot.stylized(frame), result)
+
+    def _layers(self, frame: int, content) -> tuple[list, dict]:
+        """This frame's layers (mattes from its passes file) and its passes."""
+        from ..passes import read_passes
+        from .style_layers import engine_layers, mask_keys
+
+        stylizer = self.stylizer
+        assert isinstance(stylizer, LayerStylizer)
+        keys = {k for la in stylizer.layers for k in (mask_keys(self.shot.scene, la.get("target", "*")) or [])}
+        passes = read_passes(self.shot.passes(frame), masks=keys)
+        return engine_layers(self.shot.scene, stylizer.layers, passes, content.shape), passes
+
+    def _sequence(self, frame: int, content, state, flow, prog):
+        if isinstance(self.stylizer, LayerStylizer):
+            layers, passes = self._layers(frame, content)
+            return self.stylizer.sequence_layers(content, layers, passes, state, flow, prog)
+        return self.stylizer.sequence(content, state, flow, prog)
+
+    def _restylize_frame(self, frame: int):
+        def restylize(content):
+            return self._sequence(frame, content, None, None, None)[1]
+        return restylize
 
     def _next(self, frame: int, content, prog):
         """One frame of the sequence: from the state of the frame before (this run's, or from disk)."""
@@ -284,11 +377,11 @@ class _Styling:
         if previous is None:
             self.state = None
         elif self.state is None or self.state_frame != previous:
-            self.state = warm_start(self.shot.raw(previous), self.stylizer.restylize,
+            self.state = warm_start(self.shot.raw(previous), self._restylize_frame(previous),
                                     result_path=self.shot.stylized(previous),
                                     say=lambda msg: _say(self.progress, f"frame {previous}: {msg}"))
-        result, self.state = self.stylizer.sequence(content, self.state, self.shot.flow(frame, previous,
-                                                                                         content.shape), prog)
+        result, self.state = self._sequence(frame, content, self.state,
+                                            self.shot.flow(frame, previous, content.shape), prog)
         self.state_frame = frame
         return result
 
@@ -305,16 +398,26 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
     from ..progress import chunk_slice
 
     settings = settings or RenderSettings()
-    stylizer = None
-    if settings.stylizes:
+    stylizer: FrameStylizer | None = None
+    layers = settings.layer_list() if settings.layered else []
+    if layers:
+        for la in layers:
+            la["style"] = _read_styles([la["style"]])
+        stylizer = LayerStylizer(layers, {"keep_edges": settings.keep_edges, "depth_scale": settings.depth_scale,
+                                          "device": settings.device}, log=lambda msg: _say(progress, msg))
+    elif settings.stylizes:
         stylizer = FrameStylizer(_read_styles(settings.style), settings.engine_kwargs(),
                                  log=lambda msg: _say(progress, msg))
     try:
         scene = open_blend(blend)
     except InputError as exc:
         raise InputError(f"SCENE.blend: {exc}") from None
+    if layers:
+        from .style_layers import check_targets
+
+        check_targets(scene, layers)  # unknown targets are refused before anything renders
     sequence = _frame_list(scene, frames)
-    shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None, progress)
+    shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None, progress, passes=bool(layers))
     styling = _Styling(shot, stylizer, sequence, settings.temporal, progress) if stylizer is not None else None
     mine = chunk_slice(sequence, chunk)
     if not mine:
@@ -327,7 +430,7 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
         if raw.exists() and (styling is None or sty.exists()) and not force:
             _say(progress, f"frame {frame}: already done, skipped ({raw})")
             continue
-        if force or not raw.exists():
+        if force or not raw.exists() or (shot.use_passes and not shot.passes(frame).exists()):
             prog(0.0, "render")
             out.append(_emit(shot.render(frame), written))
         if styling is not None:

@@ -426,3 +426,19 @@ def stylize_layers(content, layers, *, keep_edges: float = 0.0, depth=None, norm
         return luminance(out)[:, :, None].astype(np.float32)
     return merge_alpha(out, alpha, like=img)
 
+
+
+def stylize_layers_sequence(content, layers, previous_state=None, *, keep_edges: float = 0.0, depth=None,
+                            normal=None, depth_scale: bool = False, flow=None, temporal_weight: float = 0.7,
+                            device: str = "auto", progress=None, cancel=None, info: dict | None = None):
+    """One frame of an animation stylized by layers, kept coherent with the frame before; returns (result, state)
+    like `stylize_sequence` (whose motion compensation it uses, with the renderer's motion as `flow`)."""
+    from .temporal import stylize_sequence
+
+    def by_layers(img, _style, *, device="auto", progress=None, cancel=None, **_ignored):
+        return stylize_layers(img, layers, keep_edges=keep_edges, depth=depth, normal=normal, depth_scale=depth_scale,
+                              device=device, progress=progress, cancel=cancel, info=info)
+
+    by_layers.__name__ = "layers"
+    return stylize_sequence(content, None, previous_state, method=by_layers, device=device, progress=progress,
+                            cancel=cancel, flow=flow, temporal_weight=temporal_weight)

@@ -1,0 +1,184 @@
+"""Style layers on the Blender side: targets (object, collection, material, everything else) checked against the
+scene, the passes they need turned on, and each layer's soft matte made from the render's Cryptomatte passes.
+
+A layer is a plain dict here: {"target": TARGET, "style": path or image, "method": ..., "strength": ...}; TARGET is
+an object name, "collection:NAME", "material:NAME" or "*" (everything no other layer covers). The `render` command,
+batch render steps, the stylize-on-render handler and the operator all go through `check_targets`, `enable_passes`,
+`read_render_passes` and `engine_layers`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import bpy
+
+from ..errors import ArtAIError, InputError
+
+REST = "*"
+_PASS_FLAGS = ("use_pass_cryptomatte_object", "use_pass_cryptomatte_material", "use_pass_z", "use_pass_normal")
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """("object" | "collection" | "material" | "rest", name)."""
+    t = str(target or "").strip()
+    if not t:
+        raise InputError("layer: empty target; give an object name, collection:NAME, material:NAME or *")
+    if t == REST:
+        return "rest", ""
+    kind, sep, name = t.partition(":")
+    if sep and kind.lower() in ("collection", "material", "object"):
+        if not name:
+            raise InputError(f"layer: {t!r} names no {kind.lower()}")
+        return kind.lower(), name
+    return "object", t
+
+
+def _listing(names, limit: int = 12) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return shown or "none"
+
+
+def _renderable_objects(scene) -> dict:
+    return {o.name: o for o in scene.objects if o.type not in ("CAMERA", "LIGHT", "LIGHT_PROBE", "SPEAKER")}
+
+
+def check_targets(scene, layers) -> None:
+    """Every layer's target exists in the scene; else one line naming what exists (before any rendering)."""
+    objects = _renderable_objects(scene)
+    collections = {c.name for c in bpy.data.collections}
+    materials = {m.name for m in bpy.data.materials}
+    rests = 0
+    for i, layer in enumerate(layers):
+        kind, name = parse_target(layer.get("target", ""))
+        what = f"layer {i + 1} ({layer.get('target')})"
+        if kind == "rest":
+            rests += 1
+        elif kind == "object" and name not in objects:
+            raise InputError(f"{what}: no object {name!r} in scene {scene.name!r}. Objects: {_listing(objects)}; "
+                             f"collections (collection:NAME): {_listing(collections)}; materials (material:NAME): "
+                             f"{_listing(materials)}; or * for everything else")
+        elif kind == "collection" and name not in collections:
+            raise InputError(f"{what}: no collection {name!r}. Collections: {_listing(collections)}")
+        elif kind == "material" and name not in materials:
+            raise InputError(f"{what}: no material {name!r}. Materials: {_listing(materials)}")
+    if rests > 1:
+        raise InputError("layers: more than one layer targets * (everything else); keep one")
+
+
+def mask_keys(scene, target: str) -> list[str] | None:
+    """The read_passes keys whose coverages add up to the target's matte (None for everything else)."""
+    kind, name = parse_target(target)
+    if kind == "rest":
+        return None
+    if kind == "object":
+        return [f"object:{name}"]
+    if kind == "material":
+        return [f"material:{name}"]
+    coll = bpy.data.collections.get(name)
+    objs = [o.name for o in coll.all_objects] if coll is not None else []
+    return [f"object:{n}" for n in objs]
+
+
+def needs_passes(layers, keep_edges: float = 0.0, depth_scale: bool = False) -> bool:
+    return bool(layers) and (any(parse_target(la.get("target", REST))[0] != "rest" for la in layers)
+                             or keep_edges > 0 or depth_scale)
+
+
+@contextmanager
+def enable_passes(scene):
+    """Cryptomatte object and material, Depth and Normal passes on every view layer for the block; the artist's own
+    pass settings come back afterwards."""
+    saved = []
+    for vl in scene.view_layers:
+        for flag in _PASS_FLAGS:
+            if hasattr(vl, flag):
+                saved.append((vl, flag, getattr(vl, flag)))
+                setattr(vl, flag, True)
+    try:
+        yield
+    finally:
+        for vl, flag, value in saved:
+            try:
+                setattr(vl, flag, value)
+            except (AttributeError, ReferenceError, TypeError):
+                pass
+
+
+def turn_on_passes(scene) -> list[str]:
+    """Turn the passes on for good (the panel does this when a layer is added); returns what it changed."""
+    changed = []
+    for vl in scene.view_layers:
+        for flag in _PASS_FLAGS:
+            if hasattr(vl, flag) and not getattr(vl, flag):
+                setattr(vl, flag, True)
+                changed.append(f"{vl.name}.{flag}")
+    return changed
+
+
+def save_passes(scene, path: Path) -> Path:
+    """The current Render Result, every pass, as a 32-bit multilayer EXR at `path` (temporary name, then rename)."""
+    from .scene_io import image_format
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    rr = bpy.data.images.get("Render Result")
+    if rr is None:
+        raise InputError("no Render Result: render first (F12)")
+    with image_format(scene.render.image_settings, "EXR"):
+        rr.save_render(str(tmp), scene=scene)
+    if not tmp.exists():
+        raise ArtAIError(f"Blender did not write the passes file {tmp}")
+    os.replace(tmp, path)
+    return path
+
+
+def read_render_passes(scene, layers, path: Path | None = None) -> dict:
+    """The passes that `layers` need from the current Render Result (kept at `path` when given, else a temporary
+    file that is removed)."""
+    from ..passes import read_passes
+
+    keys = {k for la in layers for k in (mask_keys(scene, la.get("target", REST)) or [])}
+    if path is not None:
+        save_passes(scene, path)
+        return read_passes(path, view_layer=bpy.context.view_layer.name if _has_layer(path) else None, masks=keys)
+    fd, tmp = tempfile.mkstemp(prefix="art_ai_passes_", suffix=".exr")
+    os.close(fd)
+    try:
+        save_passes(scene, Path(tmp))
+        return read_passes(tmp, masks=keys)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _has_layer(path) -> bool:
+    return False  # the first view layer in the file: the one Blender renders for the Render Result
+
+
+def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
+    """The layers as `stylize_layers` takes them: each target's matte from the passes (missing passes: a clear
+    error saying how to turn them on)."""
+    import numpy as np
+
+    out = []
+    for layer in layers:
+        keys = mask_keys(scene, layer.get("target", REST))
+        spec = {k: v for k, v in layer.items() if k != "target"}
+        spec["name"] = layer.get("target", REST)
+        if keys is None:
+            spec["mask"] = None
+        else:
+            if not any(k.split(":", 1)[0] + ":" in "".join(passes) for k in keys):
+                raise InputError(f"layer {layer.get('target')}: the render has no Cryptomatte pass to find it in; "
+                                 "turn on View Layer Properties > Passes > Cryptomatte > Object and Material")
+            cov = np.zeros(shape[:2], np.float32)
+            for k in keys:
+                if k in passes:
+                    cov += passes[k]
+            spec["mask"] = np.clip(cov, 0.0, 1.0)
+        out.append(spec)
+    return out
