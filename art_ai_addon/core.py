@@ -19,7 +19,10 @@ ProgressFn = Callable[[float, str], None]
 
 
 def as_image(img, what: str = "image", *, copy: bool = True) -> np.ndarray:
-    """Return img as float32 (H, W, C) in [0, 1], C in 1..4; integers are scaled by their range.
+    """Return img as float32 (H, W, C) in [0, 1], C in 1..4. uint8 / uint16 are scaled by their range; other
+    integer types by the values they hold (0/1 as they are, up to 255 as 8-bit, up to 65535 as 16-bit; negative or
+    larger values are refused); float pixels that are all whole numbers above 1 (8-bit values never divided) are
+    refused rather than clipped to white.
 
     NaN becomes 0 and +/-inf is clipped, so a broken float render never poisons a whole result. With copy=False a
     float32 image already in range comes back as a read-only view of the caller's pixels (a 1080p copy costs a few
@@ -42,6 +45,10 @@ def as_image(img, what: str = "image", *, copy: bool = True) -> np.ndarray:
         out = arr.astype(np.float32) / 65535.0
     elif arr.dtype == bool:
         out = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.integer):
+        out = _integer_pixels(arr, what)
+    elif np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(f"{what}: complex pixel values ({arr.dtype}); give real numbers in 0..1")
     elif np.issubdtype(arr.dtype, np.number):
         out = np.asarray(arr, dtype=np.float32)
         if 0.0 <= out.min() and out.max() <= 1.0:  # the usual case, in two quick passes (NaN fails both tests)
@@ -53,12 +60,38 @@ def as_image(img, what: str = "image", *, copy: bool = True) -> np.ndarray:
         else:
             if not np.isfinite(out).all():
                 out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+            _check_not_8bit_floats(out, what)
             out = np.clip(out, 0.0, 1.0)
     else:
         raise InputError(f"{what}: unsupported pixel type {arr.dtype}")
     if arr.shape[2] == 2:  # grey + alpha
         out = np.concatenate([out[:, :, :1]] * 3 + [out[:, :, 1:]], axis=2)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _integer_pixels(arr: np.ndarray, what: str) -> np.ndarray:
+    """Integer pixels of any other type (int8..int64, uint32, uint64: what np.array of Python ints gives):
+    0/1 values as they are (a mask), up to 255 as 8-bit values, up to 65535 as 16-bit ones. Scaling by the type's
+    range would make a 0..255 picture in int64 black, clipping it (as floats) white."""
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0:
+        raise InputError(f"{what}: integer pixels cannot be negative (the smallest is {lo}); give 0..255 (8-bit) or "
+                         "0..65535 (16-bit) values, or floats in 0..1")
+    if hi > 65535:
+        raise InputError(f"{what}: integer pixels go up to {hi}; give 0..255 (8-bit) or 0..65535 (16-bit) values, "
+                         "or floats in 0..1")
+    scale = 1.0 if hi <= 1 else 255.0 if hi <= 255 else 65535.0
+    return arr.astype(np.float32) / np.float32(scale)
+
+
+def _check_not_8bit_floats(out: np.ndarray, what: str) -> None:
+    """Float pixels above 1 that are all whole numbers are 8- or 16-bit values put into a float array without
+    dividing (an HDR render above 1 is not whole numbers): clipping them would give a white picture."""
+    hi = float(out.max())
+    if 1.0 < hi <= 65535.0 and float(out.min()) >= 0.0 and np.array_equal(out, np.round(out)):
+        scale = 255 if hi <= 255 else 65535
+        raise InputError(f"{what}: float pixels are whole numbers up to {hi:g}, as {8 if scale == 255 else 16}-bit "
+                         f"values are, but float images are 0..1: divide by {scale} (or pass an integer array)")
 
 
 def finite_result(out: np.ndarray, what: str) -> np.ndarray:

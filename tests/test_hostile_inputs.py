@@ -578,3 +578,50 @@ def test_user_model_names_cannot_shadow_the_registry(tmp_path):
     assert not root.exists() or not [p for p in root.iterdir() if p.suffix in (".pth", ".json")]
     path, _ = store.import_model(src, "my_vgg19_look", models_dir_=root)
     assert path.name == "my_vgg19_look.pth"
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong but silent API results (issue 27, cause 8)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8, np.uint32, np.uint64])
+def test_integer_pictures_in_0_255_are_scaled_like_uint8(dtype):
+    from art_ai_addon.core import as_image
+
+    a8 = (np.random.default_rng(8).random((24, 24, 3)) * 127).astype(np.uint8)  # int8 holds 0..127
+    want = as_image(a8)
+    np.testing.assert_array_equal(as_image(a8.astype(dtype)), want)
+    out = art.make_seamless(a8.astype(dtype))
+    assert out.mean() < 0.9 and abs(out.mean() - art.make_seamless(a8).mean()) < 1e-6  # not white
+    np.testing.assert_array_equal(as_image(np.array([[0, 1], [1, 0]], dtype)), [[[0], [1]], [[1], [0]]])  # 0/1 mask
+
+
+@pytest.mark.parametrize("arr, phrase", [
+    (np.array([[0, -5], [3, 200]], np.int32), "negative"),
+    (np.array([[0, 70000]], np.int64), "up to 70000"),
+    (np.array([[0.0, 255.0], [17.0, 3.0]], np.float32), "divide by 255"),
+    (np.array([[1 + 2j]]), "complex"),
+])
+def test_pixel_values_that_cannot_be_meant_are_refused(arr, phrase):
+    from art_ai_addon.core import as_image
+
+    with pytest.raises(InputError, match=phrase):
+        as_image(arr)
+    np.testing.assert_allclose(as_image(np.array([[0.0, 1.7]], np.float32))[..., 0], [[0.0, 1.0]])  # HDR: clipped
+
+
+@pytest.mark.parametrize("call, phrase", [
+    (lambda c: art.pbr_maps(c, detail=float("nan")), "detail"),
+    (lambda c: art.pbr_maps(c, detail="x"), "detail"),
+    (lambda c: art.make_seamless(c, band=-4), "band"),
+    (lambda c: art.make_seamless(c, overlap=float("inf")), "overlap"),
+    (lambda c: art.detect_damage(c, sensitivty=0.9), "sensitivty"),
+    (lambda c: art.detect_damage(c, grow=10 ** 6), "grow"),
+    (lambda c: art.detect_damage(c, grow=-3), "grow"),
+    (lambda c: art.detect_damage(c, grow=2.5), "grow"),
+])
+def test_api_options_are_checked_not_ignored(call, phrase):
+    c = np.random.default_rng(9).random((32, 32, 3)).astype(np.float32)
+    with pytest.raises(InputError, match=phrase) as info:
+        call(c)
+    assert "\n" not in str(info.value)

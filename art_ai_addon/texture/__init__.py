@@ -117,9 +117,12 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     rep = reporter(progress, cancel)
     from .seamless import seamless
 
-    band = options.pop("band", None)
-    overlap = options.pop("overlap", None)
-    lowfreq = bool(options.pop("lowfreq", True))
+    band, overlap = (options.pop(k, None) for k in ("band", "overlap"))
+    band = None if band is None else _methods.check_number(band, "band", 1, whole=True, hint="seam width, pixels")
+    overlap = None if overlap is None else _methods.check_number(overlap, "overlap", 1, whole=True, hint="pixels")
+    lowfreq = options.pop("lowfreq", True)
+    if not isinstance(lowfreq, (bool, np.bool_)):
+        raise InputError(f"lowfreq: expected True or False, got {lowfreq!r}")
     options.pop("device", None)
     _no_more(options, "seamless")
     rep(0.0, "making seamless")
@@ -141,7 +144,7 @@ def pbr_maps(albedo, *, strength: float = 1.0, directx: bool = False, tileable: 
     img = as_image(albedo, "albedo")
     rgb, _alpha = split_alpha(img)
     strength = _methods.check_number(strength, "strength", 0.0, hint="1 = default relief")
-    detail = float(options.pop("detail", 1.0))
+    detail = _methods.check_number(options.pop("detail", 1.0), "detail", 0.0, hint="1 = default fine relief")
     _no_more(options, "pbr")
     rep = reporter(progress, cancel)
     wrap = tiles(rgb) if tileable is None else bool(tileable)
