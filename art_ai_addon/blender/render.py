@@ -377,6 +377,12 @@ class _Styling:
         if previous is None:
             self.state = None
         elif self.state is None or self.state_frame != previous:
+            if not self.shot.raw(previous).exists() or (self.shot.use_passes
+                                                        and not self.shot.passes(previous).exists()):
+                # a farm chunk that starts mid-shot before the chunk with the frame before has rendered it: render
+                # that frame too (the same file that chunk writes), so the sequence carries on as in one run
+                _say(self.progress, f"frame {previous}: rendering it to carry the sequence across the chunk start")
+                self.shot.render(previous)
             self.state = warm_start(self.shot.raw(previous), self._restylize_frame(previous),
                                     result_path=self.shot.stylized(previous),
                                     say=lambda msg: _say(self.progress, f"frame {previous}: {msg}"))

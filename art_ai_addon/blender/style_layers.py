@@ -161,11 +161,12 @@ def _has_layer(path) -> bool:
 
 def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
     """The layers as `stylize_layers` takes them: each target's matte from the passes (missing passes: a clear
-    error saying how to turn them on)."""
+    error saying how to turn them on). Where targets overlap the more specific layer takes the pixels: an object's
+    layer over its material's, a material's over its collection's, and those over everything else."""
     import numpy as np
 
     out = []
-    for layer in layers:
+    for layer in sorted(layers, key=lambda la: -_SPECIFIC[parse_target(la.get("target", REST))[0]]):
         keys = mask_keys(scene, layer.get("target", REST))
         spec = {k: v for k, v in layer.items() if k != "target"}
         spec["name"] = layer.get("target", REST)
@@ -179,6 +180,11 @@ def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
             for k in keys:
                 if k in passes:
                     cov += passes[k]
-            spec["mask"] = np.clip(cov, 0.0, 1.0)
+            cov = np.clip(cov, 0.0, 1.0)
+            taken = sum((o["mask"] for o in out if o["mask"] is not None), np.zeros_like(cov))
+            spec["mask"] = np.clip(cov - taken, 0.0, 1.0)  # a more specific layer's pixels are its own
         out.append(spec)
     return out
+
+
+_SPECIFIC = {"object": 3, "material": 2, "collection": 1, "rest": 0}
