@@ -298,3 +298,73 @@ def test_cryptomatte_ids_and_both_exr_readers(files, tmp_path):
     own_chans, own_attrs = P._read_own(exr)
     assert own_attrs == attrs and sorted(own_chans) == sorted(chans)
     assert all(np.array_equal(own_chans[k], chans[k]) for k in chans)
+
+
+# ---------------------------------------------------------------------------------------------
+# In Blender: the panel's layers, F12 (a still written to a file), save and reload, the Image Editor
+
+
+def test_layers_on_f12_still_saved_reloaded_and_in_the_image_editor(blender, files, tmp_path):
+    from conftest import addon_module
+
+    bpy = blender
+    demo = addon_module("art_ai_addon.blender.demo_scene")
+    scene = demo.build_demo_scene(size=64, samples=2)
+    s = scene.art_ai
+    assert bpy.ops.art_ai.style_layer_add(target_kind="OBJECT", target="Sphere") == {"FINISHED"}
+    s.style_layers[-1].style_path = str(files / "green.png")
+    s.style_layers[-1].method = "COLOR"
+    assert bpy.ops.art_ai.style_layer_add(target_kind="MATERIAL", target="Cube") == {"FINISHED"}
+    s.style_layers[-1].style_path = str(files / "magenta.png")
+    s.style_layers[-1].method = "COLOR"
+    s.style_layers[-1].strength = 0.9
+    s.keep_edges = 0.5
+    assert s.style_layers[0].target() == "Sphere" and s.style_layers[1].target() == "material:Cube"
+    with pytest.raises(RuntimeError, match="Teapot"):
+        bpy.ops.art_ai.style_layer_add(target_kind="OBJECT", target="Teapot")
+    assert len(s.style_layers) == 2
+    vl = scene.view_layers[0]
+    assert vl.use_pass_cryptomatte_object and vl.use_pass_z  # adding a layer turned on what it needs
+    vl.use_pass_cryptomatte_object = vl.use_pass_cryptomatte_material = False
+    vl.use_pass_z = vl.use_pass_normal = False
+
+    # the layers and settings survive a save and reload of the .blend
+    blend = tmp_path / "layers.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    scene = bpy.context.scene
+    s = scene.art_ai
+    assert [la.target() for la in s.style_layers] == ["Sphere", "material:Cube"]
+    assert [la.method for la in s.style_layers] == ["COLOR", "COLOR"]
+    assert abs(s.style_layers[1].strength - 0.9) < 1e-6 and abs(s.keep_edges - 0.5) < 1e-6
+    assert s.style_layers[0].target_object == bpy.data.objects["Sphere"]
+
+    # F12 with the still written to a file: <file>_stylized beside it, made with the passes turned on for that
+    # render only
+    s.stylize_on_render = True
+    scene.render.filepath = str(tmp_path / "still")
+    bpy.ops.render.render(write_still=True)
+    raw_path, sty_path = tmp_path / "still.png", tmp_path / "still_stylized.png"
+    assert raw_path.is_file() and sty_path.is_file(), sorted(p.name for p in tmp_path.iterdir())
+    vl = scene.view_layers[0]
+    assert not vl.use_pass_cryptomatte_object and not vl.use_pass_z  # the artist's pass settings are back
+    raw, sty = read_image(raw_path)[:, :, :3], read_image(sty_path)[:, :, :3]
+    # the mattes, read here from a fresh render with the passes on
+    vl.use_pass_cryptomatte_object = vl.use_pass_cryptomatte_material = True
+    bpy.ops.render.render(write_still=False)
+    exr = tmp_path / "check.exr"
+    addon_module("art_ai_addon.blender.style_layers").save_passes(scene, exr)
+    passes = art.read_passes(exr)
+    sphere, cube = passes["object:Sphere"], passes["material:Cube"]
+    untouched = (sphere + cube) == 0
+    assert np.abs(sty - raw)[untouched].max() <= 1 / 255 + 1e-6
+    s_in, c_in = sty[_erode(sphere > 0.99, 1)], sty[_erode(cube > 0.99, 1)]
+    assert (s_in[:, 1] > s_in[:, 0] + 0.15).mean() > 0.8
+    assert ((c_in[:, 0] > c_in[:, 1] + 0.1) & (c_in[:, 2] > c_in[:, 1] + 0.1)).mean() > 0.5
+
+    # the Image Editor: Stylize Render Result with the layers, from the same render's passes
+    s.stylize_on_render = False
+    assert bpy.ops.art_ai.stylize(image="Render Result", use_layers=True, method="COLOR",
+                                  style_path=str(files / "green.png")) == {"FINISHED"}
+    out = addon_module("art_ai_addon.blender.bridge").image_to_array(bpy.data.images["Render Result.stylized"])
+    assert np.abs(out[:, :, :3] - sty).mean() < 0.02  # the same picture the handler made

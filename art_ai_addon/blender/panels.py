@@ -185,6 +185,18 @@ class ARTAI_PT_shader(bpy.types.Panel):
         op.image = image.name
 
 
+class ARTAI_UL_style_layers(bpy.types.UIList):
+    """The style layers: target, method, strength."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        icons = {"OBJECT": "OBJECT_DATA", "COLLECTION": "OUTLINER_COLLECTION", "MATERIAL": "MATERIAL",
+                 "REST": "WORLD"}
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.label(text=item.label(), icon=icons.get(item.target_kind, "DOT"))
+        row.label(text=item.style_image.name if item.style_image else (item.style_path or "no style"))
+
+
 class ARTAI_PT_render(bpy.types.Panel):
     bl_label = "Art AI Stylize"
     bl_space_type = "PROPERTIES"
@@ -200,19 +212,45 @@ class ARTAI_PT_render(bpy.types.Panel):
         s = context.scene.art_ai
         layout.use_property_split = True
         layout.active = s.stylize_on_render
-        layout.template_ID(s, "style_image", open="image.open")
-        if s.style_image is None:
-            layout.prop(s, "style_path")
-        layout.prop(s, "stylize_method")
-        layout.prop(s, "strength")
-        layout.prop(s, "preserve_color")
+        layout.label(text="Style Layers (a style per object, collection, material)")
+        row = layout.row()
+        row.template_list("ARTAI_UL_style_layers", "", s, "style_layers", s, "style_layer_index", rows=3)
+        col = row.column(align=True)
+        col.operator("art_ai.style_layer_add", icon="ADD", text="")
+        col.operator("art_ai.style_layer_remove", icon="REMOVE", text="")
+        if s.style_layers and 0 <= s.style_layer_index < len(s.style_layers):
+            la = s.style_layers[s.style_layer_index]
+            box = layout.box()
+            box.use_property_split = True
+            box.prop(la, "target_kind")
+            if la.target_kind != "REST":
+                box.prop(la, {"OBJECT": "target_object", "COLLECTION": "target_collection",
+                              "MATERIAL": "target_material"}[la.target_kind])
+            box.template_ID(la, "style_image", open="image.open")
+            if la.style_image is None:
+                box.prop(la, "style_path")
+            box.prop(la, "method")
+            box.prop(la, "strength")
+        layout.label(text="Without layers: one style for everything" if not s.style_layers else
+                     "Untargeted pixels stay as rendered (add Everything Else to style them)")
+        if not s.style_layers:
+            layout.template_ID(s, "style_image", open="image.open")
+            if s.style_image is None:
+                layout.prop(s, "style_path")
+            layout.prop(s, "stylize_method")
+            layout.prop(s, "strength")
+            layout.prop(s, "preserve_color")
+        layout.prop(s, "keep_edges")
+        layout.prop(s, "depth_scale")
         layout.prop(s, "temporal")
         layout.label(text="Saves <frame>_stylized beside each written frame", icon="INFO")
         op = layout.operator("art_ai.stylize", text="Stylize Render Result", icon="RENDER_RESULT")
         op.image = "Render Result"
+        op.use_layers = True
         op.style = s.style_image.name if s.style_image else ""
         op.style_path, op.method, op.strength, op.preserve_color = (s.style_path, s.stylize_method, s.strength,
                                                                      s.preserve_color)
 
 
-classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_shader, ARTAI_PT_render)
+classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_shader, ARTAI_UL_style_layers,
+           ARTAI_PT_render)

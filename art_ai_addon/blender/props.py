@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
 from .. import methods
 
@@ -17,6 +18,39 @@ ADDON_PACKAGE = _pkg.rsplit(".art_ai_addon", 1)[0] if ".art_ai_addon" in _pkg el
 STYLIZE_METHODS = methods.enum_items("stylize")
 TEXTURE_METHODS = methods.enum_items("texture")
 INPAINT_METHODS = methods.enum_items("inpaint")
+
+
+TARGET_KINDS = [("OBJECT", "Object", "One object"), ("COLLECTION", "Collection", "Every object in a collection"),
+                ("MATERIAL", "Material", "Every surface with a material"),
+                ("REST", "Everything Else", "Every pixel no other layer targets")]
+
+
+class ArtAIStyleLayer(bpy.types.PropertyGroup):
+    """One style layer: a target in the scene and the style it gets on render."""
+
+    target_kind: EnumProperty(name="Target", items=TARGET_KINDS, default="OBJECT")
+    target_object: PointerProperty(name="Object", type=bpy.types.Object)
+    target_collection: PointerProperty(name="Collection", type=bpy.types.Collection)
+    target_material: PointerProperty(name="Material", type=bpy.types.Material)
+    style_image: PointerProperty(name="Style", type=bpy.types.Image, description="Image whose look this layer gets")
+    style_path: StringProperty(name="Style File", subtype="FILE_PATH",
+                               description="Style image file (used when no style image datablock is chosen)")
+    method: EnumProperty(name="Method", items=STYLIZE_METHODS, default="AUTO")
+    strength: FloatProperty(name="Strength", min=0.0, max=1.0, default=1.0, subtype="FACTOR")
+    enabled: BoolProperty(name="Enabled", default=True)
+
+    def target(self) -> str:
+        """The target as the CLI spells it ('' when the layer's datablock is not chosen)."""
+        if self.target_kind == "REST":
+            return "*"
+        ref = {"OBJECT": self.target_object, "COLLECTION": self.target_collection,
+               "MATERIAL": self.target_material}[self.target_kind]
+        if ref is None:
+            return ""
+        return ref.name if self.target_kind == "OBJECT" else f"{self.target_kind.lower()}:{ref.name}"
+
+    def label(self) -> str:
+        return self.target() or f"(choose a {self.target_kind.lower()})"
 
 
 class ArtAISettings(bpy.types.PropertyGroup):
@@ -51,6 +85,16 @@ class ArtAISettings(bpy.types.PropertyGroup):
     stylize_on_render: BoolProperty(
         name="Stylize on Render", default=False,
         description="Stylize every rendered frame and save <frame>_stylized beside the normal output")
+    style_layers: CollectionProperty(type=ArtAIStyleLayer, name="Style Layers",
+                                     description="A style per object, collection or material (from the render's "
+                                                 "Cryptomatte passes); pixels no layer targets stay as rendered")
+    style_layer_index: IntProperty(name="Active Layer", default=0, min=0)
+    keep_edges: FloatProperty(name="Keep Edges", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
+                              description="Keep the render's silhouettes and creases (from its depth and normal "
+                                          "passes) sharp and in place")
+    depth_scale: BoolProperty(name="Stroke Size by Depth", default=False,
+                              description="Smaller strokes on far surfaces, as perspective shrinks the scene's own "
+                                          "textures (Arbitrary and Gatys)")
 
     # textures
     texture_method: EnumProperty(name="Method", items=TEXTURE_METHODS, default="AUTO")
@@ -123,4 +167,20 @@ def task_problem(task: str, method_id: str | None, settings: dict) -> str:
     return f"Needs {labels}: set PyTorch Python in Preferences > Add-ons > Art AI"
 
 
-classes = (ArtAISettings,)
+def scene_layers(scene) -> list[dict]:
+    """The scene's enabled style layers as plain dicts (target, style_path or style image name, method, strength)."""
+    props = getattr(scene, "art_ai", None)
+    out = []
+    for la in getattr(props, "style_layers", ()):
+        if not la.enabled:
+            continue
+        spec: dict = {"target": la.target(), "method": la.method.lower(), "strength": la.strength}
+        if la.style_image is not None:
+            spec["style_image"] = la.style_image.name
+        elif la.style_path:
+            spec["style"] = bpy.path.abspath(la.style_path)
+        out.append(spec)
+    return out
+
+
+classes = (ArtAIStyleLayer, ArtAISettings)

@@ -530,33 +530,50 @@ def _handler_kwargs(settings: dict) -> dict:
     return kwargs
 
 
-def stylize_frame_file(path, settings: dict) -> Path:
+def stylize_frame_file(path, settings: dict, layered: tuple | None = None) -> Path:
     """Stylize the frame file at `path` into `<stem>_stylized<ext>` beside it; the frame itself is untouched.
 
     settings: "style" (an image array) or "style_path", "method", "strength", "preserve_color", and
     optionally "steps", "seed", "model", "device", "mask" (array), "temporal" with "frame".
+    layered: (engine layers with their mattes, passes, {"keep_edges", "depth_scale"}) to stylize by style layers.
     """
     p = Path(path)
     if p.suffix.lower() not in IMAGE_EXTENSIONS:
         raise InputError(f"stylize on render: cannot stylize {p.name}; render to image files (PNG, EXR, ...), "
                          "not a movie")
     style = settings.get("style")
-    if style is None and settings.get("style_path"):
+    if style is None and settings.get("style_path") and layered is None:
         style = _read_frame(Path(settings["style_path"]), "style image")
-    if style is None and not settings.get("model"):
+    if style is None and not settings.get("model") and layered is None:
         raise InputError("stylize on render: no style image; pick one in Render Properties > Art AI")
     out = stylized_path(p)
     if out.resolve() == p.resolve():  # cannot happen with the suffix, but never overwrite the render
         raise InputError(f"stylize on render: {out} would replace the rendered frame")
-    stylizer = FrameStylizer(style, _handler_kwargs(settings), log=lambda msg: _say(None, msg))
     content = _read_frame(p, "rendered frame")
+    if layered is not None:
+        specs, passes, extras = layered
+        kw = _handler_kwargs(settings)
+        for spec in specs:
+            for key in ("steps", "seed"):
+                if key in kw:
+                    spec.setdefault(key, kw[key])
+        lstylizer = LayerStylizer(specs, dict(extras, device=kw["device"]), log=lambda msg: _say(None, msg))
+        if any(passes.get(k) is not None and passes[k].shape[:2] != content.shape[:2] for k in ("depth", "normal")):
+            raise InputError("stylize on render: the passes and the written frame differ in size")
+    else:
+        stylizer = FrameStylizer(style, _handler_kwargs(settings), log=lambda msg: _say(None, msg))
     if settings.get("temporal"):
         key = str(p.parent.resolve())
         frame = settings.get("frame")
         last = _sequences.get(key)
         prev = last[1] if last and frame is not None and last[0] == frame - 1 else None
-        result, state = stylizer.sequence(content, prev)
+        if layered is not None:
+            result, state = lstylizer.sequence_layers(content, specs, passes, prev)
+        else:
+            result, state = stylizer.sequence(content, prev)
         _sequences[key] = (frame, state)
+    elif layered is not None:
+        result = lstylizer.frame_layers(content, specs, passes)
     else:
         result = stylizer.frame(content)
     return _write_frame(out, result)
@@ -598,18 +615,94 @@ def settings_from_scene(scene) -> dict:
     return settings
 
 
+_pass_restore: dict = {}  # scene name -> [(view layer, flag, value)] while a render runs with passes turned on
+_render_started: dict = {}  # scene name -> time the render started (to find the file this render wrote)
+
+
+def _layers_wanted(scene) -> bool:
+    props = getattr(scene, "art_ai", None)
+    if props is None or not getattr(props, "stylize_on_render", False):
+        return False
+    return any(la.enabled for la in getattr(props, "style_layers", ())) or getattr(props, "keep_edges", 0) > 0 \
+        or getattr(props, "depth_scale", False)
+
+
+@bpy.app.handlers.persistent
+def on_render_init(scene, *args):
+    """render_init: note the start, and turn on the passes style layers need for this render only."""
+    import time
+
+    _render_started[scene.name] = time.time() - 1.0
+    if not _layers_wanted(scene):
+        return
+    from .style_layers import _PASS_FLAGS
+
+    saved = []
+    for vl in scene.view_layers:
+        for flag in _PASS_FLAGS:
+            if hasattr(vl, flag) and not getattr(vl, flag):
+                saved.append((vl.name, flag))
+                setattr(vl, flag, True)
+    if saved:
+        _pass_restore[scene.name] = saved
+
+
+@bpy.app.handlers.persistent
+def on_render_done(scene, *args):
+    """render_complete / render_cancel: the artist's own pass settings come back."""
+    for vl_name, flag in _pass_restore.pop(scene.name, []):
+        vl = scene.view_layers.get(vl_name)
+        if vl is not None:
+            try:
+                setattr(vl, flag, False)
+            except (AttributeError, TypeError):
+                pass
+
+
+def written_frame(scene) -> Path | None:
+    """The file this render just wrote: the animation's frame path, or a still's (F12 with a write), whichever was
+    written since the render started."""
+    import re
+
+    frame = scene.frame_current
+    candidates = [Path(bpy.path.abspath(scene.render.frame_path(frame=frame)))]
+    still = bpy.path.abspath(scene.render.filepath)
+    still = re.sub(r"#+", lambda m: f"{frame:0{len(m.group(0))}d}", still)
+    ext = scene.render.file_extension
+    if scene.render.use_file_extension and not still.lower().endswith(ext.lower()):
+        still += ext
+    candidates.append(Path(still))
+    started = _render_started.get(scene.name, 0.0)
+    found = [(c.stat().st_mtime, c) for c in candidates if c.is_file() and c.stat().st_mtime >= started]
+    return max(found)[1] if found else None
+
+
 @bpy.app.handlers.persistent
 def on_render_write(scene, *args):
     """render_write handler: stylize the frame just written when `scene.art_ai.stylize_on_render` is on."""
     props = getattr(scene, "art_ai", None)
     if props is None or not getattr(props, "stylize_on_render", False):
         return
-    path = Path(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_current)))
-    if not path.exists():
-        _say(None, f"stylize on render: the rendered frame {path} was not found; nothing stylized")
+    path = written_frame(scene)
+    if path is None:
+        _say(None, f"stylize on render: the rendered frame {scene.render.frame_path(frame=scene.frame_current)} "
+                   "was not found; nothing stylized")
         return
     try:
-        out = stylize_frame_file(path, settings_from_scene(scene))
+        settings = settings_from_scene(scene)
+        layered = None
+        if _layers_wanted(scene):
+            from .style_layers import engine_layers, read_render_passes, scene_style_layers
+
+            layers = scene_style_layers(scene, base=settings)
+            if layers:
+                passes = read_render_passes(scene, layers)
+                content_shape = (passes["depth"].shape if passes.get("depth") is not None
+                                 else (scene.render.resolution_y, scene.render.resolution_x))
+                specs = engine_layers(scene, layers, passes, content_shape)
+                layered = (specs, passes, {"keep_edges": float(props.keep_edges),
+                                           "depth_scale": bool(props.depth_scale)})
+        out = stylize_frame_file(path, settings, layered)
     except ArtAIError as exc:
         _say(None, f"stylize on render: {exc}")
         return
@@ -619,18 +712,26 @@ def on_render_write(scene, *args):
     _say(None, f"stylized frame saved: {out}")
 
 
+_HANDLERS = (("render_write", on_render_write), ("render_init", on_render_init), ("render_complete", on_render_done),
+             ("render_cancel", on_render_done))
+
+
 def _is_ours(fn) -> bool:
-    return fn is on_render_write or (getattr(fn, "__name__", "") == "on_render_write"
-                                     and getattr(fn, "__module__", "") == __name__)
+    return any(fn is h or (getattr(fn, "__name__", "") == h.__name__ and getattr(fn, "__module__", "") == __name__)
+               for _, h in _HANDLERS)
 
 
 def register_handlers() -> None:
     unregister_handlers()
-    bpy.app.handlers.render_write.append(on_render_write)
+    for kind, fn in _HANDLERS:
+        getattr(bpy.app.handlers, kind).append(fn)
 
 
 def unregister_handlers() -> None:
-    handlers = bpy.app.handlers.render_write
-    for fn in [f for f in handlers if _is_ours(f)]:
-        handlers.remove(fn)
+    for kind, _ in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, kind)
+        for fn in [f for f in handlers if _is_ours(f)]:
+            handlers.remove(fn)
     _sequences.clear()
+    _pass_restore.clear()
+    _render_started.clear()

@@ -80,7 +80,7 @@ def mask_keys(scene, target: str) -> list[str] | None:
     if kind == "material":
         return [f"material:{name}"]
     coll = bpy.data.collections.get(name)
-    objs = [o.name for o in coll.all_objects] if coll is not None else []
+    objs: list[str] = [o.name for o in coll.all_objects] if coll is not None else []
     return [f"object:{n}" for n in objs]
 
 
@@ -165,7 +165,7 @@ def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
     layer over its material's, a material's over its collection's, and those over everything else."""
     import numpy as np
 
-    out = []
+    out: list[dict] = []
     for layer in sorted(layers, key=lambda la: -_SPECIFIC[parse_target(la.get("target", REST))[0]]):
         keys = mask_keys(scene, layer.get("target", REST))
         spec = {k: v for k, v in layer.items() if k != "target"}
@@ -188,3 +188,31 @@ def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
 
 
 _SPECIFIC = {"object": 3, "material": 2, "collection": 1, "rest": 0}
+
+
+def scene_style_layers(scene, *, base: dict | None = None) -> list[dict]:
+    """The scene's style layers (Render Properties > Art AI Stylize) with their style images read as arrays, ready
+    for `engine_layers`. With no layers but keep edges or depth scale on, the panel's one style is the layer for
+    everything else (`base`: its settings dict with "style" or "style_path", "method", "strength")."""
+    from .bridge import find_image, image_to_array
+    from .operators._common import load_file_array
+    from .props import scene_layers
+
+    layers = scene_layers(scene)
+    if not layers and base is not None:
+        s = getattr(scene, "art_ai", None)
+        if s is not None and (s.keep_edges > 0 or s.depth_scale) and (base.get("style") is not None
+                                                                       or base.get("style_path")):
+            layers = [{"target": REST, "style": base.get("style") if base.get("style") is not None
+                       else base["style_path"], "method": str(base.get("method", "auto")).lower(),
+                       "strength": float(base.get("strength", 1.0))}]
+    for i, la in enumerate(layers):
+        if not la["target"]:
+            raise InputError(f"style layer {i + 1}: choose its object, collection or material")
+        if "style_image" in la:
+            la["style"] = image_to_array(find_image(la.pop("style_image"), f"style layer {la['target']}"), scene)
+        elif isinstance(la.get("style"), str):
+            la["style"] = load_file_array(la["style"], f"style layer {la['target']}")
+        elif la.get("style") is None:
+            raise InputError(f"style layer {la['target']}: choose a style image or file")
+    return layers
