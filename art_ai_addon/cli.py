@@ -24,11 +24,11 @@ PROG = "python -m art_ai_addon"
 
 
 def expand_inputs(paths: list[str], what: str = "input") -> list[Path]:
-    from .imageio import list_images
+    from .imageio import as_path, list_images
 
     out: list[Path] = []
     for raw in paths:
-        p = Path(raw)
+        p = as_path(raw, what)
         if p.is_dir():
             found = list_images(p)
             if not found:
@@ -73,7 +73,9 @@ def cmd_stylize(args, progress) -> int:
     from .stylize import stylize
 
     inputs = expand_inputs(args.content, "content")
-    if len(inputs) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
+    from .imageio import as_path
+
+    if len(inputs) > 1 and as_path(args.output, "-o").exists() and not Path(args.output).is_dir():
         raise InputError(f"-o: with several inputs the output must be a folder, and {args.output} is a file")
     from .validate import check_args
 
@@ -459,8 +461,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             return 2
         set_max_pixels(args.max_pixels)
     debug = args.debug or os.environ.get("ART_AI_DEBUG")
+    from .progress import pipe_safe_stdout
+
     try:
-        return int(args.func(args, progress) or 0)
+        with pipe_safe_stdout():  # `| head -1` must not stop the work
+            return int(args.func(args, progress) or 0)
     except Cancelled:
         print("art_ai: cancelled", file=sys.stderr)
         return 130

@@ -37,7 +37,34 @@ def as_path(path, what: str = "input") -> Path:
         raise InputError(f"{what}: expected a file path (a string or Path), got {type(path).__name__}")
     if not str(path):
         raise InputError(f"{what}: the file name is empty")
-    return Path(path).expanduser()
+    p = Path(path).expanduser()
+    problem = name_length_problem(p)
+    if problem:
+        raise InputError(f"{what}: {problem}")
+    return p
+
+
+def name_length_problem(p: Path) -> str | None:
+    """What is wrong when a part of the path is longer than its file system takes (a longer one made exists() and
+    open() raise OSError 36, an internal error; for an output, after all the work), else None. Names up to 143
+    bytes (the smallest limit in common use, eCryptfs) cost no system call."""
+    longest = max((len(os.fsencode(part)) for part in p.parts), default=0)
+    if longest <= 143:
+        return None
+    limit = 255
+    for q in (p.parent, *p.parent.parents):
+        try:
+            limit = int(os.pathconf(q if str(q) else ".", "PC_NAME_MAX"))
+            break
+        except (OSError, ValueError, AttributeError):
+            continue
+    for part in p.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            shown = part if len(part) <= 40 else part[:20] + "..." + part[-12:]
+            return (f"the name {shown} is too long ({size} bytes; the file system takes at most {limit}); use a "
+                    "shorter name")
+    return None
 
 
 def check_input_file(path, what: str = "input") -> Path:
@@ -166,7 +193,8 @@ def write_bytes_atomic(path, payload: bytes) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(parent))
+        # the name shortened: a name near the file system's limit must not fail for its temporary's sake
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:100]}.", suffix=".tmp", dir=str(parent))
     except OSError as exc:
         raise ArtAIError(f"output: cannot write into {parent}: {exc.strerror or exc}") from exc
     try:

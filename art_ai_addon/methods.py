@@ -55,9 +55,10 @@ class Method:
 
 
 _o = Option
+SEED_MAX = 2 ** 31 - 1  # every random generator used takes it (torch, numpy, OpenCV's int); 22 digits overflowed
 OPTIONS: dict[str, dict[str, Option]] = {
     "stylize": {o.name: o for o in (
-        _o("seed", "int", 0, 0, help="random seed"),
+        _o("seed", "int", 0, 0, SEED_MAX, help="random seed"),
         _o("steps", "int", None, 1, 100000, help="optimisation steps (gatys)"),
         _o("models_dir", "path", help="model store folder"),
         _o("memory_mb", "float", 4096, 1, help="memory budget: larger images are processed in tiles"),
@@ -100,7 +101,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         _o("retrain", "bool", False, cli=False),
     )},
     "inpaint": {o.name: o for o in (
-        _o("seed", "int", 0, 0, help="random seed"),
+        _o("seed", "int", 0, 0, SEED_MAX, help="random seed"),
         _o("steps", "int", None, 1, 100000, help="iterations (dip)"),
         _o("models_dir", "path", help="model store folder (lama)"),
         _o("patch_size", "int", 7, 3, 31, cli=False),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sys
 import time
@@ -39,3 +41,49 @@ def chunk_slice(items: list, chunk) -> list:
     i, n = chunk
     k = len(items)
     return list(items[(i - 1) * k // n: i * k // n])
+
+
+class _PipeSafe:
+    """stdout that survives its reader going away (`... | head -1`): the output paths after that are dropped,
+    the work goes on, and nothing is printed about it (as `cat | head` does). The file descriptor is pointed at the
+    null device, so the flush at exit does not fail either."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text):
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def pipe_safe_stdout():
+    """sys.stdout guarded by _PipeSafe for the duration (restored after, for callers in the same process)."""
+    old = sys.stdout
+    sys.stdout = _PipeSafe(old) if old is not None else old
+    try:
+        yield
+    finally:
+        sys.stdout = old

@@ -143,6 +143,10 @@ def check_args(args, inputs=None) -> None:
     steps = getattr(args, "steps", None)
     if steps is not None:
         check_steps(steps, "--steps")
+    if getattr(args, "seed", None) is not None:
+        from .methods import SEED_MAX
+
+        check_number(args.seed, "--seed", 0, SEED_MAX, whole=True)
     check_models_dir(getattr(args, "models_dir", None))
     for w in getattr(args, "style_weight", None) or ():
         check_number(w, "--style-weight", 0.0)

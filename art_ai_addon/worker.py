@@ -138,8 +138,12 @@ class _Server:
                 continue
             try:
                 msg = json.loads(raw)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 self.send(type="log", message=f"worker: not a JSON line: {raw[:80]!r}")
+                continue
+            if not isinstance(msg, dict):
+                self.send(type="log", message=f"worker: expected a JSON object such as {{\"op\": \"ping\"}}, got "
+                                              f"{type(msg).__name__} {raw[:60]!r}; ignored")
                 continue
             op = msg.get("op")
             if op == "run":

@@ -73,6 +73,8 @@ def ws(tmp_path_factory):
     (d / "link.png").symlink_to("a.png")
     for sub in ("d1", "d2"):  # two pictures with one file name
         _write(d / sub / "f.png", rng.random((16, 16, 3)).astype(np.float32))
+    (d / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")  # nested 5000 deep
+    (d / "seamless.toml").write_text('[[step]]\ntask = "seamless"\ninput = "a.png"\noutput = "out/a.png"\n')
     bomb_png(d / "bomb.png", 20000, 20000)  # 0.4 MB on disk, 400 megapixels decoded
     bomb_png(d / "claim.png", 100000, 100000, full=False)  # a header that lies
     return d
@@ -147,6 +149,17 @@ TABLE = [
     ("pbr-strength-nan", ["pbr", "a.png", "-o", "out", "--strength", "nan"], "finite", False),
     ("style-weight-nan", ["stylize", "a.png", "--style", "s.png", "-o", "o.png", "--style-weight", "nan"],
      "finite", False),
+    # ordinary mistakes that were internal errors (issue 27, cause 6)
+    ("seed-22-digits", ["stylize", "a.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps", "1",
+                        "--seed", "1234567890123456789012"], "--seed: 1234567890123456789012 is out of range", False),
+    ("train-seed-22-digits", ["train-style", "a.png", "--style", "s.png", "--name", "n", "--steps", "1", "--seed",
+                              "1234567890123456789012"], "--seed", False),
+    ("texture-seed-22-digits", ["texture", "a.png", "-o", "o.png", "--seed", "1234567890123456789012"], "--seed",
+     False),
+    ("name-too-long", ["seamless", "a.png", "-o", "x" * 260 + ".png"], "too long", False),
+    ("folder-name-too-long", ["pbr", "a.png", "-o", "d" * 300], "too long", False),
+    ("toml-nested-deep", ["batch", "deep.toml"], "nested too deep", False),
+    ("ray-bad-address", ["batch", "seamless.toml", "--ray", "bad address::"], "--ray", False),
     # images a method cannot work on
     ("gatys-1x1-content", ["stylize", "tiny.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
                            "2"], "too small for gatys", False),
@@ -625,3 +638,59 @@ def test_api_options_are_checked_not_ignored(call, phrase):
     with pytest.raises(InputError, match=phrase) as info:
         call(c)
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ordinary mistakes give one line, not an internal error (issue 27, cause 6)
+
+
+@pytest.mark.parametrize("call, phrase", [
+    (lambda c: art.stylize(c, c, method="gatys", steps=1, seed=10 ** 21, device="cpu"), "seed"),
+    (lambda c: art.synthesize_texture(c, (32, 32), seed=10 ** 21), "seed"),
+    (lambda c: art.inpaint(c, (np.arange(32 * 32).reshape(32, 32) % 7 == 0).astype(np.float32), method="dip",
+                           steps=1, seed=10 ** 21), "seed"),
+    (lambda c: art.inpaint(c[:2, :2], np.array([[1, 0], [0, 0]], np.float32), method="dip", steps=1),
+     "too small"),
+])
+def test_api_ordinary_mistakes_are_input_errors(call, phrase):
+    c = np.random.default_rng(10).random((32, 32, 3)).astype(np.float32)
+    with pytest.raises(InputError, match=phrase) as info:
+        call(c)
+    assert "\n" not in str(info.value)
+
+
+def test_ray_unreachable_address_is_one_line(ws):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([PY, "-m", "art_ai_addon", "batch", "seamless.toml", "--ray", "127.0.0.1:1"], cwd=ws,
+                       env=env, capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode in (1, 2) and len(lines) == 1, r.stderr
+    assert lines[0].startswith("art_ai: error: --ray: ") and "127.0.0.1:1" in lines[0], r.stderr
+    assert not (ws / "out").exists()
+
+
+def test_closed_stdout_does_not_stop_the_work(tmp_path):
+    """`... | head -1`: the reader goes away; every input is still processed, and no traceback."""
+    for k in range(3):
+        _write(tmp_path / f"f{k}.png", np.random.default_rng(k).random((16, 16, 3)).astype(np.float32))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([PY, "-m", "art_ai_addon", "-q", "stylize", "f0.png", "f1.png", "f2.png", "--style",
+                             "f0.png", "-o", "out", "--method", "color"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads the output paths
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "error" not in err and "Traceback" not in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+
+
+def test_worker_answers_a_request_that_is_not_an_object():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([PY, "-m", "art_ai_addon", "worker"], input='[1, 2]\n"run"\n{"op": "ping"}\n{"op": "quit"}\n',
+                       env=env, capture_output=True, text=True, timeout=60)
+    import json
+
+    replies = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert r.returncode == 0, r.stderr
+    assert [m["type"] for m in replies] == ["ready", "log", "log", "pong"], replies
+    assert "JSON object" in replies[1]["message"]

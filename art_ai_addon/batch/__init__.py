@@ -61,9 +61,10 @@ def run_batch(args, progress) -> int:
     job_path = Path(args.job)
     ray_address = getattr(args, "ray", None)
     if ray_address:
-        from .ray import require_ray
+        from .ray import check_address, require_ray
 
         require_ray()
+        check_address(ray_address)
     steps, mine = prepare(job_path, args.chunk, quiet=bool(getattr(progress, "quiet", False)))
     started = time.monotonic()
     summary = Summary()

@@ -11,10 +11,12 @@ reports GPUs (so tasks never wait forever for a GPU that does not exist). Ray is
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sys
 from pathlib import Path
 
-from ..errors import NotAvailableError
+from ..errors import ArtAIError, InputError, NotAvailableError
 from .plan import Item
 from .run import run_segment, segments
 from .schema import Step
@@ -29,6 +31,36 @@ def require_ray():
         raise NotAvailableError("--ray needs Ray, which is not installed: pip install art_ai_addon[ray] "
                                 "(or pip install -r requirements-ray.txt)") from None
     return ray
+
+
+_ADDRESS = re.compile(r"^(ray://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
+_HOW = ("give HOST:PORT of the head node (as `ray start --head` printed it), ray://HOST:PORT for Ray Client, or "
+        "--ray alone for a local instance")
+
+
+def check_address(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of a cluster address, None for "auto"/"local"/none; anything else is refused before the job
+    is planned (Ray's own ValueError was an internal error)."""
+    if address in (None, "", "auto", "local"):
+        return None
+    m = _ADDRESS.match(str(address).strip())
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise InputError(f"--ray: {address!r} is not a Ray address; {_HOW}")
+    return m["host"].strip("[]"), int(m["port"])
+
+
+def reach(address: str, timeout: float = 5.0) -> None:
+    """A quick TCP connection to the address first: an unreachable cluster is one line in seconds, not a hang or a
+    traceback from inside Ray."""
+    where = check_address(address)
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=timeout).close()
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ArtAIError(f"--ray: cannot reach a Ray cluster at {address} ({why}); start it there with "
+                         f"`ray start --head`, check the address, or {_HOW.split(', or ')[-1]}") from None
 
 
 def _segment_task(step, items, before, before_done, force, job_path):
@@ -52,8 +84,14 @@ class RayRunner:
         if not ray.is_initialized():
             # "auto" (plain --ray): an existing cluster if there is one (RAY_ADDRESS, or one started here),
             # else a local instance on this machine
-            ray.init(address=None if address in (None, "auto") else address, include_dashboard=False,
-                     log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE_DIR)]})
+            reach(address)
+            try:
+                ray.init(address=None if address in (None, "auto") else address, include_dashboard=False,
+                         log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE_DIR)]})
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise ArtAIError(f"--ray: cannot start or join Ray at {address or 'auto'} ({first}); {_HOW}") \
+                    from None
             self.owned = True
             self.runtime_env = None
         else:  # the caller's instance: workers on this machine find the package beside this file (on a remote

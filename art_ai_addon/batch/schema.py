@@ -48,15 +48,16 @@ def method_keys(feature: str) -> dict[str, Key]:
 
 COMMON = {"task": Key("str"), "name": Key("str"), "input": Key("paths"), "output": Key("path")}
 _DEVICE = Key("choice", DEVICES)
+_SEED = Key("int", min=0, max=methods.SEED_MAX)
 _STYLE = {"style": Key("paths"), "strength": Key("unit"), "preserve_color": Key("bool"), "temporal": Key("bool"),
           "device": _DEVICE,
           # the CLI's spelling of style_weights (--style-weight, one per style), kept for existing job files
           "style_weight": Key("floats", min=0.0, engine="style_weights")}
 OPTIONS: dict[str, dict[str, Key]] = {
     "stylize": {**_STYLE, "mask": Key("path"), **method_keys("stylize")},
-    "texture": {"size": Key("size"), "tileable": Key("bool"), "pbr": Key("pathflag"), "seed": Key("int", min=0),
+    "texture": {"size": Key("size"), "tileable": Key("bool"), "pbr": Key("pathflag"), "seed": _SEED,
                 "device": _DEVICE, **method_keys("texture")},
-    "seamless": {"seed": Key("int", min=0)},
+    "seamless": {"seed": _SEED},
     "pbr": {"strength": Key("float"), "directx": Key("bool")},
     "detect": {"reference": Key("path"), "sensitivity": Key("unit")},
     "inpaint": {"mask": Key("path"), "detect": Key("bool"), "reference": Key("path"), "sensitivity": Key("unit"),
@@ -155,17 +156,28 @@ def _str(v: _Value):
     return v.value
 
 
+def _absolute(v: _Value, value: str) -> str:
+    """A path of the job, absolute, and with no part longer than the file system takes."""
+    from ..imageio import name_length_problem
+
+    p = absolute(value, v.base)
+    problem = name_length_problem(p)
+    if problem:
+        raise v.error(problem)
+    return str(p)
+
+
 def _path(v: _Value):
     if not isinstance(v.value, str) or not v.value:
         raise v.bad("a path (string)")
-    return str(absolute(v.value, v.base))
+    return _absolute(v, v.value)
 
 
 def _paths(v: _Value):
     values = v.value if isinstance(v.value, list) else [v.value]
     if not values or not all(isinstance(x, str) and x for x in values):
         raise v.bad("a path or a list of paths")
-    return [str(absolute(x, v.base)) for x in values]
+    return [_absolute(v, x) for x in values]
 
 
 def _bool(v: _Value):
@@ -202,7 +214,7 @@ def _pathflag(v: _Value):
     if isinstance(v.value, bool):
         return v.value
     if isinstance(v.value, str) and v.value:
-        return str(absolute(v.value, v.base))
+        return _absolute(v, v.value)
     raise v.bad("true/false or a folder")
 
 
@@ -251,6 +263,9 @@ def load_job(path) -> dict:
         raise InputError(f"{p.name}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{p.name}: not valid TOML: the file is not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{p.name}: not valid TOML for a job: arrays or tables nested too deep; a job is a list "
+                         "of [[step]] tables of plain values") from None
 
 
 def _task(w: Where, raw: dict) -> str:

@@ -12,6 +12,9 @@ import cv2
 import numpy as np
 
 from ..core import reporter, require_torch, resolve_device
+from ..errors import InputError
+
+MIN_SIDE = 16  # the encoder halves the picture 3-4 times; below this its deepest layers hold one value
 
 
 def _build(torch, in_ch: int, width: int, depth: int):
@@ -66,6 +69,9 @@ def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", rep=None, lr=0.
     steps = int(steps) if steps else (2000 if gpu else 400)
     max_side = int(max_side or (512 if gpu else 192))
     h, w = hole.shape
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"image: {w}x{h} pixels is too small for dip, which needs at least {MIN_SIDE} pixels on "
+                         "each side; use the telea or patch method")
     ys, xs = np.nonzero(hole)
     span = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
     pad = int(margin if margin is not None else max(16, span // 2))
@@ -74,6 +80,9 @@ def dip_inpaint(rgb, hole, *, steps=None, seed=0, device="auto", rep=None, lr=0.
     crop = rgb[y0:y1, x0:x1]
     chole = hole[y0:y1, x0:x1]
     ch, cw = chole.shape
+    if min(ch, cw) < MIN_SIDE:
+        raise InputError(f"margin: the region around the hole is {cw}x{ch} pixels, too small for dip, which needs "
+                         f"at least {MIN_SIDE} on each side; give a larger margin")
     scale = min(1.0, max_side / max(ch, cw))
     sh, sw = max(8, int(round(ch * scale))), max(8, int(round(cw * scale)))
     small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else crop

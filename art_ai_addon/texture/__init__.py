@@ -52,7 +52,7 @@ def synthesize_texture(exemplar, size=(512, 512), *, method: str = "auto", tilea
     if min(ex.shape[:2]) < 8:
         raise InputError(f"exemplar: {ex.shape[1]}x{ex.shape[0]} is too small; give at least 8x8 pixels")
     h, w = _size(size)
-    seed = _methods.check_number(seed, "seed", 0, whole=True)
+    seed = _methods.check_number(seed, "seed", 0, _methods.SEED_MAX, whole=True)
     device = options.pop("device", "auto")
     record, options = _methods.check("texture", method, options)
     m = record.name
@@ -113,7 +113,7 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     smooth brightness difference between opposite edges; default on).
     """
     img = _channels(as_image(image, "image"))
-    seed = _methods.check_number(seed, "seed", 0, whole=True)
+    seed = _methods.check_number(seed, "seed", 0, _methods.SEED_MAX, whole=True)
     rep = reporter(progress, cancel)
     from .seamless import seamless
 
