@@ -140,6 +140,23 @@ def main(argv=None) -> int:
     def stylize_gatys():
         save("stylized_gatys.png", art.stylize(render, style, method="gatys", steps=args.steps, seed=0))
 
+    def stylize_layers():
+        # Render Properties > Art AI Stylize as an artist fills it: a style for the sphere, another for the floor's
+        # material (strokes shrinking with depth), edges kept; the cube and the sky stay exactly as rendered
+        second = bridge.array_to_image(painted_style(seed=11)[:, :, [2, 1, 0]], "style.blue")
+        s = scene.art_ai
+        for kind, target, img in (("OBJECT", "Sphere", second), ("MATERIAL", "Floor", style_img)):
+            assert bpy.ops.art_ai.style_layer_add(target_kind=kind, target=target) == {"FINISHED"}
+            s.style_layers[-1].style_image = img
+            s.style_layers[-1].method = "ARBITRARY"
+        s.keep_edges, s.depth_scale = 0.7, True
+        demo_scene.render_still(scene)  # again, now with the Cryptomatte, Depth and Normal passes the layers need
+        os.environ.setdefault("ART_AI_TORCH_PYTHON", sys.executable)
+        result = bpy.ops.art_ai.stylize(image="Render Result", use_layers=True, output="Render Result.layers")
+        assert result == {"FINISHED"}, result
+        save("stylized_layers.png", bridge.image_to_array(bpy.data.images["Render Result.layers"]))
+        s.style_layers.clear()
+
     def texture():
         tex = art.synthesize_texture(exemplar, size=(256, 256), method="patch", seed=1)
         save("texture_patch.png", tex)
@@ -170,6 +187,8 @@ def main(argv=None) -> int:
     step("stylize (colour, operator on Render Result)", stylize_color)
     step("stylize (arbitrary, Magenta's networks, operator + engine worker)", stylize_arbitrary)
     step("stylize (gatys, built-in encoder)", stylize_gatys)
+    step("stylize by layers (sphere, floor material with depth scale, keep edges; operator + engine worker)",
+         stylize_layers)
     step("textures (patch synthesis, seamless, PBR maps)", texture)
     step("repair (detect + inpaint)", repair)
     print(f"demo: {len(written)} files in {out}/ in {time.perf_counter() - t0:.1f} s"

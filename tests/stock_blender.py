@@ -142,6 +142,15 @@ class StubLayout:
     def template_ID(self, data, prop, **_k):
         self._check_prop(data, prop)
 
+    def template_list(self, listtype, list_id, data, prop, active_data, active_prop, **_k):
+        import bpy
+
+        self._check_prop(data, prop)
+        self._check_prop(active_data, active_prop)
+        if not hasattr(bpy.types, listtype):
+            self.problems.append(f"UI list {listtype!r} is not registered")
+        self.calls.append(("template_list", listtype))
+
     def operator(self, idname, **_k):
         import bpy
 

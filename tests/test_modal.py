@@ -93,7 +93,8 @@ def test_the_result_is_written_on_the_main_thread(blender):
     new_image(bpy, "m2_src", rgba(skimage_rgb("chelsea", 32)))
     new_image(bpy, "m2_style", rgba(skimage_rgb("coffee", 32)))
     fake = fake_operator(ops.ARTAI_OT_stylize, image="m2_src", style="m2_style", style_path="", method="COLOR",
-                         strength=1.0, preserve_color=False, mask="", model="", steps=0, seed=0, preview=False)
+                         strength=1.0, preserve_color=False, mask="", model="", steps=0, seed=0, preview=False,
+                         use_layers=False)
     ctx = bpy.context
     call = fake.prepare(ctx)  # what execute does on the main thread
     writer = {}
