@@ -45,6 +45,7 @@ class Method:
     gpu: bool = False  # benefits from a GPU (Ray reserves one for it)
     options: tuple[str, ...] = ()  # the options it uses (it also accepts, and ignores, its feature's COMMON ones)
     requires: tuple[str, ...] = ()  # options it cannot run without; check() names the missing one (REQUIRED)
+    min_side: int = 0  # pixels each side of its input (and style) must have: checked before any work starts
 
     @property
     def ui(self) -> str:
@@ -138,7 +139,7 @@ METHODS: tuple[Method, ...] = (
            ("model", "encoder", "decoder", "style_weights", "style_scale", "refine", "init", "style_size") + _GATYS
            + _TILES),
     Method("stylize", "gatys", "Gatys (optimisation)", "Best quality, slow; uses VGG19 when installed",
-           ("torch",), ("vgg19",), True, _GATYS),
+           ("torch",), ("vgg19",), True, _GATYS, min_side=16),
     Method("stylize", "fast", "Fast (feed-forward)", "One pass of a trained style network (needs a model)",
            ("torch",), (), True, ("model",) + _TILES, requires=("model",)),
     Method("stylize", "adain", "AdaIN (arbitrary style)", "One pass for any style image (needs AdaIN weights)",
@@ -172,7 +173,7 @@ METHODS: tuple[Method, ...] = (
     Method("inpaint", "patch", "PatchMatch", "Copies texture into large holes", ("opencv",), (), False,
            ("seed", "patch_size", "em_iters")),
     Method("inpaint", "dip", "Deep Image Prior", "Fits an untrained CNN to the known pixels (slow, no weights)",
-           ("torch", "opencv"), (), True, ("steps", "seed", "lr", "max_side", "margin")),
+           ("torch", "opencv"), (), True, ("steps", "seed", "lr", "max_side", "margin"), min_side=16),
     Method("inpaint", "lama", "LaMa", "Large-mask inpainting network (needs big-lama in the model store)",
            ("torch", "opencv"), ("big_lama_ckpt",), True, ("models_dir", "model")),
 )

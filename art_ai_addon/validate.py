@@ -101,6 +101,32 @@ def check_image_inputs(paths, what: str) -> None:
             check_image_file(p, what)
 
 
+def upright_size(header) -> tuple[int, int]:
+    """(width, height) of an image as it is read (EXIF orientations 5-8 turn it a quarter)."""
+    w, h = header.width, header.height
+    return (h, w) if getattr(header, "orientation", 1) in (5, 6, 7, 8) else (w, h)
+
+
+def check_image_sizes(image, header, *, mask=None, mask_header=None, method=None, styles=(), what="content"):
+    """What the headers already say, before any work: the mask has the image's size, and the image (and each
+    style) is as large as the method needs (`Method.min_side`). Headers may be None (a format not read, or a file
+    an earlier step of a job makes): that check is then left to the engine."""
+    name = Path(image).name
+    if header is not None and mask_header is not None and upright_size(mask_header) != upright_size(header):
+        mw, mh = upright_size(mask_header)
+        iw, ih = upright_size(header)
+        raise InputError(f"mask: {Path(mask).name} is {mw}x{mh} but the input {name} is {iw}x{ih}; a mask must have "
+                         "its image's size")
+    need = getattr(method, "min_side", 0)
+    if not need:
+        return
+    for label, path, head in [(what, image, header), *(("style", p, h) for p, h in styles)]:
+        if head is not None and min(upright_size(head)) < need:
+            w, h = upright_size(head)
+            raise InputError(f"{label}: {Path(path).name} is {w}x{h} pixels, too small for {method.name}, which needs "
+                             f"at least {need} pixels on each side; give a larger image or another method")
+
+
 def _name_key(name: str) -> str:
     """Two names that are one file in a folder (macOS and Windows fold case)."""
     import sys
@@ -161,6 +187,7 @@ def check_args(args, inputs=None) -> None:
             value = getattr(args, key, None)
             if value and str(value).lower() not in ("auto", "vgg19", "builtin"):
                 check_input_file(value, f"--{key}")
+        _check_sizes("stylize", args.method, inputs, args.mask, styles, "content")
         sources = [*inputs, *styles, args.mask]
         out = as_path(args.output, "-o")
         if len(inputs) == 1 and not out.is_dir():
@@ -191,7 +218,21 @@ def check_args(args, inputs=None) -> None:
         check_image_inputs(args.image, "image")
         check_image_inputs(args.mask, "mask")
         check_image_inputs(args.reference, "reference")
+        _check_sizes("inpaint", args.method, [args.image], args.mask, (), "image")
         check_output_image(args.output, [args.image, args.mask, args.reference], overwrite)
+
+
+def _check_sizes(feature: str, method: str, inputs, mask, styles, what: str) -> None:
+    """check_image_sizes for every input of a command (the files exist and their headers were checked)."""
+    from .imageio import read_header
+    from .methods import get
+
+    record = get(feature, method)
+    mask_header = read_header(mask) if mask else None
+    style_headers = [(s, read_header(s)) for s in styles] if record.min_side else []
+    for p in inputs:
+        check_image_sizes(p, read_header(p), mask=mask, mask_header=mask_header, method=record, styles=style_headers,
+                          what=what)
 
 
 _PBR_MAPS = ("height", "normal", "roughness", "ao")

@@ -164,7 +164,7 @@ TABLE = [
     ("gatys-1x1-content", ["stylize", "tiny.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
                            "2"], "too small for gatys", False),
     ("gatys-thin-style", ["stylize", "a.png", "--style", "thin.png", "-o", "o.png", "--method", "gatys", "--steps",
-                          "2"], "style: 300x1 pixels is too small", False),
+                          "2"], "style: thin.png is 300x1 pixels, too small for gatys", False),
 ]
 
 
@@ -694,3 +694,43 @@ def test_worker_answers_a_request_that_is_not_an_object():
     assert r.returncode == 0, r.stderr
     assert [m["type"] for m in replies] == ["ready", "log", "log", "pong"], replies
     assert "JSON object" in replies[1]["message"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A job is checked whole, sizes included, before its first step runs (issue 27, cause 4)
+
+_FIRST = _SEAMLESS.format(i="a.png", o="out/first.png")
+BATCH_LATE_FAILURES = [
+    ("pbr-strength-negative", '[[step]]\ntask = "pbr"\ninput = "a.png"\noutput = "out/maps"\nstrength = -5.0\n',
+     "strength"),
+    ("inpaint-mask-size", '[[step]]\ntask = "inpaint"\ninput = "a.png"\nmask = "small.png"\nmethod = "telea"\n'
+                          'output = "out/i.png"\n', "mask: small.png is 16x16 but the input a.png is 32x32"),
+    ("stylize-mask-size", '[[step]]\ntask = "stylize"\ninput = "a.png"\nstyle = "s.png"\nmask = "small.png"\n'
+                          'method = "color"\noutput = "out/s.png"\n', "mask: small.png is 16x16"),
+    ("gatys-input-too-small", '[[step]]\ntask = "stylize"\ninput = "tiny.png"\nstyle = "s.png"\nmethod = "gatys"\n'
+                              'steps = 1\noutput = "out/g.png"\n', "too small for gatys"),
+    ("gatys-style-too-small", '[[step]]\ntask = "stylize"\ninput = "a.png"\nstyle = "tiny.png"\nmethod = "gatys"\n'
+                              'steps = 1\noutput = "out/g.png"\n', "too small for gatys"),
+    ("dip-input-too-small", '[[step]]\ntask = "inpaint"\ninput = "tiny.png"\nmask = "tinymask.png"\n'
+                            'method = "dip"\nsteps = 1\noutput = "out/d.png"\n', "too small for dip"),
+]
+
+
+@pytest.mark.parametrize("case", BATCH_LATE_FAILURES, ids=[c[0] for c in BATCH_LATE_FAILURES])
+def test_batch_checks_every_step_before_the_first_runs(tmp_path, capsys, case):
+    from art_ai_addon.cli import main
+
+    _id, body, phrase = case
+    ws = _batch_ws(tmp_path)
+    rng = np.random.default_rng(11)
+    imageio.write_image(ws / "small.png", (rng.random((16, 16)) > 0.8).astype(np.float32), data=True)
+    _write(ws / "tiny.png", rng.random((8, 8, 3)).astype(np.float32))
+    imageio.write_image(ws / "tinymask.png", np.eye(8, dtype=np.float32), data=True)
+    (ws / "job.toml").write_text(_FIRST + body)
+    code = main(["-q", "batch", str(ws / "job.toml")])
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("art_ai: error: job.toml: step 2"), err
+    assert phrase in lines[0], (phrase, lines[0])
+    assert out == "" and not (ws / "out").exists()  # step 1 did not run

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError, NotAvailableError
 from ..imageio import IMAGE_EXTENSIONS
+from ..validate import check_image_sizes
 from .schema import OPTIONS, PBR_KEYS, Step, Where, absolute, load_job, validate
 
 
@@ -102,15 +103,16 @@ def _check_file(where: Where, key: str, value) -> list[str]:
     return list(files)
 
 
-def _check_header(where: Where, key: str, path: Path) -> None:
-    """An image input that exists now is checked from its header (size limit, readable) before any step runs."""
+def _check_header(where: Where, key: str, path: Path):
+    """An image input that exists now is checked from its header (size limit, readable) before any step runs;
+    returns the header (None for a file an earlier step makes, or a format whose header is not read)."""
     if not path.is_file() or not _is_image(path):
-        return  # made by an earlier step: checked when it is read
+        return None  # made by an earlier step: checked when it is read
     from ..errors import InputError
     from ..imageio import check_image_file
 
     try:
-        check_image_file(path, key)
+        return check_image_file(path, key)
     except InputError as exc:
         raise where.error(key, str(exc)) from None
 
@@ -192,15 +194,25 @@ def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> No
     out = Path(o["output"])
     inputs = _expand(w, "input", o["input"], planned)
     single = _single_output(w, out, inputs)
+    method = step.method
+    styles = [(f, _check_header(w, "style", Path(f))) for f in o.get("style") or []] \
+        if getattr(method, "min_side", 0) else []
     for k, src in enumerate(inputs):
-        _check_header(w, "input", src)
+        head = _check_header(w, "input", src)
         params = {"input": str(src)}
         sources = [str(src), *common]
+        heads = {}
         for key in ("mask", "reference"):
             if key in OPTIONS[step.task]:
                 params[key] = _companion(w, key, o.get(key), src, planned)
                 if params[key]:
                     sources.append(params[key])
+                    heads[key] = _check_header(w, key, Path(params[key]))
+        try:  # sizes too: a mask of another size, or a picture too small for the method, fails here, not later
+            check_image_sizes(src, head, mask=params.get("mask"), mask_header=heads.get("mask"), method=method,
+                              styles=styles, what="input")
+        except InputError as exc:
+            raise InputError(f"{w.prefix}{exc}") from None
         outs = _outputs(step, src, out, single, len(inputs) > 1)
         params["outputs"] = [str(q) for q in outs]
         step.items.append(Item(step.number, k, src.name, sources, [str(q) for q in outs], params))

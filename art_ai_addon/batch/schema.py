@@ -58,7 +58,7 @@ OPTIONS: dict[str, dict[str, Key]] = {
     "texture": {"size": Key("size"), "tileable": Key("bool"), "pbr": Key("pathflag"), "seed": _SEED,
                 "device": _DEVICE, **method_keys("texture")},
     "seamless": {"seed": _SEED},
-    "pbr": {"strength": Key("float"), "directx": Key("bool")},
+    "pbr": {"strength": Key("float", min=0.0), "directx": Key("bool")},
     "detect": {"reference": Key("path"), "sensitivity": Key("unit")},
     "inpaint": {"mask": Key("path"), "detect": Key("bool"), "reference": Key("path"), "sensitivity": Key("unit"),
                 "device": _DEVICE, **method_keys("inpaint")},
