@@ -37,7 +37,7 @@ ADDON = "bl_ext.user_default.art_ai"
 STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 4000, "dip": 300}
 
 # the sheets, in the order they are made, and the sections whose results each one reuses
-SECTIONS = ("stylize", "textures", "repair", "demo_sheet")
+SECTIONS = ("stylize", "layers", "textures", "repair", "demo_sheet")
 NEEDS = {"demo_sheet": ("stylize", "textures", "repair")}
 
 GENERATED_BEGIN = "<!-- BEGIN GENERATED: python docs/gallery/make.py --cli-only -->"
@@ -375,6 +375,37 @@ class Gallery:
                  panel(out["fast_photo"], fast_label)]]
         self.save(GALLERY / "stylize.png", sheet(rows, "Stylize: before | style | color | gatys | arbitrary | fast"))
         self.stylized = out
+
+    def layers(self):
+        """One frame as rendered, with one style, and with style layers + keep edges + stroke size by depth."""
+        bpy, bridge = self.bpy, self.bridge
+        scene = self.scene_mod.build_demo_scene(size=320, samples=16)
+        scene.camera.location = (0.0, -8.5, 2.3)
+        scene.camera.rotation_euler = (np.radians(79), 0, 0)
+        store = os.environ.get("ART_AI_MODELS") or str(Path.home() / ".cache" / "art_ai" / "models")
+        bpy.context.preferences.addons[ADDON].preferences.models_dir = store
+        style = bridge.array_to_image(self.demo.painted_style(size=256), "style.warm")
+        blue = bridge.array_to_image(self.demo.painted_style(size=256, seed=11)[:, :, [2, 1, 0]], "style.blue")
+        coffee = bridge.array_to_image(skimage_photo("coffee", 256), "style.coffee")
+        s = scene.art_ai
+        for kind, target, img in (("OBJECT", "Sphere", blue), ("OBJECT", "Cube", coffee),
+                                  ("MATERIAL", "Floor", style)):
+            assert bpy.ops.art_ai.style_layer_add(target_kind=kind, target=target) == {"FINISHED"}
+            s.style_layers[-1].style_image = img
+            s.style_layers[-1].method = "ARBITRARY"
+        s.keep_edges, s.depth_scale = 0.8, True
+        render = self.render(scene)
+        assert bpy.ops.art_ai.stylize(image="Render Result", style=style.name, method="ARBITRARY",
+                                      output="Render Result.one") == {"FINISHED"}
+        one = bridge.image_to_array(bpy.data.images["Render Result.one"])[:, :, :3]
+        assert bpy.ops.art_ai.stylize(image="Render Result", use_layers=True,
+                                      output="Render Result.layers") == {"FINISHED"}
+        layered = bridge.image_to_array(bpy.data.images["Render Result.layers"])[:, :, :3]
+        rows = [[panel(render, "Cycles render", 240), panel(one, "one style (arbitrary)", 240),
+                 panel(layered, "layers: sphere, cube, floor;\nkeep edges 0.8, depth scale", 240)]]
+        self.save(GALLERY / "stylize_layers.png",
+                  sheet(rows, "Style layers: as rendered | one style | a style per object and material"))
+        s.style_layers.clear()
 
     def textures(self):
         art = self.art
