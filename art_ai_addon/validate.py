@@ -215,6 +215,9 @@ def check_args(args, inputs=None) -> None:
         check_image_inputs(args.image, "image")
         _check_outputs_in_folder(args.output, [f"{k}.png" for k in _PBR_MAPS], [args.image], overwrite)
     elif cmd == "inpaint":
+        if args.mask and args.reference:
+            raise InputError("--reference: only used with --detect (it finds the damage by comparing); with --mask "
+                             "the mask says what to fill: give one of them")
         check_image_inputs(args.image, "image")
         check_image_inputs(args.mask, "mask")
         check_image_inputs(args.reference, "reference")

@@ -160,6 +160,8 @@ TABLE = [
     ("folder-name-too-long", ["pbr", "a.png", "-o", "d" * 300], "too long", False),
     ("toml-nested-deep", ["batch", "deep.toml"], "nested too deep", False),
     ("ray-bad-address", ["batch", "seamless.toml", "--ray", "bad address::"], "--ray", False),
+    ("reference-with-mask", ["inpaint", "a.png", "--mask", "m.png", "--reference", "s.png", "-o", "o.png"],
+     "--reference: only used with --detect", False),
     # images a method cannot work on
     ("gatys-1x1-content", ["stylize", "tiny.png", "--style", "s.png", "-o", "o.png", "--method", "gatys", "--steps",
                            "2"], "too small for gatys", False),
@@ -711,6 +713,8 @@ BATCH_LATE_FAILURES = [
                               'steps = 1\noutput = "out/g.png"\n', "too small for gatys"),
     ("gatys-style-too-small", '[[step]]\ntask = "stylize"\ninput = "a.png"\nstyle = "tiny.png"\nmethod = "gatys"\n'
                               'steps = 1\noutput = "out/g.png"\n', "too small for gatys"),
+    ("reference-with-mask", '[[step]]\ntask = "inpaint"\ninput = "a.png"\nmask = "m.png"\nreference = "s.png"\n'
+                            'output = "out/i.png"\n', "reference: only used with `detect = true`"),
     ("dip-input-too-small", '[[step]]\ntask = "inpaint"\ninput = "tiny.png"\nmask = "tinymask.png"\n'
                             'method = "dip"\nsteps = 1\noutput = "out/d.png"\n', "too small for dip"),
 ]
@@ -734,3 +738,44 @@ def test_batch_checks_every_step_before_the_first_runs(tmp_path, capsys, case):
     assert len(lines) == 1 and lines[0].startswith("art_ai: error: job.toml: step 2"), err
     assert phrase in lines[0], (phrase, lines[0])
     assert out == "" and not (ws / "out").exists()  # step 1 did not run
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Smaller surprises (issue 27, cause 9)
+
+
+def test_safe_loader_refusal_is_one_quiet_line_that_never_suggests_turning_safety_off(tmp_path):
+    import pickle
+    import warnings
+
+    import torch
+
+    from art_ai_addon.errors import ModelError
+    from art_ai_addon.models import store
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    (tmp_path / "pickled.pth").write_bytes(pickle.dumps({"p": Payload()}, protocol=4))
+    (tmp_path / "garbage.pth").write_bytes(b"\0" * 100)
+    torch.save({"w": torch.zeros(2), "p": Payload()}, tmp_path / "global.pth")
+    for name in ("pickled.pth", "garbage.pth", "global.pth"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ModelError) as info:
+                store.load_weights(tmp_path / name)
+        text = str(info.value)
+        assert "weights_only" not in text and "False" not in text and "\n" not in text, text
+        assert name in text and "nothing in it was run" in text, text
+        assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
+
+
+def test_job_file_with_a_utf8_bom_runs(tmp_path, capsys):
+    from art_ai_addon.cli import main
+
+    ws = _batch_ws(tmp_path)
+    (ws / "job.toml").write_bytes(b"\xef\xbb\xbf" + _SEAMLESS.format(i="a.png", o="out/b.png").encode())
+    assert main(["-q", "batch", str(ws / "job.toml")]) == 0, capsys.readouterr().err
+    assert (ws / "out" / "b.png").is_file()

@@ -62,7 +62,8 @@ OPTIONS: dict[str, dict[str, Key]] = {
     "detect": {"reference": Key("path"), "sensitivity": Key("unit")},
     "inpaint": {"mask": Key("path"), "detect": Key("bool"), "reference": Key("path"), "sensitivity": Key("unit"),
                 "device": _DEVICE, **method_keys("inpaint")},
-    "render": {"frames": Key("frames"), **_STYLE, **method_keys("stylize")},
+    "render": {"frames": Key("frames"), **_STYLE, "layers": Key("layers"), "keep_edges": Key("unit"),
+               "depth_scale": Key("bool"), **method_keys("stylize")},
 }
 
 
@@ -173,6 +174,40 @@ def _path(v: _Value):
     return _absolute(v, v.value)
 
 
+_LAYER_KEYS = ("target", "style", "method", "strength")
+
+
+def _layers(v: _Value):
+    """layers = [{target = "Sphere", style = "oil.jpg", method = "arbitrary", strength = 0.8}, ...]"""
+    if not isinstance(v.value, list) or not v.value or not all(isinstance(x, dict) for x in v.value):
+        raise v.bad("a list of tables {target = ..., style = ..., method = ..., strength = ...}")
+    out = []
+    for i, raw in enumerate(v.value, start=1):
+        for key in raw:
+            if key not in _LAYER_KEYS:
+                hint = difflib.get_close_matches(str(key), _LAYER_KEYS, 1)
+                raise v.error(f"layer {i}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; a layer takes {', '.join(_LAYER_KEYS)}")
+        target, style = raw.get("target"), raw.get("style")
+        if not isinstance(target, str) or not target.strip():
+            raise v.error(f"layer {i}: `target` missing: an object name, collection:NAME, material:NAME or *")
+        if not isinstance(style, str) or not style:
+            raise v.error(f"layer {i} ({target}): `style` missing: a style image path")
+        layer = {"target": target.strip(), "style": _absolute(v, style)}
+        if "method" in raw:
+            if raw["method"] not in methods.names("stylize"):
+                raise v.error(f"layer {i} ({target}): unknown method {raw['method']!r}; one of "
+                              f"{', '.join(methods.names('stylize'))}")
+            layer["method"] = raw["method"]
+        if "strength" in raw:
+            st = raw["strength"]
+            if isinstance(st, bool) or not isinstance(st, (int, float)) or not 0.0 <= float(st) <= 1.0:
+                raise v.error(f"layer {i} ({target}): strength must be a number in 0..1, got {st!r}")
+            layer["strength"] = float(st)
+        out.append(layer)
+    return out
+
+
 def _paths(v: _Value):
     values = v.value if isinstance(v.value, list) else [v.value]
     if not values or not all(isinstance(x, str) and x for x in values):
@@ -239,7 +274,8 @@ def _pair(v: _Value):
         raise v.error(str(exc)) from None
 
 
-_CHECKS = {"choice": _choice, "str": _str, "path": _path, "paths": _paths, "bool": _bool, "int": _int,
+_CHECKS = {"choice": _choice, "str": _str, "path": _path, "paths": _paths, "layers": _layers, "bool": _bool,
+           "int": _int,
            "float": _float, "unit": _float, "floats": _floats, "pathflag": _pathflag, "size": _pair,
            "frames": _pair}
 
@@ -257,8 +293,11 @@ def load_job(path) -> dict:
     if not p.is_file():
         raise InputError(f"JOB.toml: {p} does not exist" if not p.exists() else f"JOB.toml: {p} is not a file")
     try:
-        with open(p, "rb") as fh:
-            return tomllib.load(fh)
+        data = p.read_bytes()
+        # a byte-order mark (Windows Notepad writes one) is not TOML, but it is not the user's mistake either
+        return tomllib.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"JOB.toml: cannot read {p}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p.name}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -289,8 +328,17 @@ def _check_step(w: Where, step: Step) -> None:
         raise w.error("style", "missing (give a style image, or a fast-style `model`)")
     if task == "inpaint" and bool(opts.get("mask")) == bool(opts.get("detect")):
         raise w.error("mask", "give either `mask` or `detect = true`")
+    if task == "inpaint" and opts.get("mask") and opts.get("reference"):
+        raise w.error("reference", "only used with `detect = true` (it finds the damage by comparing); with `mask` "
+                                   "the mask says what to fill: give one of them")
     if task == "render" and len(opts["input"]) != 1:
         raise w.error("input", "render takes one .blend file")
+    if task == "render" and (opts.get("keep_edges") or opts.get("depth_scale")) and not (opts.get("layers")
+                                                                                     or opts.get("style")):
+        raise w.error("keep_edges" if opts.get("keep_edges") else "depth_scale",
+                      "shapes a stylization: give `style` or `layers`")
+    if task == "render" and opts.get("layers") and len(opts.get("style") or []) > 1:
+        raise w.error("style", "with `layers`, `style` takes one image (the layer for everything else)")
     if "style_weight" in opts and "style_weights" in opts:
         raise w.error("style_weight", "give `style_weights` only (style_weight is its older name)")
     weights = opts.get("style_weights") or opts.get("style_weight")

@@ -20,6 +20,7 @@ import pickle
 import re
 import tempfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -322,6 +323,18 @@ def _torch_load(torch, p: Path, mmap: bool):
             return _torch_load_plain(torch, p, mmap)
 
 
+def _refusal_reason(exc: BaseException) -> str:
+    """What the safe loader objected to, without torch's advice around it: that text says to re-run torch.load
+    with weights_only=False, which is the one thing never to do with a file that was refused."""
+    text = " ".join(str(exc).split())
+    m = re.search(r"WeightsUnpickler error: (.*?)(?: Please use| Check the documentation|$)", text)
+    if m and m.group(1).strip():
+        text = m.group(1).strip()
+    elif "weights_only" in text:
+        text = type(exc).__name__
+    return text[:200].rstrip(". ") or type(exc).__name__
+
+
 def load_weights(path, *, expected: dict | None = None, what: str = "weights", mmap: bool = False,
                  name: str | None = None):
     """torch.load(weights_only=True) only; a pickle that needs code is refused without running it.
@@ -341,11 +354,12 @@ def load_weights(path, *, expected: dict | None = None, what: str = "weights", m
     if layouts.is_torchscript(p):
         raise ModelError(layouts.torchscript_refusal(shown, what))
     try:
-        obj = _torch_load(torch, p, mmap)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol would come before our one line
+            warnings.filterwarnings("ignore", message=r".*pickle protocol", category=UserWarning)
+            obj = _torch_load(torch, p, mmap)
     except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for corrupt zips
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{what}: {shown} is not a plain-tensor weights file or is damaged "
-                         f"(refused by the safe loader: {msg[:200]})") from None
+        raise ModelError(f"{what}: {shown} is not a plain-tensor weights file or is damaged (refused by the safe "
+                         f"loader: {_refusal_reason(exc)}); nothing in it was run") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
