@@ -368,3 +368,39 @@ def test_layers_on_f12_still_saved_reloaded_and_in_the_image_editor(blender, fil
                                   style_path=str(files / "green.png")) == {"FINISHED"}
     out = addon_module("art_ai_addon.blender.bridge").image_to_array(bpy.data.images["Render Result.stylized"])
     assert np.abs(out[:, :, :3] - sty).mean() < 0.02  # the same picture the handler made
+
+
+def test_batch_job_layers_equal_the_render_command(files, tmp_path):
+    cli_out = tmp_path / "cli"
+    r = _render_scene(files, "demo.blend", cli_out, "--frames", "1-1", "--keep-edges", "0.5", "--method", "color",
+                      "--layer", f"Sphere={files / 'green.png'}:color:0.7", "--layer", f"*={files / 'magenta.png'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    job = tmp_path / "job.toml"
+    job.write_text(textwrap.dedent(f"""
+        [[step]]
+        task = "render"
+        input = "{files / 'demo.blend'}"
+        output = "{tmp_path / 'job'}"
+        frames = [1, 1]
+        method = "color"
+        keep_edges = 0.5
+        layers = [{{target = "Sphere", style = "{files / 'green.png'}", method = "color", strength = 0.7}},
+                  {{target = "*", style = "{files / 'magenta.png'}"}}]
+    """))
+    r = _run(["-m", "art_ai_addon", "batch", str(job)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = read_image(cli_out / "stylized" / "0001.png")
+    b = read_image(tmp_path / "job" / "stylized" / "0001.png")
+    assert np.abs(a - b).max() <= 1 / 255 + 1e-6
+    assert np.abs(b - read_image(cli_out / "raw" / "0001.png")).mean() > 0.05
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(job.read_text().replace('target = "Sphere"', 'target = "Teapot"')
+                   .replace(str(tmp_path / "job"), str(tmp_path / "bad")))
+    r = _run(["-m", "art_ai_addon", "batch", str(bad)])
+    assert r.returncode == 2 and "Teapot" in r.stderr and "Sphere" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "bad").exists()  # refused while planning: nothing rendered
+    typo = tmp_path / "typo.toml"
+    typo.write_text(job.read_text().replace("strength = 0.7", "strenght = 0.7"))
+    r = _run(["-m", "art_ai_addon", "batch", str(typo)])
+    assert r.returncode == 2 and "strenght" in r.stderr and "strength" in r.stderr, r.stderr[-2000:]

@@ -128,7 +128,7 @@ def _single_output(where: Where, out: Path, inputs: list[Path]) -> bool:
     return False
 
 
-def _scene_frames(where: Where, blend: Path, frames) -> list[int]:
+def _scene_frames(where: Where, blend: Path, frames, layers=None) -> list[int]:
     if not blend.is_file() or blend.suffix.lower() != ".blend":
         raise where.error("input", f"{blend} is not a .blend file")
     try:
@@ -142,6 +142,13 @@ def _scene_frames(where: Where, blend: Path, frames) -> list[int]:
         scene = open_blend(blend)
     except InputError as exc:
         raise where.error("input", str(exc)) from None
+    if layers:
+        from ..blender.style_layers import check_targets
+
+        try:
+            check_targets(scene, layers)  # an unknown target is refused before any step runs
+        except InputError as exc:
+            raise where.error("layers", str(exc)) from None
     return scene_frames(scene, frames)
 
 
@@ -150,6 +157,8 @@ def _files_used(w: Where, step: Step, base: Path) -> dict[str, str]:
     the store are not)."""
     o = step.opts
     used = {f: key for key in ("style", "decoder") for f in _check_file(w, key, o.get(key))}
+    for la in o.get("layers") or ():
+        used.update((f, "layers") for f in _check_file(w, "layers", la["style"]))
     for key in ("model", "encoder"):  # a path, or a name (a store name; auto/vgg19/builtin for the encoder)
         if o.get(key) and Path(o[key]).suffix:
             path = str(absolute(o[key], base))
@@ -166,8 +175,8 @@ def _render_items(w: Where, step: Step, common: list[str]) -> None:
         raise w.error("input", f"{blend} does not exist")
     if out.exists() and not out.is_dir():
         raise w.error("output", f"{out} is a file, expected a folder")
-    styled = bool(o.get("style") or o.get("model"))
-    for k, frame in enumerate(_scene_frames(w, blend, o.get("frames"))):
+    styled = bool(o.get("style") or o.get("model") or o.get("layers"))
+    for k, frame in enumerate(_scene_frames(w, blend, o.get("frames"), o.get("layers"))):
         outs = [out / "raw" / f"{frame:04d}.png"] + ([out / "stylized" / f"{frame:04d}.png"] if styled else [])
         step.items.append(Item(step.number, k, f"frame {frame}", [str(blend), *common], [str(p) for p in outs],
                                {"frame": frame}))

@@ -151,7 +151,8 @@ def run_render(step: Step, items: list[Item], force: bool, progress) -> None:
                               strength=o.get("strength", 1.0), preserve_color=o.get("preserve_color", False),
                               model=options.pop("model", None), steps=options.pop("steps", None),
                               seed=options.pop("seed", None), temporal=o.get("temporal", False),
-                              device=o.get("device", "auto"), options=options)
+                              device=o.get("device", "auto"), options=options, layers=o.get("layers") or [],
+                              keep_edges=o.get("keep_edges", 0.0), depth_scale=o.get("depth_scale", False))
     render_frames(o["input"][0], o["output"], [it.params["frame"] for it in items], settings, force=force,
                   progress=progress)
 
