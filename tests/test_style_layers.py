@@ -404,3 +404,22 @@ def test_batch_job_layers_equal_the_render_command(files, tmp_path):
     typo.write_text(job.read_text().replace("strength = 0.7", "strenght = 0.7"))
     r = _run(["-m", "art_ai_addon", "batch", str(typo)])
     assert r.returncode == 2 and "strenght" in r.stderr and "strength" in r.stderr, r.stderr[-2000:]
+
+
+def test_a_layer_never_sees_the_other_objects(files):
+    """A layer's network sees its own region only: whatever the pixels outside it are, its result is the same."""
+    photo = cv2.resize(skd.astronaut(), (96, 80)).astype(np.float32) / 255.0
+    other = cv2.resize(skd.coffee(), (96, 80)).astype(np.float32) / 255.0
+    a = _disc(80, 96, 40, 40, 22)
+    b = np.clip(_disc(80, 96, 70, 45, 20) - a, 0, 1)
+    style = read_image(files / "painting.png")
+    layers = [{"mask": a, "style": style, "method": "arbitrary", "models_dir": str(files / "models")}]
+    first = art.stylize_layers(photo, layers)
+    mixed = photo * a[:, :, None] + other * (1 - a[:, :, None])  # everything but the layer's own pixels changed
+    second = art.stylize_layers(mixed, layers)
+    core = a >= 0.99
+    assert np.abs(first - second)[core].max() < 1e-5
+    assert np.abs(first - photo)[core].mean() > 0.05  # it did stylize
+    # and with a second layer beside it, the first layer's pixels still do not change
+    both = art.stylize_layers(photo, layers + [{"mask": b, "style": files / "magenta.png", "method": "color"}])
+    assert np.abs(both - first)[core & (b == 0)].max() < 1e-5
