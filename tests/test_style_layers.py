@@ -362,7 +362,20 @@ def test_layers_on_f12_still_saved_reloaded_and_in_the_image_editor(blender, fil
     assert (s_in[:, 1] > s_in[:, 0] + 0.15).mean() > 0.8
     assert ((c_in[:, 0] > c_in[:, 1] + 0.1) & (c_in[:, 2] > c_in[:, 1] + 0.1)).mean() > 0.5
 
+    # an animation with temporal coherence: every written frame gets its stylized twin, the floor untouched
+    scene.frame_start, scene.frame_end = 1, 2
+    s.temporal = True
+    scene.render.filepath = str(tmp_path / "anim" / "f_")
+    bpy.ops.render.render(animation=True)
+    for f in (1, 2):
+        a_raw = read_image(tmp_path / "anim" / f"f_000{f}.png")[:, :, :3]
+        a_sty = read_image(tmp_path / "anim" / f"f_000{f}_stylized.png")[:, :, :3]
+        assert np.abs(a_sty - a_raw)[untouched].max() <= 1 / 255 + 1e-6
+        assert (a_sty[_erode(sphere > 0.99, 1)][:, 1] > a_sty[_erode(sphere > 0.99, 1)][:, 0] + 0.15).mean() > 0.8
+    s.temporal = False
+
     # the Image Editor: Stylize Render Result with the layers, from the same render's passes
+    bpy.ops.render.render(write_still=False)
     s.stylize_on_render = False
     assert bpy.ops.art_ai.stylize(image="Render Result", use_layers=True, method="COLOR",
                                   style_path=str(files / "green.png")) == {"FINISHED"}
