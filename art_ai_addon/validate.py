@@ -210,9 +210,11 @@ def check_args(args, inputs=None) -> None:
     elif cmd in ("seamless", "detect"):
         check_image_inputs(args.image, "image")
         check_image_inputs(getattr(args, "reference", None), "reference")
+        check_work_memory_of_file("make_seamless" if cmd == "seamless" else "detect_damage", args.image, "image")
         check_output_image(args.output, [args.image, getattr(args, "reference", None)], overwrite)
     elif cmd == "pbr":
         check_image_inputs(args.image, "image")
+        check_work_memory_of_file("pbr_maps", args.image, "image")
         _check_outputs_in_folder(args.output, [f"{k}.png" for k in _PBR_MAPS], [args.image], overwrite)
     elif cmd == "inpaint":
         if args.mask and args.reference:
@@ -222,7 +224,20 @@ def check_args(args, inputs=None) -> None:
         check_image_inputs(args.mask, "mask")
         check_image_inputs(args.reference, "reference")
         _check_sizes("inpaint", args.method, [args.image], args.mask, (), "image")
+        if args.detect:
+            check_work_memory_of_file("detect_damage", args.image, "image")
+        check_work_memory_of_file("inpaint", args.image, "image", args.method)
         check_output_image(args.output, [args.image, args.mask, args.reference], overwrite)
+
+
+def check_work_memory_of_file(task: str, path, what: str, method: str | None = None) -> None:
+    """core.check_work_memory from the file's header (nothing decoded); formats without a read header pass."""
+    from .core import check_work_memory
+    from .imageio import read_header
+
+    header = read_header(path) if path else None
+    if header is not None:
+        check_work_memory(task, (header.height, header.width, header.channels), what, method)
 
 
 def _check_sizes(feature: str, method: str, inputs, mask, styles, what: str) -> None:

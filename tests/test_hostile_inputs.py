@@ -77,6 +77,7 @@ def ws(tmp_path_factory):
     (d / "seamless.toml").write_text('[[step]]\ntask = "seamless"\ninput = "a.png"\noutput = "out/a.png"\n')
     bomb_png(d / "bomb.png", 20000, 20000)  # 0.4 MB on disk, 400 megapixels decoded
     bomb_png(d / "claim.png", 100000, 100000, full=False)  # a header that lies
+    bomb_png(d / "big.png", 8000, 8000)  # 64 megapixels: under the pixel limit, over what 3 GB can work on
     return d
 
 
@@ -98,6 +99,10 @@ TABLE = [
     ("bomb-inpaint-mask", ["inpaint", "a.png", "--mask", "claim.png", "-o", "o.png"], "mask: claim.png", True),
     ("bomb-train", ["train-style", "bomb.png", "--style", "s.png", "--name", "n", "--steps", "1"],
      "training image: bomb.png", True),
+    # under the pixel limit, but more than the memory this process has for the work (issue 27, cause 3)
+    ("memory-seamless", ["seamless", "big.png", "-o", "o.png"], "memory", True),
+    ("memory-pbr", ["pbr", "big.png", "-o", "out"], "memory", True),
+    ("memory-inpaint", ["inpaint", "big.png", "--detect", "-o", "o.png"], "memory", True),
     # broken and odd files
     ("truncated", ["seamless", "trunc.png", "-o", "o.png"], "cannot read", False),
     ("crc-error", ["stylize", "crc.png", "--style", "s.png", "-o", "o.png", "--method", "color"], "cannot read",
@@ -779,3 +784,20 @@ def test_job_file_with_a_utf8_bom_runs(tmp_path, capsys):
     (ws / "job.toml").write_bytes(b"\xef\xbb\xbf" + _SEAMLESS.format(i="a.png", o="out/b.png").encode())
     assert main(["-q", "batch", str(ws / "job.toml")]) == 0, capsys.readouterr().err
     assert (ws / "out" / "b.png").is_file()
+
+
+
+def test_work_memory_is_checked_against_what_this_process_has(monkeypatch):
+    """Cause 3: the work's own need (bytes per pixel of each task, measured) against the memory available."""
+    from art_ai_addon import core
+
+    img = np.zeros((1000, 1000), np.float32)
+    monkeypatch.setattr(core, "available_memory", lambda: (50 << 20, "the memory available"))
+    for call in (lambda: art.make_seamless(img), lambda: art.pbr_maps(img), lambda: art.detect_damage(img),
+                 lambda: art.inpaint(img, img, method="telea")):
+        with pytest.raises(InputError, match=r"1000x1000 pixels needs about .* of memory .* 50\.0 MB"):
+            call()
+    assert art.pbr_maps(img[:64, :64])["height"].shape == (64, 64, 1)  # small work still fits
+    monkeypatch.undo()
+    avail, why = core.available_memory()
+    assert avail > 0 and why

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError, NotAvailableError
 from ..imageio import IMAGE_EXTENSIONS
+from ..core import check_work_memory
 from ..validate import check_image_sizes
 from .schema import OPTIONS, PBR_KEYS, Step, Where, absolute, load_job, validate
 
@@ -198,6 +199,11 @@ def _outputs(step: Step, src: Path, out: Path, single: bool, many: bool) -> list
     return outs
 
 
+# the engine tasks of a step whose memory need is known (core.WORK_BYTES_PER_PIXEL), and whether by method
+_MEMORY_TASKS = {"seamless": [("make_seamless", False)], "pbr": [("pbr_maps", False)],
+                 "detect": [("detect_damage", False)], "inpaint": [("detect_damage", False), ("inpaint", True)]}
+
+
 def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> None:
     o = step.opts
     out = Path(o["output"])
@@ -217,9 +223,13 @@ def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> No
                 if params[key]:
                     sources.append(params[key])
                     heads[key] = _check_header(w, key, Path(params[key]))
-        try:  # sizes too: a mask of another size, or a picture too small for the method, fails here, not later
+        try:  # sizes too: a mask of another size, a picture too small for the method or too large for the memory
             check_image_sizes(src, head, mask=params.get("mask"), mask_header=heads.get("mask"), method=method,
                               styles=styles, what="input")
+            if head is not None:
+                for task, name in _MEMORY_TASKS.get(step.task, ()):
+                    check_work_memory(task, (head.height, head.width, head.channels), "input",
+                                      name and (o.get("method") or "auto"))
         except InputError as exc:
             raise InputError(f"{w.prefix}{exc}") from None
         outs = _outputs(step, src, out, single, len(inputs) > 1)

@@ -39,6 +39,12 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
         lo, hi = DETECT_OPTIONS[key]
         options[key] = _methods.check_number(options[key], key, lo, hi, whole=True,
                                              hint="pixels to widen the mask by" if key == "grow" else "")
+    import numpy as np
+
+    from ..core import check_work_memory
+
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        check_work_memory("detect_damage", image.shape, "image")
     from .detect import detect_damage as detect
 
     return detect(image, reference=reference, sensitivity=sensitivity, progress=progress, cancel=cancel, **options)

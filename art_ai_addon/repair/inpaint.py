@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .. import methods as _methods
-from ..core import as_image, as_mask, merge_alpha, reporter, split_alpha
+from ..core import as_image, as_mask, check_work_memory, merge_alpha, reporter, split_alpha
 from ..errors import InputError
 
 METHODS = _methods.names("inpaint")
@@ -383,6 +383,7 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
         raise InputError("mask: no mask given; paint one, or detect damage first (detect_damage / --detect)")
     record, options = _methods.check("inpaint", method, options)  # unknown options and bad values refused
     name = record.name
+    check_work_memory("inpaint", img.shape, "image", method=name)
     options = _methods.used(record, options)
     rep = reporter(progress, cancel)
     if info is not None:

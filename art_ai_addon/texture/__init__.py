@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import methods as _methods
-from ..core import as_image, luminance, reporter, split_alpha
+from ..core import as_image, check_work_memory, luminance, reporter, split_alpha
 from ..errors import InputError
 
 METHODS = _methods.names("texture")
@@ -114,6 +114,7 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     """
     img = _channels(as_image(image, "image"))
     seed = _methods.check_number(seed, "seed", 0, _methods.SEED_MAX, whole=True)
+    check_work_memory("make_seamless", img.shape, "image")
     rep = reporter(progress, cancel)
     from .seamless import seamless
 
@@ -142,6 +143,7 @@ def pbr_maps(albedo, *, strength: float = 1.0, directx: bool = False, tileable: 
     from .pbr import ao_map, height_map, normal_map, roughness_map, tiles
 
     img = as_image(albedo, "albedo")
+    check_work_memory("pbr_maps", img.shape, "albedo")
     rgb, _alpha = split_alpha(img)
     strength = _methods.check_number(strength, "strength", 0.0, hint="1 = default relief")
     detail = _methods.check_number(options.pop("detail", 1.0), "detail", 0.0, hint="1 = default fine relief")
