@@ -199,9 +199,12 @@ def _outputs(step: Step, src: Path, out: Path, single: bool, many: bool) -> list
     return outs
 
 
-# the engine tasks of a step whose memory need is known (core.WORK_BYTES_PER_PIXEL), and whether by method
-_MEMORY_TASKS = {"seamless": [("make_seamless", False)], "pbr": [("pbr_maps", False)],
-                 "detect": [("detect_damage", False)], "inpaint": [("detect_damage", False), ("inpaint", True)]}
+def _memory_tasks(step: Step) -> list[tuple[str, str | None]]:
+    """(engine task, method) of a step whose memory need is known (core.WORK_BYTES_PER_PIXEL)."""
+    o = step.opts
+    return {"seamless": [("make_seamless", None)], "pbr": [("pbr_maps", None)], "detect": [("detect_damage", None)],
+            "inpaint": [("detect_damage", None)] * bool(o.get("detect")) + [("inpaint", o.get("method") or "auto")],
+            }.get(step.task, [])
 
 
 def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> None:
@@ -227,9 +230,8 @@ def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> No
             check_image_sizes(src, head, mask=params.get("mask"), mask_header=heads.get("mask"), method=method,
                               styles=styles, what="input")
             if head is not None:
-                for task, name in _MEMORY_TASKS.get(step.task, ()):
-                    check_work_memory(task, (head.height, head.width, head.channels), "input",
-                                      name and (o.get("method") or "auto"))
+                for task, name in _memory_tasks(step):
+                    check_work_memory(task, (head.height, head.width, head.channels), "input", name)
         except InputError as exc:
             raise InputError(f"{w.prefix}{exc}") from None
         outs = _outputs(step, src, out, single, len(inputs) > 1)
