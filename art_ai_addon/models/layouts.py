@@ -181,7 +181,7 @@ def _builtin() -> dict[str, Layout]:
 
 
 def known_architectures() -> list[str]:
-    return sorted(set(_builtin()) | set(ONNX))
+    return sorted(set(_builtin()) | set(ONNX) | set(NCNN))
 
 
 def layout(architecture: str) -> Layout | None:
@@ -252,3 +252,14 @@ def check_onnx(path, architecture: str, *, name: str | None = None, what: str = 
     problem = check_params(params, ONNX[architecture])
     if problem:
         raise ModelError(f"{what + ': ' if what else ''}{shown} {problem}; it is not a {architecture} file")
+
+
+# ncnn models (a text .param graph and its .bin weights, read with numpy, never run): Real-ESRGAN's networks
+NCNN = ("realesrgan_rrdbnet_x4plus", "realesrgan_rrdbnet_x4plus_anime", "realesrgan_srvgg_animevideov3")
+
+
+def check_ncnn(path, architecture: str, *, name: str | None = None, what: str = "") -> None:
+    """Read an ncnn .param or .bin and check it against the architecture (ModelError naming the file)."""
+    from ..upscale.ncnn import check_file
+
+    check_file(path, architecture, name=name, what=what)

@@ -29,7 +29,7 @@ from . import layouts, store_root, registry
 
 CACHE_FILE = ".checksums.json"
 MAX_MEMBER_BYTES = 1 << 30  # no registry model is larger; an archive member above this is never unpacked
-_WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx")
+_WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx", ".param", ".bin")  # .param/.bin: ncnn
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _mem_cache: dict[str, dict] = {}
 
@@ -388,6 +388,9 @@ def check_layout(path, architecture: str | None, *, what: str | None = None, nam
     what = what or shown
     if architecture in layouts.TORCHSCRIPT or layouts.is_torchscript(p):
         raise ModelError(layouts.torchscript_refusal(shown, what))
+    if architecture in layouts.NCNN:
+        layouts.check_ncnn(p, architecture, name=shown, what=what)
+        return architecture
     if architecture in layouts.ONNX or (architecture is None and _is_onnx(p)):
         if architecture is None:
             raise ModelError(f"{what}: {shown} is an ONNX graph; pass --architecture "
