@@ -14,6 +14,7 @@ from .imageio import read_image, write_image
 # a submodule such as art_ai_addon.stylize.temporal was imported (that import sets the package attribute)
 from .passes import read_passes
 from .stylize import stylize, stylize_layers, stylize_sequence, train_fast_style
+from .stylize.propagate import propagate_keyframes
 from .texture import make_seamless, pbr_maps, synthesize_texture
 
 __version__ = "0.1.0"
@@ -22,7 +23,7 @@ _LAZY = {"detect_damage": "repair", "inpaint": "repair"}  # detection needs Open
 
 __all__ = ["ArtAIError", "Cancelled", "InputError", "ModelError", "NotAvailableError", "read_image", "write_image",
            "stylize", "stylize_layers", "read_passes", "stylize_sequence", "train_fast_style", "synthesize_texture",
-           "make_seamless", "pbr_maps", "detect_damage", "inpaint"]
+           "make_seamless", "pbr_maps", "detect_damage", "inpaint", "propagate_keyframes"]
 
 
 def __getattr__(name: str):

@@ -112,6 +112,11 @@ OPTIONS: dict[str, dict[str, Option]] = {
         _o("max_side", "int", None, 16, cli=False),
         _o("margin", "int", None, 0, cli=False),
     )},
+    "propagate": {o.name: o for o in (
+        _o("seed", "int", 0, 0, SEED_MAX, help="random seed (the synthesis of what no keyframe saw)"),
+        _o("synthesize", "bool", True, cli=False,
+           help="fill what no keyframe saw with paint synthesized from the carried paint around it"),
+    )},
 }
 # what to say when a method's required option is missing: which thing, and where every front-end gets one
 REQUIRED = {
@@ -123,6 +128,7 @@ REQUIRED = {
 COMMON: dict[str, frozenset[str]] = {
     "stylize": frozenset({"seed", "steps", "models_dir", "memory_mb", "tile", "overlap", "half"}),
     "texture": frozenset({"steps", "models_dir", "memory_mb"}),
+    "propagate": frozenset({"seed", "synthesize"}),
     "inpaint": frozenset({"seed", "steps", "models_dir"}),
 }
 
@@ -176,13 +182,20 @@ METHODS: tuple[Method, ...] = (
            ("torch", "opencv"), (), True, ("steps", "seed", "lr", "max_side", "margin"), min_side=16),
     Method("inpaint", "lama", "LaMa", "Large-mask inpainting network (needs big-lama in the model store)",
            ("torch", "opencv"), ("big_lama_ckpt",), True, ("models_dir", "model")),
+    # propagate (keyframe paint carried over an animation)
+    Method("propagate", "auto", "Auto", "By the UV and object passes where the frames have them, else by motion",
+           ("opencv",), (), False, ()),
+    Method("propagate", "guided", "Guided (UV + object passes)",
+           "The paint follows each surface by its UV: exact under any motion, no drift", ("opencv",), (), False, ()),
+    Method("propagate", "flow", "Motion", "By the Vector pass chained frame to frame, or optical flow without passes",
+           ("opencv",), (), False, ()),
 )
-FEATURES = ("stylize", "texture", "inpaint")
+FEATURES = ("stylize", "texture", "inpaint", "propagate")
 # the engine tasks without methods, and what they need beyond numpy
 TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_damage": ("opencv",),
               "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",),
               "stylize_layers_sequence": ("opencv",)}
-TASK_FEATURE = {"stylize": "stylize", "stylize_sequence": "stylize", "stylize_layers": "stylize",
+TASK_FEATURE = {"propagate_keyframes": "propagate", "stylize": "stylize", "stylize_sequence": "stylize", "stylize_layers": "stylize",
                 "stylize_layers_sequence": "stylize", "synthesize_texture": "texture",
                 "inpaint": "inpaint", "repair": "inpaint"}
 NEED_MODULES = {"opencv": "cv2", "torch": "torch"}

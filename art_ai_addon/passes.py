@@ -5,6 +5,8 @@
 - "depth" (H, W): the Depth pass (camera distance; the background is very far), "normal" (H, W, 3), "vector"
   (H, W, 4), "uv" (H, W, 2 or 3), "position" (H, W, 3), "object_index" / "material_index" (H, W), "combined"
   (H, W, 4, scene-linear, as stored);
+- "object_id" / "material_id" (H, W) uint32: the Cryptomatte id of the object (material) that covers most of each
+  pixel (0 where nothing does), for grouping pixels by object;
 - "object:NAME", "material:NAME", "asset:NAME" (H, W) float coverage in [0, 1] from the Cryptomatte passes: the
   anti-aliased fraction of each pixel the object (material) covers, not a hard index map.
 
@@ -203,6 +205,10 @@ def read_passes(path, *, view_layer: str | None = None, masks=None) -> dict[str,
             ranks.append(np.stack([chans.get(c, np.zeros_like(next(iter(chans.values())))) for c in "rgba"], axis=2))
         if not ranks:
             continue
+        if label in ("object", "material"):
+            top = np.ascontiguousarray(ranks[0][:, :, 0]).view(np.uint32).copy()
+            top[ranks[0][:, :, 1] <= 0] = 0
+            out[f"{label}_id"] = top
         names = manifests.get(kind, {})
         if wanted is not None:  # names asked for that the manifest does not list: by their hash
             for key in wanted:

@@ -18,6 +18,7 @@ TASKS = {
     "stylize_sequence": ("stylize.temporal", "stylize_sequence"),
     "stylize_layers": ("stylize", "stylize_layers"),
     "stylize_layers_sequence": ("stylize.layers", "stylize_layers_sequence"),
+    "propagate_keyframes": ("stylize.propagate", "propagate_keyframes"),
     "train_fast_style": ("stylize", "train_fast_style"),
     "synthesize_texture": ("texture", "synthesize_texture"),
     "make_seamless": ("texture", "make_seamless"),

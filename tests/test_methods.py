@@ -19,6 +19,8 @@ API = {
     "stylize": lambda m, **o: __import__("art_ai_addon").stylize(_img(), _img(1), method=m, **o),
     "texture": lambda m, **o: __import__("art_ai_addon").synthesize_texture(_img(), size=(16, 16), method=m, **o),
     "inpaint": lambda m, **o: __import__("art_ai_addon").inpaint(_img(), _mask(), method=m, **o),
+    "propagate": lambda m, **o: __import__("art_ai_addon").propagate_keyframes([_img(), _img(1)], {0: _img(2)},
+                                                                               method=m, **o),
 }
 ALL = [(m.feature, m.name) for m in methods.METHODS]
 
@@ -48,8 +50,8 @@ def test_the_api_refuses_another_methods_option(feature, name):
 
     record = methods.get(feature, name)
     foreign = [o for o in methods.OPTIONS[feature] if not record.accepts(o)]
-    if not foreign:  # auto takes every option of its feature
-        assert name == "auto"
+    if not foreign:  # auto takes every option of its feature (and every method, where all options are common)
+        assert name == "auto" or set(methods.OPTIONS[feature]) <= methods.COMMON[feature]
         return
     with pytest.raises(InputError, match=f"^{foreign[0]}: not an option of {feature} method '{name}'"):
         API[feature](name, **{foreign[0]: 1})

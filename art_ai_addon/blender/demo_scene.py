@@ -141,3 +141,84 @@ def build_swatch_scene(size: int = 128, samples: int = 8):
     scene.collection.objects.link(cam)
     scene.camera = cam
     return scene
+
+
+def _paint_material(mat, scale: float, seed: float) -> None:
+    """A 'painted' version of a material: random-coloured patches and streaks fixed in UV space, mixed into its base
+    colour (the ground truth an artist's painted keyframe should carry to every frame)."""
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    base = bsdf.inputs["Base Color"]
+    coord = nodes.new("ShaderNodeTexCoord")
+    cells = nodes.new("ShaderNodeTexVoronoi")
+    cells.inputs["Scale"].default_value = scale
+    if "W" in cells.inputs:
+        cells.voronoi_dimensions = "4D"
+        cells.inputs["W"].default_value = seed
+    links.new(coord.outputs["UV"], cells.inputs["Vector"])
+    wave = nodes.new("ShaderNodeTexWave")
+    wave.inputs["Scale"].default_value = scale * 0.7
+    wave.inputs["Distortion"].default_value = 6.0
+    links.new(coord.outputs["UV"], wave.inputs["Vector"])
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.inputs["Factor"].default_value = 0.55
+    if base.links:
+        links.new(base.links[0].from_socket, mix.inputs["A"])
+    else:
+        mix.inputs["A"].default_value = base.default_value
+    links.new(cells.outputs["Color"], mix.inputs["B"])
+    streak = nodes.new("ShaderNodeMix")
+    streak.data_type = "RGBA"
+    streak.blend_type = "MULTIPLY"
+    streak.inputs["Factor"].default_value = 0.5
+    links.new(mix.outputs["Result"], streak.inputs["A"])
+    links.new(wave.outputs["Color"], streak.inputs["B"])
+    links.new(streak.outputs["Result"], base)
+
+
+def build_keyframe_scene(size: int = 96, samples: int = 4, frames: int = 8, painted: bool = False):
+    """An animated scene for keyframe propagation: the camera dollies, the cube slides (showing floor that was behind
+    it) and a cone comes into view. `painted`: the same scene with its materials painted in UV space (the ground
+    truth). The Cryptomatte, Depth, Normal, UV, Vector and Position passes are on."""
+    scene = build_demo_scene(size=size, samples=samples, frames=frames)
+    scene.render.resolution_x = int(round(size * 4 / 3))
+    bpy.ops.mesh.primitive_cone_add(radius1=0.6, depth=1.6, location=(4.2, -1.6, 0.8))
+    cone = bpy.context.object
+    cone.name = "Cone"
+    cone.data.materials.append(_material("Cone", (0.2, 0.7, 0.3), roughness=0.5))
+    cone.keyframe_insert("location", frame=1)
+    cone.location.x = 2.3
+    cone.keyframe_insert("location", frame=frames)
+    cam = scene.camera
+    cam.keyframe_insert("location", frame=1)
+    cam.location = (0.6, -6.0, 3.3)
+    cam.keyframe_insert("location", frame=frames)
+    for obj in (cone, cam, bpy.data.objects["Cube"]):
+        if obj.animation_data and obj.animation_data.action:
+            for fc in _fcurves(obj.animation_data):
+                for kp in fc.keyframe_points:
+                    kp.interpolation = "LINEAR"
+    if painted:
+        for k, (name, scale) in enumerate((("Floor", 40.0), ("Sphere", 9.0), ("Cube", 7.0), ("Cone", 8.0))):
+            _paint_material(bpy.data.materials[name], scale, float(k))
+    scene.render.use_motion_blur = False
+    for vl in scene.view_layers:
+        for flag in ("use_pass_cryptomatte_object", "use_pass_z", "use_pass_normal", "use_pass_uv",
+                     "use_pass_vector", "use_pass_position"):
+            if hasattr(vl, flag):
+                setattr(vl, flag, True)
+    return scene
+
+
+def _fcurves(anim):
+    """The F-curves of an object's action (Blender 5 keeps them in layered action channelbags)."""
+    action = anim.action
+    if hasattr(action, "fcurves") and len(getattr(action, "fcurves", ())):
+        return list(action.fcurves)
+    out = []
+    for layer in getattr(action, "layers", ()):
+        for strip in layer.strips:
+            for bag in getattr(strip, "channelbags", ()):
+                out.extend(bag.fcurves)
+    return out

@@ -1,0 +1,412 @@
+"""Paint one frame, the animation follows: keyframe propagation guided by the renderer's own passes.
+
+What is carried is the artist's change, D = painted - rendered, not the painted pixels: each frame is its own render
+plus the change carried to it, so the paint stays on the surface while that frame's own light, shadows and
+highlights stay as rendered, and whatever the artist did not paint (D = 0) stays exactly as rendered.
+
+How D reaches frame t from keyframe k (Jamriška et al. 2019, "Stylizing Video by Example", guide their patch
+synthesis with estimated motion and positions; the renderer knows them exactly):
+
+- `guided` (the UV and object passes): each object's keyframe pixels are scattered into an atlas over the object's
+  UV space that stores, per texel, where on the keyframe that surface point was seen. A pixel of frame t looks up its
+  own (object, UV) there and samples D at that keyframe position. Exact under any motion of objects or camera, with
+  no drift over long gaps; a lookup is accepted only where the atlas saw that surface and the keyframe pixel found is
+  the same object at the same UV (so a surface hidden in the keyframe is never given another one's paint).
+- motion (the Vector pass, chained frame to frame; or optical flow when there are no passes) for what has no UV:
+  the world background, objects without a UV map, or `method="flow"`.
+- Surfaces that no keyframe saw (disoccluded, or coming into view) get their paint synthesized from the carried
+  paint around them by patch-based inpainting of D (PatchMatch), not smeared or left bare.
+- Between two keyframes D is the blend of both carried changes by temporal distance, so the look crosses over
+  without a jump; before the first and after the last keyframe the nearest one holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import methods as _methods
+from ..core import as_image, reporter, split_alpha
+from ..errors import InputError
+
+GUIDE_KEYS = ("vector", "uv", "position", "object")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _check(frames, keyframes, guides):
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise InputError("frames: expected a list of the rendered frames")
+    imgs = [as_image(f, f"frame {i}") for i, f in enumerate(frames)]
+    shape = imgs[0].shape
+    for i, f in enumerate(imgs):
+        if f.shape[:2] != shape[:2]:
+            raise InputError(f"frame {i}: {f.shape[1]}x{f.shape[0]}, frame 0 is {shape[1]}x{shape[0]}; every frame "
+                             "must have the same size")
+    if not isinstance(keyframes, dict) or not keyframes:
+        raise InputError("keyframes: expected {frame index: painted image}, at least one")
+    keys = {}
+    for k, painted in keyframes.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise InputError(f"keyframes: the key {k!r} is not a frame index (a whole number)")
+        if not 0 <= int(k) < len(imgs):
+            raise InputError(f"keyframe {k}: outside the frames (0..{len(imgs) - 1})")
+        p = as_image(painted, f"keyframe {k}")
+        if p.shape[:2] != shape[:2]:
+            raise InputError(f"keyframe {k}: the painted image is {p.shape[1]}x{p.shape[0]}, the frames are "
+                             f"{shape[1]}x{shape[0]}; paint over the frame at its own size")
+        keys[int(k)] = p
+    gl = None
+    if guides is not None:
+        if not isinstance(guides, (list, tuple)) or len(guides) != len(imgs):
+            raise InputError(f"guides: expected one dict per frame ({len(imgs)}), got "
+                             f"{len(guides) if isinstance(guides, (list, tuple)) else type(guides).__name__}")
+        gl = []
+        for i, g in enumerate(guides):
+            g = dict(g or {})
+            for key, val in g.items():
+                if key not in GUIDE_KEYS:
+                    raise InputError(f"guides[{i}]: unknown guide {key!r}; use {', '.join(GUIDE_KEYS)}")
+                a = np.asarray(val)
+                if a.shape[:2] != shape[:2]:
+                    raise InputError(f"guides[{i}]['{key}']: {a.shape[1] if a.ndim > 1 else '?'}x{a.shape[0]}, the "
+                                     f"frames are {shape[1]}x{shape[0]}")
+            gl.append(g)
+    return imgs, keys, gl
+
+
+def _rgb(img):
+    rgb = split_alpha(img)[0]
+    return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
+
+
+def _ids(obj) -> np.ndarray:
+    a = np.asarray(obj)
+    if a.ndim == 3:
+        a = a[:, :, 0]
+    if a.dtype.kind == "f":
+        return np.ascontiguousarray(a.astype(np.float32)).view(np.uint32).astype(np.int64)
+    return a.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# UV atlases: where on the keyframe each surface point was seen
+
+
+class _Atlas:
+    """One object's UV space, each texel holding the keyframe position (x, y) that showed it.
+
+    A pyramid of texel sizes: a receding floor is seen densely near the camera and sparsely far away, so each
+    lookup takes the finest level that has it. A coarser level is allowed only where the keyframe's own pixels
+    were that sparse on the surface (their UV footprint), so a hole left by an occluder (dense all around) is never
+    bridged by a coarse texel.
+    """
+
+    def __init__(self, uv: np.ndarray, ys: np.ndarray, xs: np.ndarray, footprint: np.ndarray):
+        import cv2
+
+        from .layers import fill
+
+        u, v = uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64)
+        self.u0, self.v0 = float(u.min()), float(v.min())
+        span = max(u.max() - self.u0, v.max() - self.v0, 1e-6)
+        fine = float(np.percentile(footprint, 10)) * 0.7
+        texel = max(fine, span / 2000.0, 1e-6)
+        coarsest = float(np.percentile(footprint, 99)) * 2.0
+        self.levels = []
+        while True:
+            nu = int(np.ceil((u.max() - self.u0) / texel)) + 2
+            nv = int(np.ceil((v.max() - self.v0) / texel)) + 2
+            iu = np.clip(np.round((u - self.u0) / texel).astype(np.int64), 0, nu - 1)
+            iv = np.clip(np.round((v - self.v0) / texel).astype(np.int64), 0, nv - 1)
+            cell = iv * nu + iu
+            count = np.bincount(cell, minlength=nu * nv).reshape(nv, nu).astype(np.float32)
+            stack = np.stack([np.bincount(cell, weights=wt, minlength=nu * nv).reshape(nv, nu)
+                              for wt in (xs, ys, footprint)], axis=2) / np.maximum(count, 1)[:, :, None]
+            seen = count > 0
+            closed = cv2.morphologyEx(seen.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)) > 0
+            data = fill(stack.astype(np.float32), seen.astype(np.float32))
+            ok = closed.copy()
+            if self.levels:  # coarse texels only where the keyframe saw the surface that sparsely
+                ok &= data[:, :, 2] >= 0.5 * texel
+            ok &= cv2.erode(ok.astype(np.uint8), np.ones((2, 2), np.uint8), anchor=(0, 0)).astype(bool)
+            self.levels.append((texel, np.ascontiguousarray(data[:, :, :2]), ok.astype(np.float32)))
+            if texel >= coarsest or len(self.levels) >= 8 or max(nu, nv) <= 4:
+                break
+            texel *= 2.0
+
+    def lookup(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, valid, texel) on the keyframe for these UVs (N, 2): the finest level that saw each."""
+        import cv2
+
+        n = len(uv)
+        x = np.full(n, -1.0, np.float32)
+        y = np.full(n, -1.0, np.float32)
+        valid = np.zeros(n, bool)
+        tex = np.zeros(n, np.float32)
+        for texel, xy, ok in self.levels:
+            todo = ~valid
+            if not todo.any():
+                break
+            fu = ((uv[todo, 0] - self.u0) / texel).astype(np.float32).reshape(1, -1)
+            fv = ((uv[todo, 1] - self.v0) / texel).astype(np.float32).reshape(1, -1)
+            got = cv2.remap(xy, fu, fv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1))[0]
+            good = cv2.remap(ok, fu, fv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0] >= 0.999
+            idx = np.nonzero(todo)[0][good]
+            x[idx], y[idx] = got[good, 0], got[good, 1]
+            tex[idx] = texel
+            valid[idx] = True
+        return x, y, valid, tex
+
+
+def _footprint(uv: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each pixel's size on its surface in UV units (the larger of its steps to same-object neighbours)."""
+    from .layers import _shift
+
+    fp = np.zeros(ids.shape, np.float32)
+    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+        same = _shift(ids, dy, dx) == ids
+        step = np.abs(_shift(uv, dy, dx)[:, :, :2] - uv[:, :, :2]).max(axis=2)
+        fp = np.maximum(fp, np.where(same, step, 0.0))
+    return fp
+
+
+def _interior(ids: np.ndarray) -> np.ndarray:
+    """Pixels whose 4 neighbours are the same object (no anti-aliased mix of two surfaces' UVs)."""
+    from .layers import _shift
+
+    same = np.ones(ids.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+        same &= _shift(ids, dy, dx) == ids
+    return same
+
+
+def _uv_valid(uv: np.ndarray) -> np.ndarray:
+    if uv.shape[2] >= 3:
+        return uv[:, :, 2] > 0.5
+    return np.any(uv[:, :, :2] != 0, axis=2)
+
+
+class _GuidedKey:
+    """A keyframe's change D and its per-object atlases, to carry D to other frames by their UV and object passes."""
+
+    def __init__(self, change: np.ndarray, guide: dict):
+        self.change = change
+        self.uv = np.asarray(guide["uv"], np.float32)
+        self.ids = _ids(guide["object"])
+        inner = _interior(self.ids) & _uv_valid(self.uv) & (self.ids != 0)
+        self.atlases: dict[int, _Atlas] = {}
+        fp = self.fp = _footprint(self.uv, self.ids)
+        from .layers import fill
+
+        self.unmixed: dict[int, np.ndarray] = {}  # per object: D from its own interior pixels only (no edge mix)
+        for o in np.unique(self.ids[inner]):
+            ys, xs = np.nonzero(inner & (self.ids == o))
+            if len(ys) >= 4:
+                self.unmixed[int(o)] = fill(change, (inner & (self.ids == o)).astype(np.float32))
+                self.atlases[int(o)] = _Atlas(self.uv[ys, xs, :2], ys.astype(np.float64), xs.astype(np.float64),
+                                              np.maximum(fp[ys, xs], 1e-7).astype(np.float64))
+
+    def carry(self, guide: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(D on this frame, where it is known) by UV lookup."""
+        import cv2
+
+        uv = np.asarray(guide["uv"], np.float32)
+        ids = _ids(guide["object"])
+        h, w = ids.shape
+        out = np.zeros((h, w, 3), np.float32)
+        known = np.zeros((h, w), bool)
+        usable = _uv_valid(uv) & (ids != 0) & _interior(ids)  # edge pixels mix two surfaces' UVs: filled after
+        for o, atlas in self.atlases.items():
+            ys, xs = np.nonzero(usable & (ids == o))
+            if len(ys) == 0:
+                continue
+            kx, ky, ok, tex = atlas.lookup(uv[ys, xs, :2])
+            # the keyframe pixel found must show the same object at the same place of its surface
+            nx = np.clip(np.round(kx).astype(np.int64), 0, w - 1)
+            ny = np.clip(np.round(ky).astype(np.int64), 0, h - 1)
+            duv = np.abs(self.uv[ny, nx, :2] - uv[ys, xs, :2]).max(axis=1)
+            ok &= (self.ids[ny, nx] == o) & (duv <= 3 * np.maximum(tex, self.fp[ny, nx])) & (kx >= 0) & (ky >= 0)
+            if not ok.any():
+                continue
+            mx, my = kx[ok].reshape(1, -1).astype(np.float32), ky[ok].reshape(1, -1).astype(np.float32)
+            vals = cv2.remap(self.unmixed[o], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            out[ys[ok], xs[ok]] = vals
+            known[ys[ok], xs[ok]] = True
+        return out, known
+
+
+# ---------------------------------------------------------------------------------------------
+# Motion: the Vector pass chained frame to frame, or optical flow
+
+
+def _chain(flows: list[np.ndarray]) -> np.ndarray:
+    """The flow that goes through `flows` one after the other: total(x) = f1(x) + f2(x + f1(x)) + ..."""
+    from .temporal import warp
+
+    total = flows[0].copy()
+    for f in flows[1:]:
+        total = total + warp(f, total)
+    return total
+
+
+def _motion_to_key(t: int, k: int, plain: list, guides) -> np.ndarray:
+    """Flow from frame t to keyframe k: plain[t](x) ~ plain[k](x + flow(x))."""
+    from .temporal import optical_flow, vector_pass_to_flow
+
+    if guides is not None and all(g.get("vector") is not None for g in guides[min(t, k):max(t, k) + 1]):
+        if k < t:
+            steps = [vector_pass_to_flow(guides[i]["vector"])[0] for i in range(t, k, -1)]
+        else:
+            steps = [vector_pass_to_flow(guides[i]["vector"])[1] for i in range(t, k)]
+        return _chain(steps)
+    return optical_flow(plain[t], plain[k])
+
+
+def _carry_by_motion(change, t, k, plain, guides) -> tuple[np.ndarray, np.ndarray]:
+    from .temporal import inside, warp
+
+    flow = _motion_to_key(t, k, plain, guides)
+    carried = warp(change, flow)
+    known = inside(flow)
+    # trust a pixel only where the keyframe shows the same thing there (occlusions, wrong vectors)
+    seen = warp(plain[k], flow)
+    known &= np.abs(seen - plain[t]).max(axis=2) < 0.12
+    if guides is not None and guides[t].get("object") is not None and guides[k].get("object") is not None:
+        import cv2
+
+        ids_k = _ids(guides[k]["object"]).astype(np.float32)
+        h, w = ids_k.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        at = cv2.remap(ids_k, gx + flow[:, :, 0], gy + flow[:, :, 1], cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_REPLICATE)
+        known &= at == _ids(guides[t]["object"]).astype(np.float32)
+    return carried.astype(np.float32), known
+
+
+# ---------------------------------------------------------------------------------------------
+# Filling what no keyframe saw
+
+
+def _close_small(change: np.ndarray, known: np.ndarray, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Gaps of a few pixels (anti-aliased edges, lookups that missed by a texel) filled smoothly from around them."""
+    import cv2
+
+    from .layers import fill
+
+    if known.all() or not known.any():
+        return change, known
+    k = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    small = ~known & (cv2.erode(cv2.dilate(known.astype(np.uint8), k), k) > 0)
+    if not small.any():
+        return change, known
+    filled = fill(change, known.astype(np.float32))
+    out = change.copy()
+    out[small] = filled[small]
+    return out, known | small
+
+
+def _synthesize(change: np.ndarray, known: np.ndarray, where: np.ndarray, seed: int, cancel=None) -> np.ndarray:
+    """D inside `where` (not known) synthesized from the known D around it (patch-based inpainting)."""
+    hole = where & ~known
+    if not hole.any():
+        return change
+    if not known.any():
+        return change
+    from ..repair import inpaint
+
+    enc = np.clip(change * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
+    try:
+        filled = inpaint(enc, hole.astype(np.float32), method="patch", seed=seed, cancel=cancel)
+    except InputError:
+        return change
+    out = change.copy()
+    out[hole] = (filled[hole] - 0.5) * 2.0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The API
+
+
+def propagate_keyframes(frames, keyframes, *, guides=None, method: str = "auto", progress=None, cancel=None,
+                        info: dict | None = None, **options) -> list[np.ndarray]:
+    """Every frame with the look the artist painted on the keyframes; see the module docstring.
+
+    frames: the plain renders (list of (H, W, C)); keyframes: {frame index: painted (H, W, C)}; guides: None or per
+    frame a dict with any of "vector" (Blender's Vector pass, (H, W, 4)), "uv" ((H, W, 2 or 3)), "position",
+    "object" ((H, W) ids). method: "auto" (UV where there is one, then motion), "guided", "flow". Options: `seed`,
+    `synthesize` (True: fill what no keyframe saw). A keyframe comes back unchanged at its own index.
+    """
+    record, options = _methods.check("propagate", method, dict(options))
+    rep = reporter(progress, cancel)
+    info = info if info is not None else {}
+    plain_imgs, keys, gl = _check(frames, keyframes, guides)
+    seed = int(options.get("seed", 0))
+    synthesize = bool(options.get("synthesize", True))
+    use_uv = record.name in ("auto", "guided") and gl is not None and all(
+        g.get("uv") is not None and g.get("object") is not None for g in gl)
+    if record.name == "guided" and not use_uv:
+        raise InputError("method guided: needs the UV and object passes of every frame (guides=[{'uv': ..., "
+                         "'object': ...}, ...]); use auto or flow without them")
+    info["method"] = "guided (UV + object passes)" if use_uv else ("vector pass" if gl is not None and all(
+        g.get("vector") is not None for g in gl) else "optical flow")
+    plain = [_rgb(f) for f in plain_imgs]
+    changes = {k: (_rgb(p) - plain[k]).astype(np.float32) for k, p in keys.items()}
+    guided = {k: _GuidedKey(changes[k], gl[k]) for k in keys} if use_uv else {}
+    order = sorted(keys)
+    n = len(plain)
+    out: list[np.ndarray] = []
+    holes_total = 0
+    for t in range(n):
+        rep(t / n, f"frame {t + 1}/{n}")
+        if t in keys:
+            out.append(keys[t].copy())
+            continue
+        before = [k for k in order if k < t]
+        after = [k for k in order if k > t]
+        near = ([before[-1]] if before else []) + ([after[0]] if after else [])
+        if len(near) == 2:
+            k1, k2 = near
+            weights = {k1: (k2 - t) / (k2 - k1), k2: (t - k1) / (k2 - k1)}
+        else:
+            weights = {near[0]: 1.0}
+        acc = np.zeros_like(plain[t])
+        wsum = np.zeros(plain[t].shape[:2], np.float32)
+        carried = {}
+        for k in sorted(keys, key=lambda kk: abs(kk - t)):
+            if k not in weights and (wsum > 0).all():
+                break
+            d, known = np.zeros_like(plain[t]), np.zeros(plain[t].shape[:2], bool)
+            if use_uv:
+                d, known = guided[k].carry(gl[t])
+            if not known.all():
+                dm, km = _carry_by_motion(changes[k], t, k, plain, gl)
+                if use_uv:  # the motion fills only what has no UV (background, objects without a UV map)
+                    km &= ~(_uv_valid(np.asarray(gl[t]["uv"])) & (_ids(gl[t]["object"]) != 0))
+                take = km & ~known
+                d[take] = dm[take]
+                known |= take
+            carried[k] = (d, known)
+            wk = weights.get(k, 1e-3 / (1 + abs(k - t)))  # far keyframes only where the near ones saw nothing
+            wmap = np.where(known, wk, 0.0).astype(np.float32)
+            if k not in weights:
+                wmap = np.where(wsum > 0, 0.0, wmap).astype(np.float32)
+            acc += wmap[:, :, None] * d
+            wsum += wmap
+        change = acc / np.maximum(wsum, 1e-12)[:, :, None]
+        change, known = _close_small(change, wsum > 0)
+        holes_total += int((~known).sum())
+        if synthesize:
+            change = _synthesize(change, known, np.ones_like(known), seed + t, cancel)
+        res = np.clip(plain[t] + change, 0.0, 1.0).astype(np.float32)
+        src = plain_imgs[t]
+        if src.shape[2] == 4:
+            res = np.concatenate([res, src[:, :, 3:]], axis=2)
+        elif src.shape[2] == 1:
+            res = res.mean(axis=2, keepdims=True)
+        out.append(res.astype(np.float32))
+    info["unseen_pixels"] = holes_total
+    rep(1.0, "done")
+    return out
