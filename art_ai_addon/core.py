@@ -107,10 +107,15 @@ WORK_BYTES_PER_PIXEL = {
 WORK_LABELS = {"make_seamless": "make-seamless", "pbr_maps": "PBR maps", "detect_damage": "damage detection"}
 
 
-def _human(n: float) -> str:
-    from .imageio import _human_bytes
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return f"{n:.1f} TB"  # pragma: no cover
 
-    return _human_bytes(n)
+
+_human = human_bytes
 
 
 def _read_kv(path: str) -> dict[str, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import as_image, linear_to_srgb, srgb_to_linear
+from .core import human_bytes as _human_bytes
 from .errors import ArtAIError, InputError
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -334,14 +335,6 @@ def set_max_pixels(n: int | None) -> None:
 
 def get_max_pixels() -> int:
     return _max_pixels if _max_pixels is not None else default_max_pixels()
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return f"{n:.1f} TB"  # pragma: no cover
 
 
 def check_image_file(path, what: str = "image", *, max_pixels: int | None = None) -> ImageHeader | None:
