@@ -48,6 +48,10 @@ _VALUE_BAND = 0.12      # a scratch's centre line keeps its value within this ba
 _SOFT = 0.15            # a line whose profile 2 px out keeps this much of it is soft-edged ...
 _SOFT_RING = -0.08      # ... if the pixels around its core are not plain background either
 _SPOT = 0.35            # contrast of a dust speck (at sensitivity 0.5)
+_SPOT_TEXTURE = 5.0     # ... plus this many times the surroundings' median top-hat above _SPOT_FLOOR (glinting
+_SPOT_FLOOR = 0.05      #     gravel and foliage: specks there are its own) ...
+_SPOT_Z = 3.0           # ... unless it lies this many standard deviations beyond the surroundings' values
+_SPOT_WINDOW = 4        # neighbourhoods of this many speck sizes
 _REF_EDGE = 1.0         # with a reference: pixels near what was found must differ by this much of the low threshold
 
 
@@ -353,20 +357,31 @@ def _line_pixels(lum: np.ndarray, centre: np.ndarray, fade: np.ndarray, sign: fl
 
 def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
     """Dust: small compact specks near white or black, standing out of their surroundings (a top-hat /
-    black-hat) by more than `level` plus six times the surroundings' own variation (gravel and foliage glint
-    everywhere). Only small ones (up to ~2.5 % of the image side): a larger bright blob on a photo is as often
-    a highlight or a window's reflection; large blanked patches are holes."""
+    black-hat) by more than `level` plus six times the surroundings' own variation plus, where the surroundings
+    are full of specks of their own (gravel and foliage glint everywhere: the median top-hat around is high),
+    that much more, unless the speck lies beyond the values those surroundings hold at all. Only small ones (up
+    to ~2.5 % of the image side): a larger bright blob on a photo is as often a highlight or a window's
+    reflection; large blanked patches are holes."""
     h, w = rgb.shape[:2]
     lum = luminance(rgb)
     d = max(5, min(h, w) // 40) | 1
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d + 2, d + 2))
     out = np.zeros((h, w), bool)
+    win = (_SPOT_WINDOW * 2 * d) | 1
+    mu = cv2.blur(lum, (win, win), borderType=cv2.BORDER_REFLECT)
+    sd = np.sqrt(np.maximum(cv2.blur(lum * lum, (win, win), borderType=cv2.BORDER_REFLECT) - mu * mu, 0.0))
     for op, own in ((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2)):
         base = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT)  # the picture without specks
         hat = np.abs(lum - base)
         m = cv2.blur(base, (15, 15))
         busy = np.sqrt(np.maximum(cv2.blur(base * base, (15, 15)) - m * m, 0.0))
-        cand = (hat > level + 6.0 * busy) & own
+        # the surroundings' own specks: the opening removes gravel's and foliage's bright tops along with the
+        # dust, so `busy` (of what is left) misses them; the median top-hat over a few speck sizes does not
+        texture = _median(hat, _SPOT_WINDOW * d | 1)
+        plain = hat > level + 6.0 * busy + _SPOT_TEXTURE * np.maximum(texture - _SPOT_FLOOR, 0.0)
+        # ... unless the speck is beyond anything that texture holds (dust at white on gravel whose tops reach 0.85)
+        beyond = (lum - mu if op == cv2.MORPH_OPEN else mu - lum) > _SPOT_Z * sd
+        cand = (plain | (beyond & (hat > level + 6.0 * busy))) & own
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
         if n <= 1:
             continue
