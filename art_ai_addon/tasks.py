@@ -19,6 +19,7 @@ TASKS = {
     "stylize_layers": ("stylize", "stylize_layers"),
     "stylize_layers_sequence": ("stylize.layers", "stylize_layers_sequence"),
     "propagate_keyframes": ("stylize.propagate", "propagate_keyframes"),
+    "propagate_frame": ("stylize.propagate", "propagate_frame"),
     "train_fast_style": ("stylize", "train_fast_style"),
     "synthesize_texture": ("texture", "synthesize_texture"),
     "make_seamless": ("texture", "make_seamless"),

@@ -251,37 +251,27 @@ def _chain(flows: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-def _motion_to_key(t: int, k: int, plain: list, guides) -> np.ndarray:
-    """Flow from frame t to keyframe k: plain[t](x) ~ plain[k](x + flow(x))."""
-    from .temporal import optical_flow, vector_pass_to_flow
+def _carry_by_motion(change, plain_t, plain_k, flow, guide_t, guide_k) -> tuple[np.ndarray, np.ndarray]:
+    """D carried from keyframe k by motion: `flow` (t -> k, from the Vector pass) or optical flow between the two
+    renders; trusted only where the keyframe shows the same thing there."""
+    from .temporal import inside, optical_flow, warp
 
-    if guides is not None and all(g.get("vector") is not None for g in guides[min(t, k):max(t, k) + 1]):
-        if k < t:
-            steps = [vector_pass_to_flow(guides[i]["vector"])[0] for i in range(t, k, -1)]
-        else:
-            steps = [vector_pass_to_flow(guides[i]["vector"])[1] for i in range(t, k)]
-        return _chain(steps)
-    return optical_flow(plain[t], plain[k])
-
-
-def _carry_by_motion(change, t, k, plain, guides) -> tuple[np.ndarray, np.ndarray]:
-    from .temporal import inside, warp
-
-    flow = _motion_to_key(t, k, plain, guides)
+    if flow is None:
+        flow = optical_flow(plain_t, plain_k)
     carried = warp(change, flow)
     known = inside(flow)
-    # trust a pixel only where the keyframe shows the same thing there (occlusions, wrong vectors)
-    seen = warp(plain[k], flow)
-    known &= np.abs(seen - plain[t]).max(axis=2) < 0.12
-    if guides is not None and guides[t].get("object") is not None and guides[k].get("object") is not None:
+    seen = warp(plain_k, flow)
+    known &= np.abs(seen - plain_t).max(axis=2) < 0.12
+    if guide_t is not None and guide_k is not None and guide_t.get("object") is not None \
+            and guide_k.get("object") is not None:
         import cv2
 
-        ids_k = _ids(guides[k]["object"]).astype(np.float32)
+        ids_k = _ids(guide_k["object"]).astype(np.float64)
         h, w = ids_k.shape
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         at = cv2.remap(ids_k, gx + flow[:, :, 0], gy + flow[:, :, 1], cv2.INTER_NEAREST,
                        borderMode=cv2.BORDER_REPLICATE)
-        known &= at == _ids(guides[t]["object"]).astype(np.float32)
+        known &= at == _ids(guide_t["object"]).astype(np.float64)
     return carried.astype(np.float32), known
 
 
@@ -330,6 +320,77 @@ def _synthesize(change: np.ndarray, known: np.ndarray, where: np.ndarray, seed: 
 # The API
 
 
+class Propagator:
+    """The keyframes' changes, ready to be carried to any frame: `frame(t, plain, guide)` one frame at a time (a farm
+    chunk needs only its own frames, the keyframes and their passes)."""
+
+    def __init__(self, keys: dict, *, use_uv: bool, seed: int = 0, synthesize: bool = True):
+        # keys: {frame number: (plain, painted, guide or None)}
+        self.plain = {k: _rgb(as_image(v[0], f"keyframe {k} render")) for k, v in keys.items()}
+        self.changes = {k: (_rgb(as_image(v[1], f"keyframe {k}")) - self.plain[k]).astype(np.float32)
+                        for k, v in keys.items()}
+        self.guides = {k: v[2] for k, v in keys.items()}
+        self.use_uv, self.seed, self.synthesize = use_uv, seed, synthesize
+        self.guided = {k: _GuidedKey(self.changes[k], self.guides[k]) for k in keys} if use_uv else {}
+        self.order = sorted(keys)
+
+    def frame(self, t: int, plain_t: np.ndarray, guide_t: dict | None, motion=None, cancel=None):
+        """(result RGB, unseen pixel count) of frame number t. `motion(t, k)`: the flow from t to keyframe k, or
+        None for optical flow between the two renders."""
+        plain = _rgb(plain_t)
+        before = [k for k in self.order if k < t]
+        after = [k for k in self.order if k > t]
+        near = ([before[-1]] if before else []) + ([after[0]] if after else [])
+        if len(near) == 2:
+            k1, k2 = near
+            weights = {k1: (k2 - t) / (k2 - k1), k2: (t - k1) / (k2 - k1)}
+        else:
+            weights = {near[0]: 1.0}
+        acc = np.zeros_like(plain)
+        wsum = np.zeros(plain.shape[:2], np.float32)
+        surface = None
+        if self.use_uv and guide_t is not None:
+            surface = _uv_valid(np.asarray(guide_t["uv"])) & (_ids(guide_t["object"]) != 0)
+        for k in sorted(self.order, key=lambda kk: abs(kk - t)):
+            if k not in weights and (wsum > 0).all():
+                break
+            d, known = np.zeros_like(plain), np.zeros(plain.shape[:2], bool)
+            if self.use_uv and guide_t is not None:
+                d, known = self.guided[k].carry(guide_t)
+            if not known.all():
+                flow = motion(t, k) if motion is not None else None
+                dm, km = _carry_by_motion(self.changes[k], plain, self.plain[k], flow, guide_t, self.guides[k])
+                if surface is not None:  # the motion fills only what has no UV (background, objects without one)
+                    km &= ~surface
+                take = km & ~known
+                d[take] = dm[take]
+                known |= take
+            wk = weights.get(k, 1e-3 / (1 + abs(k - t)))  # far keyframes only where the near ones saw nothing
+            wmap = np.where(known, wk, 0.0).astype(np.float32)
+            if k not in weights:
+                wmap = np.where(wsum > 0, 0.0, wmap).astype(np.float32)
+            acc += wmap[:, :, None] * d
+            wsum += wmap
+        change = acc / np.maximum(wsum, 1e-12)[:, :, None]
+        change, known = _close_small(change, wsum > 0)
+        unseen = int((~known).sum())
+        if self.synthesize:
+            change = _synthesize(change, known, np.ones_like(known), self.seed + t, cancel)
+        return np.clip(plain + change, 0.0, 1.0).astype(np.float32), unseen
+
+
+def _with_alpha(res: np.ndarray, src: np.ndarray) -> np.ndarray:
+    if src.shape[2] == 4:
+        return np.concatenate([res, src[:, :, 3:]], axis=2).astype(np.float32)
+    if src.shape[2] == 1:
+        return res.mean(axis=2, keepdims=True).astype(np.float32)
+    return res
+
+
+def has_uv(guides) -> bool:
+    return guides is not None and all(g.get("uv") is not None and g.get("object") is not None for g in guides)
+
+
 def propagate_keyframes(frames, keyframes, *, guides=None, method: str = "auto", progress=None, cancel=None,
                         info: dict | None = None, **options) -> list[np.ndarray]:
     """Every frame with the look the artist painted on the keyframes; see the module docstring.
@@ -343,70 +404,60 @@ def propagate_keyframes(frames, keyframes, *, guides=None, method: str = "auto",
     rep = reporter(progress, cancel)
     info = info if info is not None else {}
     plain_imgs, keys, gl = _check(frames, keyframes, guides)
-    seed = int(options.get("seed", 0))
-    synthesize = bool(options.get("synthesize", True))
-    use_uv = record.name in ("auto", "guided") and gl is not None and all(
-        g.get("uv") is not None and g.get("object") is not None for g in gl)
+    use_uv = record.name in ("auto", "guided") and has_uv(gl)
     if record.name == "guided" and not use_uv:
         raise InputError("method guided: needs the UV and object passes of every frame (guides=[{'uv': ..., "
                          "'object': ...}, ...]); use auto or flow without them")
-    info["method"] = "guided (UV + object passes)" if use_uv else ("vector pass" if gl is not None and all(
-        g.get("vector") is not None for g in gl) else "optical flow")
-    plain = [_rgb(f) for f in plain_imgs]
-    changes = {k: (_rgb(p) - plain[k]).astype(np.float32) for k, p in keys.items()}
-    guided = {k: _GuidedKey(changes[k], gl[k]) for k in keys} if use_uv else {}
-    order = sorted(keys)
-    n = len(plain)
+    vectors = gl is not None and all(g.get("vector") is not None for g in gl)
+    info["method"] = "guided (UV + object passes)" if use_uv else ("vector pass" if vectors else "optical flow")
+    prop = Propagator({k: (plain_imgs[k], p, gl[k] if gl else None) for k, p in keys.items()}, use_uv=use_uv,
+                      seed=int(options.get("seed", 0)), synthesize=bool(options.get("synthesize", True)))
+
+    def motion(t, k):
+        if not vectors:
+            return None
+        from .temporal import vector_pass_to_flow
+
+        if k < t:
+            steps = [vector_pass_to_flow(gl[i]["vector"])[0] for i in range(t, k, -1)]
+        else:
+            steps = [vector_pass_to_flow(gl[i]["vector"])[1] for i in range(t, k)]
+        return _chain(steps)
+
     out: list[np.ndarray] = []
-    holes_total = 0
+    unseen = 0
+    n = len(plain_imgs)
     for t in range(n):
         rep(t / n, f"frame {t + 1}/{n}")
         if t in keys:
             out.append(keys[t].copy())
             continue
-        before = [k for k in order if k < t]
-        after = [k for k in order if k > t]
-        near = ([before[-1]] if before else []) + ([after[0]] if after else [])
-        if len(near) == 2:
-            k1, k2 = near
-            weights = {k1: (k2 - t) / (k2 - k1), k2: (t - k1) / (k2 - k1)}
-        else:
-            weights = {near[0]: 1.0}
-        acc = np.zeros_like(plain[t])
-        wsum = np.zeros(plain[t].shape[:2], np.float32)
-        carried = {}
-        for k in sorted(keys, key=lambda kk: abs(kk - t)):
-            if k not in weights and (wsum > 0).all():
-                break
-            d, known = np.zeros_like(plain[t]), np.zeros(plain[t].shape[:2], bool)
-            if use_uv:
-                d, known = guided[k].carry(gl[t])
-            if not known.all():
-                dm, km = _carry_by_motion(changes[k], t, k, plain, gl)
-                if use_uv:  # the motion fills only what has no UV (background, objects without a UV map)
-                    km &= ~(_uv_valid(np.asarray(gl[t]["uv"])) & (_ids(gl[t]["object"]) != 0))
-                take = km & ~known
-                d[take] = dm[take]
-                known |= take
-            carried[k] = (d, known)
-            wk = weights.get(k, 1e-3 / (1 + abs(k - t)))  # far keyframes only where the near ones saw nothing
-            wmap = np.where(known, wk, 0.0).astype(np.float32)
-            if k not in weights:
-                wmap = np.where(wsum > 0, 0.0, wmap).astype(np.float32)
-            acc += wmap[:, :, None] * d
-            wsum += wmap
-        change = acc / np.maximum(wsum, 1e-12)[:, :, None]
-        change, known = _close_small(change, wsum > 0)
-        holes_total += int((~known).sum())
-        if synthesize:
-            change = _synthesize(change, known, np.ones_like(known), seed + t, cancel)
-        res = np.clip(plain[t] + change, 0.0, 1.0).astype(np.float32)
-        src = plain_imgs[t]
-        if src.shape[2] == 4:
-            res = np.concatenate([res, src[:, :, 3:]], axis=2)
-        elif src.shape[2] == 1:
-            res = res.mean(axis=2, keepdims=True)
-        out.append(res.astype(np.float32))
-    info["unseen_pixels"] = holes_total
+        res, holes = prop.frame(t, plain_imgs[t], gl[t] if gl else None, motion, cancel)
+        unseen += holes
+        out.append(_with_alpha(res, plain_imgs[t]))
+    info["unseen_pixels"] = unseen
     rep(1.0, "done")
     return out
+
+
+def propagate_frame(frame, number: int, keys: dict, *, guide=None, method: str = "auto", progress=None,
+                    cancel=None, info: dict | None = None, **options) -> np.ndarray:
+    """One frame (its frame `number`) propagated from `keys` = {frame number: {"plain", "painted", "guide"}}: the
+    engine task of `render --keyframe` and of farm chunks (each needs only its frames and the keyframes)."""
+    record, options = _methods.check("propagate", method, dict(options))
+    rep = reporter(progress, cancel)
+    img = as_image(frame, "frame")
+    guides = [guide] + [v.get("guide") for v in keys.values()]
+    use_uv = record.name in ("auto", "guided") and has_uv(guides)
+    if record.name == "guided" and not use_uv:
+        raise InputError("method guided: needs the UV and object passes of the frame and the keyframes")
+    if int(number) in keys:
+        return as_image(keys[int(number)]["painted"], f"keyframe {number}")
+    prop = Propagator({int(k): (v["plain"], v["painted"], v.get("guide")) for k, v in keys.items()}, use_uv=use_uv,
+                      seed=int(options.get("seed", 0)), synthesize=bool(options.get("synthesize", True)))
+    res, holes = prop.frame(int(number), img, guide, None, cancel)
+    if info is not None:
+        info["method"] = "guided (UV + object passes)" if use_uv else "optical flow"
+        info["unseen_pixels"] = holes
+    rep(1.0, "done")
+    return _with_alpha(res, img)
