@@ -171,7 +171,10 @@ def cmd_seamless(args, progress) -> int:
     from .validate import check_args
 
     check_args(args)
-    _write(args.output, make_seamless(read_input(args.image, "image"), progress=progress))
+    info: dict = {}
+    _write(args.output, make_seamless(read_input(args.image, "image"), progress=progress, info=info))
+    if info.get("note"):
+        print(f"art_ai: {info['note']}", file=sys.stderr)
     return 0
 
 

@@ -95,3 +95,22 @@ def test_detect_fills_the_panels_mask_then_inpaint_uses_it(blender):
     new_image(bpy, "panel_scan2", rgba(broken[:, ::-1].copy()))
     assert bpy.ops.art_ai.detect_damage(image="panel_scan2") == {"FINISHED"}
     assert s.damage_mask.name == "panel_scan2.damage"
+
+
+def test_make_seamless_on_a_texture_that_tiles_leaves_it(blender, capfd):
+    """Texture panel > Make Seamless on a texture that already tiles: the copy is the texture, and the report says
+    why; on a clean full-size gravel photo, Detect Damage marks (almost) nothing."""
+    bpy = blender
+    from clean_corpus import spectral_noise
+
+    bridge = addon_module("art_ai_addon.blender.bridge")
+    tex = spectral_noise(96, 2.0, 11, channels=3)
+    new_image(bpy, "tiles", rgba(tex))
+    source = bridge.image_to_array(bpy.data.images["tiles"]).copy()
+    assert bpy.ops.art_ai.make_seamless(image="tiles") == {"FINISHED"}
+    out = bridge.image_to_array(bpy.data.images["tiles.seamless"])
+    assert np.abs(out - source).max() <= 1 / 255 + 1e-6
+    assert "already tiles" in capfd.readouterr().out
+    new_image(bpy, "clean_gravel", rgba(skimage_rgb("gravel", 512)))
+    assert bpy.ops.art_ai.detect_damage(image="clean_gravel") == {"FINISHED"}
+    assert (bridge.image_to_array(bpy.data.images["clean_gravel.damage"])[:, :, 0] > 0.5).mean() < 0.005

@@ -106,8 +106,11 @@ def _no_more(options: dict, method: str) -> None:
         raise InputError(f"texture method {method!r} has no option(s) {', '.join(sorted(options))}")
 
 
-def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options) -> np.ndarray:
+def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, info: dict | None = None,
+                  **options) -> np.ndarray:
     """The same image, same size and look, made to tile: the wrap seam is re-synthesized from the image itself.
+    Each pair of opposite edges is measured first; a pair that already meets is left as it is, and a texture
+    that already tiles comes back unchanged (`info["note"]` says so).
 
     Options: `band` (width of the re-synthesized seam cross, pixels), `overlap`, `lowfreq` (also remove the
     smooth brightness difference between opposite edges; default on).
@@ -116,7 +119,7 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     seed = _methods.check_number(seed, "seed", 0, _methods.SEED_MAX, whole=True)
     check_work_memory("make_seamless", img.shape, "image")
     rep = reporter(progress, cancel)
-    from .seamless import seamless
+    from .seamless import seam_needs, seamless
 
     band, overlap = (options.pop(k, None) for k in ("band", "overlap"))
     band = None if band is None else _methods.check_number(band, "band", 1, whole=True, hint="seam width, pixels")
@@ -127,6 +130,12 @@ def make_seamless(image, *, progress=None, cancel=None, seed: int = 0, **options
     options.pop("device", None)
     _no_more(options, "seamless")
     rep(0.0, "making seamless")
+    if info is not None:
+        across, down = seam_needs(img)
+        info["note"] = ("it already tiles: unchanged" if not (across or down) else
+                        "its left and right edges already met: only the top/bottom seam was covered" if not across
+                        else "its top and bottom edges already met: only the left/right seam was covered"
+                        if not down else "")
     out = seamless(img, band=band, overlap=overlap, seed=int(seed), lowfreq=lowfreq, rep=rep)
     rep(1.0, "seamless done")
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)

@@ -24,4 +24,5 @@ class ARTAI_OT_make_seamless(_ImageJob, bpy.types.Operator):
 
     def finish(self, context, result):
         img = self._output(context, result, "seamless")
-        self.report({"INFO"}, f"Seamless image '{img.name}'")
+        note = self._engine.info.get("note")
+        self.report({"INFO"}, f"Seamless image '{img.name}'" + (f"; {note}" if note else ""))
