@@ -245,6 +245,20 @@ def cmd_render(args, progress) -> int:
     return 0
 
 
+def cmd_propagate(args, progress) -> int:
+    from .stylize.keyframes import propagate_files
+
+    frames = expand_inputs(args.frames, "frames")
+    keyframes = dict(args.keyframe)
+    options = {"seed": args.seed} if args.seed is not None else {}
+    info: dict = {}
+    propagate_files(frames, keyframes, args.output, passes_dir=args.passes, method=args.method, force=args.force,
+                    progress=progress, written=lambda p: print(str(p), flush=True), info=info, **options)
+    if info.get("method"):
+        print(f"art_ai: propagated by {info['method']}", file=sys.stderr)
+    return 0
+
+
 def cmd_batch(args, progress) -> int:
     from .batch import run_batch
 
@@ -416,6 +430,25 @@ def _add_render(sub) -> None:
     p.set_defaults(func=cmd_render)
 
 
+def _add_propagate(sub) -> None:
+    from .stylize.keyframes import parse_keyframe
+
+    p = sub.add_parser("propagate", help="carry painted keyframes over an animation's frames",
+                       description="Propagate the look painted on keyframes to every frame, guided by Blender's "
+                                   "passes (UV, Cryptomatte object, Vector) when --passes gives them, else by "
+                                   "optical flow. Frame numbers come from the file names (0001.png is frame 1).")
+    p.add_argument("frames", nargs="+", help="the rendered frames (files or a folder, in name order)")
+    p.add_argument("--keyframe", action="append", required=True, type=parse_keyframe, metavar="N=PAINTED",
+                   help="frame N painted by the artist (repeat for several keyframes)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the propagated frames")
+    p.add_argument("--passes", metavar="DIR", help="folder of the frames' multilayer EXR passes (0001.exr, ...)")
+    p.add_argument("--method", default="auto", choices=methods.names("propagate"),
+                   help="; ".join(f"{m.name}: {m.description}" for m in methods.of("propagate")))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="redo frames that already exist")
+    p.set_defaults(func=cmd_propagate)
+
+
 def _add_batch(sub) -> None:
     p = sub.add_parser("batch", help="run a TOML job file", description="Run the steps of a JOB.toml file.")
     p.add_argument("job", metavar="JOB.toml")
@@ -443,7 +476,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_stylize, _add_train_style, _add_texture, _add_seamless,
                 _add_pbr, _add_detect, _add_inpaint, _add_models,
-                _add_render, _add_batch, _add_worker):
+                _add_render, _add_propagate, _add_batch, _add_worker):
         add(sub)
     return parser
 
