@@ -231,7 +231,8 @@ def cmd_render(args, progress) -> int:
     settings = RenderSettings(style=args.style or [], method=args.method, strength=args.strength,
                               preserve_color=args.preserve_color, model=args.model, steps=args.steps,
                               seed=args.seed, temporal=args.temporal, device=args.device, layers=args.layer or [],
-                              keep_edges=args.keep_edges, depth_scale=args.depth_scale)
+                              keep_edges=args.keep_edges, depth_scale=args.depth_scale,
+                              keyframes=dict(args.keyframe or []))
     if settings.layered and not (settings.layers or settings.style):
         raise InputError("--keep-edges and --depth-scale shape a stylization: give --style or --layer")
     if len(settings.style) > 1 and settings.layered:
@@ -425,9 +426,18 @@ def _add_render(sub) -> None:
     p.add_argument("--keep-edges", type=unit_float, default=0.0, metavar="S",
                    help="0..1: keep the render's silhouettes and creases sharp and in place")
     p.add_argument("--depth-scale", action="store_true", help="smaller strokes on far surfaces (arbitrary, gatys)")
+    p.add_argument("--keyframe", action="append", type=_keyframe_arg, metavar="N=PAINTED",
+                   help="frame N painted by the artist: carried to every frame by the render's UV, object and Vector "
+                        "passes (repeat for several keyframes)")
     p.add_argument("--force", action="store_true", help="redo frames that already exist")
     _device(p)
     p.set_defaults(func=cmd_render)
+
+
+def _keyframe_arg(text: str):
+    from .stylize.keyframes import parse_keyframe
+
+    return parse_keyframe(text)
 
 
 def _add_propagate(sub) -> None:

@@ -195,7 +195,8 @@ FEATURES = ("stylize", "texture", "inpaint", "propagate")
 TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_damage": ("opencv",),
               "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",),
               "stylize_layers_sequence": ("opencv",)}
-TASK_FEATURE = {"propagate_keyframes": "propagate", "propagate_frame": "propagate", "stylize": "stylize", "stylize_sequence": "stylize", "stylize_layers": "stylize",
+TASK_FEATURE = {"propagate_keyframes": "propagate", "propagate_frame": "propagate", "stylize": "stylize",
+                "stylize_sequence": "stylize", "stylize_layers": "stylize",
                 "stylize_layers_sequence": "stylize", "synthesize_texture": "texture",
                 "inpaint": "inpaint", "repair": "inpaint"}
 NEED_MODULES = {"opencv": "cv2", "torch": "torch"}

@@ -49,10 +49,11 @@ class RenderSettings:
     layers: list = field(default_factory=list)  # style layers: {"target", "style", "method", "strength"}
     keep_edges: float = 0.0
     depth_scale: bool = False
+    keyframes: dict = field(default_factory=dict)  # {frame number: painted image path}: keyframe propagation
 
     @property
     def stylizes(self) -> bool:
-        return bool(self.style) or bool(self.model) or bool(self.layers)
+        return bool(self.style) or bool(self.model) or bool(self.layers) or bool(self.keyframes)
 
     @property
     def layered(self) -> bool:
@@ -182,6 +183,26 @@ class LayerStylizer(FrameStylizer):
         return self._call("stylize_layers_sequence", content, frame_layers, passes, progress, **more)
 
 
+class KeyframeStylizer(FrameStylizer):
+    """Carries painted keyframes to each frame (`propagate_frame`), one frame at a time."""
+
+    def __init__(self, keyframes: dict, config: dict | None = None, log=None):
+        super().__init__(None, {"method": "auto"}, config, log)
+        self.keyframes = keyframes  # {frame: painted array}
+        self.keys: dict | None = None
+
+    def frame_from_keys(self, number: int, content, guide: dict, keys: dict, progress=None):
+        from .runner import EngineCall, execute
+
+        call = EngineCall("propagate_frame", dict(frame=content, number=number, keys=keys, guide=guide),
+                          method="auto", config=self.config)
+        value, info = execute(call, progress, None)
+        if info.get("method") and self.log is not None and info["method"] not in self._said:
+            self._said.add(info["method"])
+            self.log(f"keyframes carried by {info['method']}")
+        return value
+
+
 def _read_styles(paths) -> object:
     from ..imageio import read_image
 
@@ -269,7 +290,7 @@ class _Shot:
         if passes:
             from .style_layers import turn_on_passes
 
-            turn_on_passes(scene)  # the scene was opened from its file for this job and is never saved
+            turn_on_passes(scene, extra=passes == "keyframes")  # the scene is never saved: on for this job only
         self.use_vectors = False
         if temporal:
             if scene.render.use_motion_blur:
@@ -338,13 +359,29 @@ class _Styling:
         from ..imageio import read_image, write_image
 
         content = read_image(self.shot.raw(frame), what="raw frame")
-        if self.temporal:
+        if isinstance(self.stylizer, KeyframeStylizer):
+            result = self._propagated(frame, content, prog.sub(0.3, 1.0))
+        elif self.temporal:
             result = self._next(frame, content, prog.sub(0.3, 1.0))
         elif isinstance(self.stylizer, LayerStylizer):
             result = self.stylizer.frame_layers(content, *self._layers(frame, content), prog.sub(0.3, 1.0))
         else:
             result = self.stylizer.frame(content, prog.sub(0.3, 1.0))
         return write_image(self.shot.stylized(frame), result)
+
+    def _propagated(self, frame: int, content, prog):
+        from ..imageio import read_image
+        from ..passes import read_passes
+        from ..stylize.keyframes import guide_from_passes
+
+        stylizer = self.stylizer
+        assert isinstance(stylizer, KeyframeStylizer)
+        if stylizer.keys is None:
+            stylizer.keys = {k: {"plain": read_image(self.shot.raw(k), what=f"raw frame {k}"), "painted": painted,
+                                 "guide": guide_from_passes(read_passes(self.shot.passes(k), masks=()))}
+                             for k, painted in stylizer.keyframes.items()}
+        guide = guide_from_passes(read_passes(self.shot.passes(frame), masks=()))
+        return stylizer.frame_from_keys(frame, content, guide, stylizer.keys, prog)
 
     def _layers(self, frame: int, content) -> tuple[list, dict]:
         """This frame's layers (mattes from its passes file) and its passes."""
@@ -411,6 +448,13 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
             la["style"] = _read_styles([la["style"]])
         stylizer = LayerStylizer(layers, {"keep_edges": settings.keep_edges, "depth_scale": settings.depth_scale,
                                           "device": settings.device}, log=lambda msg: _say(progress, msg))
+    elif settings.keyframes:
+        from ..imageio import read_image
+
+        if settings.style or settings.model:
+            raise InputError("--keyframe carries the painted keyframes' look; it does not take --style or --model")
+        stylizer = KeyframeStylizer({int(k): read_image(p, what=f"keyframe {k}") for k, p in
+                                     settings.keyframes.items()}, log=lambda msg: _say(progress, msg))
     elif settings.stylizes:
         stylizer = FrameStylizer(_read_styles(settings.style), settings.engine_kwargs(),
                                  log=lambda msg: _say(progress, msg))
@@ -423,11 +467,20 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
 
         check_targets(scene, layers)  # unknown targets are refused before anything renders
     sequence = _frame_list(scene, frames)
-    shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None, progress, passes=bool(layers))
+    if settings.keyframes:
+        _check_keyframes(scene, settings.keyframes, sequence)  # before anything renders
+    shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None and not settings.keyframes,
+                 progress, passes="keyframes" if settings.keyframes else bool(layers))
     styling = _Styling(shot, stylizer, sequence, settings.temporal, progress) if stylizer is not None else None
     mine = chunk_slice(sequence, chunk)
     if not mine:
         _say(progress, "no frames in this chunk")
+    for k in sorted(settings.keyframes) if mine else ():  # every chunk needs the keyframes' renders and passes
+        if force or not shot.raw(k).exists() or not shot.passes(k).exists():
+            _say(progress, f"frame {k}: rendering the keyframe's render and passes")
+            out_k = shot.render(k)
+            if k in mine:
+                _emit(out_k, written)
     out: list[Path] = []
     for k, frame in enumerate(mine):
         prog = reporter(progress.item(f"[frame {frame} {k + 1}/{len(mine)}] ") if hasattr(progress, "item")
@@ -443,6 +496,22 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
             out.append(_emit(styling(frame, prog), written))
         prog(1.0, "done")
     return out
+
+
+def _check_keyframes(scene, keyframes: dict, sequence: list[int]) -> None:
+    """Keyframes inside the frames rendered and of the render's size (from their headers)."""
+    from ..stylize.keyframes import _size
+
+    w = scene.render.resolution_x * scene.render.resolution_percentage // 100
+    h = scene.render.resolution_y * scene.render.resolution_percentage // 100
+    for k, path in keyframes.items():
+        if k not in sequence:
+            raise InputError(f"--keyframe {k}: frame {k} is not among the frames rendered "
+                             f"({sequence[0]}..{sequence[-1]})" if sequence else f"--keyframe {k}: no frames")
+        size = _size(path, f"keyframe {k}")
+        if tuple(size) != (h, w):
+            raise InputError(f"keyframe {k}: {Path(path).name} is {size[1]}x{size[0]}, the render is {w}x{h}; "
+                             "paint over the rendered frame at its own size")
 
 
 def _emit(path: Path, written) -> Path:

@@ -20,6 +20,7 @@ from ..errors import ArtAIError, InputError
 
 REST = "*"
 _PASS_FLAGS = ("use_pass_cryptomatte_object", "use_pass_cryptomatte_material", "use_pass_z", "use_pass_normal")
+KEYFRAME_FLAGS = ("use_pass_cryptomatte_object", "use_pass_uv", "use_pass_vector", "use_pass_z", "use_pass_normal")
 
 
 def parse_target(target: str) -> tuple[str, str]:
@@ -109,11 +110,12 @@ def enable_passes(scene):
                 pass
 
 
-def turn_on_passes(scene) -> list[str]:
-    """Turn the passes on for good (the panel does this when a layer is added); returns what it changed."""
+def turn_on_passes(scene, extra: bool = False) -> list[str]:
+    """Turn the passes on for good (the panel does this when a layer is added; `extra`: also UV and Vector, for
+    keyframe propagation); returns what it changed."""
     changed = []
     for vl in scene.view_layers:
-        for flag in _PASS_FLAGS:
+        for flag in dict.fromkeys(_PASS_FLAGS + (KEYFRAME_FLAGS if extra else ())):
             if hasattr(vl, flag) and not getattr(vl, flag):
                 setattr(vl, flag, True)
                 changed.append(f"{vl.name}.{flag}")
