@@ -258,7 +258,22 @@ def _carry_by_motion(change, plain_t, plain_k, flow, guide_t, guide_k) -> tuple[
 
     if flow is None:
         flow = optical_flow(plain_t, plain_k)
-    carried = warp(change, flow)
+    if guide_t is not None and guide_k is not None and guide_t.get("object") is not None \
+            and guide_k.get("object") is not None:
+        # each object's change from its own pixels only, so a bilinear sample at an outline takes no other's paint
+        from .layers import fill
+
+        ids_t, ids_kk = _ids(guide_t["object"]), _ids(guide_k["object"])
+        inner_k = _interior(ids_kk)
+        carried = np.zeros_like(change)
+        for o in np.unique(ids_t):
+            src = inner_k & (ids_kk == o)
+            if not src.any():
+                continue
+            take = ids_t == o
+            carried[take] = warp(fill(change, src.astype(np.float32)), flow)[take]
+    else:
+        carried = warp(change, flow)
     known = inside(flow)
     seen = warp(plain_k, flow)
     known &= np.abs(seen - plain_t).max(axis=2) < 0.12
@@ -279,8 +294,10 @@ def _carry_by_motion(change, plain_t, plain_k, flow, guide_t, guide_k) -> tuple[
 # Filling what no keyframe saw
 
 
-def _close_small(change: np.ndarray, known: np.ndarray, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Gaps of a few pixels (anti-aliased edges, lookups that missed by a texel) filled smoothly from around them."""
+def _close_small(change: np.ndarray, known: np.ndarray, ids: np.ndarray | None,
+                 radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Gaps of a few pixels (anti-aliased edges, lookups that missed by a texel) filled smoothly from the known
+    pixels of the same object around them."""
     import cv2
 
     from .layers import fill
@@ -291,28 +308,68 @@ def _close_small(change: np.ndarray, known: np.ndarray, radius: int = 2) -> tupl
     small = ~known & (cv2.erode(cv2.dilate(known.astype(np.uint8), k), k) > 0)
     if not small.any():
         return change, known
-    filled = fill(change, known.astype(np.float32))
     out = change.copy()
-    out[small] = filled[small]
-    return out, known | small
+    groups = np.zeros(known.shape, np.int64) if ids is None else ids
+    done = np.zeros_like(known)
+    for o in np.unique(groups[small]):
+        mine = groups == o
+        src = known & mine
+        if not src.any():
+            continue
+        filled = fill(change, src.astype(np.float32))
+        take = small & mine
+        out[take] = filled[take]
+        done |= take
+    return out, known | done
 
 
-def _synthesize(change: np.ndarray, known: np.ndarray, where: np.ndarray, seed: int, cancel=None) -> np.ndarray:
-    """D inside `where` (not known) synthesized from the known D around it (patch-based inpainting)."""
-    hole = where & ~known
-    if not hole.any():
+def _synthesize(change: np.ndarray, known: np.ndarray, ids: np.ndarray | None, seed: int, *,
+                painted_all: bool = False, rep=None) -> np.ndarray:
+    """D where no keyframe saw the surface, synthesized by patch-based inpainting from the carried D of the same
+    object (its strokes, not another object's, and nothing where the artist left that object unpainted). An object
+    no keyframe showed at all gets strokes from everything carried, but only when the artist painted nearly
+    everything (`painted_all`); otherwise it stays as rendered."""
+    import cv2
+
+    from ..repair.patchmatch import patch_inpaint
+    from .layers import fill
+
+    hole = ~known
+    if not hole.any() or not known.any():
         return change
-    if not known.any():
-        return change
-    from ..repair import inpaint
-
+    groups = np.zeros(hole.shape, np.int64) if ids is None else ids
+    out = change.copy()
     enc = np.clip(change * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
-    try:
-        filled = inpaint(enc, hole.astype(np.float32), method="patch", seed=seed, cancel=cancel)
-    except InputError:
-        return change
-    out = change.copy()
-    out[hole] = (filled[hole] - 0.5) * 2.0
+    for o in np.unique(groups[hole]):
+        mine = groups == o
+        h_o = hole & mine
+        src = known & mine
+        if src.sum() < 16:
+            if not painted_all:
+                out[h_o] = 0.0
+                continue
+            src = known & (np.abs(change).max(axis=2) > 2 / 255)
+            if src.sum() < 16:
+                out[h_o] = 0.0
+                continue
+        if np.abs(change[src]).max() <= 1 / 255:  # the artist left this object as rendered
+            out[h_o] = 0.0
+            continue
+        box_y, box_x = np.nonzero(h_o | src)
+        pad = 8
+        y0, y1 = max(0, box_y.min() - pad), min(hole.shape[0], box_y.max() + 1 + pad)
+        x0, x1 = max(0, box_x.min() - pad), min(hole.shape[1], box_x.max() + 1 + pad)
+        crop_hole, crop_src = h_o[y0:y1, x0:x1], src[y0:y1, x0:x1]
+        img = fill(enc[y0:y1, x0:x1], crop_src.astype(np.float32))
+        ok = cv2.erode(crop_src.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        try:
+            filled = patch_inpaint(img, crop_hole, source_ok=ok if ok.sum() >= 49 else crop_src, patch_size=7,
+                                   seed=seed, rep=rep)
+        except (InputError, ValueError):
+            filled = None
+        if filled is None:
+            filled = img  # too little to copy patches from: the smooth continuation
+        out[y0:y1, x0:x1][crop_hole] = (np.asarray(filled)[crop_hole] - 0.5) * 2.0
     return out
 
 
@@ -333,6 +390,9 @@ class Propagator:
         self.use_uv, self.seed, self.synthesize = use_uv, seed, synthesize
         self.guided = {k: _GuidedKey(self.changes[k], self.guides[k]) for k in keys} if use_uv else {}
         self.order = sorted(keys)
+        # did the artist paint (nearly) the whole picture, or chosen things? (what an unseen object should get)
+        self.painted_all = bool(np.mean([float((np.abs(c).max(axis=2) > 2 / 255).mean())
+                                         for c in self.changes.values()]) > 0.6)
 
     def frame(self, t: int, plain_t: np.ndarray, guide_t: dict | None, motion=None, cancel=None):
         """(result RGB, unseen pixel count) of frame number t. `motion(t, k)`: the flow from t to keyframe k, or
@@ -372,10 +432,12 @@ class Propagator:
             acc += wmap[:, :, None] * d
             wsum += wmap
         change = acc / np.maximum(wsum, 1e-12)[:, :, None]
-        change, known = _close_small(change, wsum > 0)
+        ids_t = _ids(guide_t["object"]) if guide_t is not None and guide_t.get("object") is not None else None
+        change, known = _close_small(change, wsum > 0, ids_t)
         unseen = int((~known).sum())
         if self.synthesize:
-            change = _synthesize(change, known, np.ones_like(known), self.seed + t, cancel)
+            change = _synthesize(change, known, ids_t, self.seed + t, painted_all=self.painted_all,
+                                 rep=reporter(None, cancel))
         return np.clip(plain + change, 0.0, 1.0).astype(np.float32), unseen
 
 
