@@ -210,3 +210,30 @@ def test_propagate_command_and_render_keyframe_agree(shot, tmp_path):
         b = read_image(tmp_path / "render" / "stylized" / f"{f:04d}.png")[:, :, :3]
         assert np.abs(a - b).mean() < 0.01
         assert psnr(b, shot["truth"][f - 1]) > psnr(shot["plain"][f - 1], shot["truth"][f - 1]) + 5.0
+
+
+def test_batch_propagate_step_equals_the_command(shot, tmp_path):
+    d = shot["dir"]
+    job = tmp_path / "job.toml"
+    job.write_text(textwrap.dedent(f"""
+        [[step]]
+        task = "propagate"
+        input = "{d / 'plain'}"
+        output = "{tmp_path / 'out'}"
+        passes = "{d / 'passes'}"
+        keyframes = {{1 = "{d / 'painted' / '0001.png'}", {N} = "{d / 'painted' / f'{N:04d}.png'}"}}
+    """))
+    r = _run(["-m", "art_ai_addon", "batch", job])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(r.stdout.split()) == N
+    plain, truth = shot["plain"], shot["truth"]
+    ref = art.propagate_keyframes(plain, {0: truth[0], N - 1: truth[N - 1]},
+                                  guides=[{k: g[k] for k in ("uv", "object")} for g in shot["guides"]])
+    for f in range(2, N):
+        got = read_image(tmp_path / "out" / f"{f:04d}.png")[:, :, :3]
+        assert np.abs(got - ref[f - 1]).mean() < 0.01
+    bad = tmp_path / "bad.toml"
+    bad.write_text(job.read_text().replace(f"{N} = ", f"{N + 5} = ").replace(str(tmp_path / "out"),
+                                                                           str(tmp_path / "bad")))
+    r = _run(["-m", "art_ai_addon", "batch", bad])
+    assert r.returncode == 2 and f"no frame {N + 5}" in r.stderr and not (tmp_path / "bad").exists(), r.stderr

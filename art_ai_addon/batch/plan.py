@@ -237,6 +237,17 @@ def _file_items(w: Where, step: Step, common: list[str], planned: Planned) -> No
         outs = _outputs(step, src, out, single, len(inputs) > 1)
         params["outputs"] = [str(q) for q in outs]
         step.items.append(Item(step.number, k, src.name, sources, [str(q) for q in outs], params))
+    if step.task == "propagate":
+        from ..stylize.keyframes import check_job
+
+        for it in step.items:
+            it.sources.extend(o["keyframes"].values())
+        if any(not Path(p).is_file() for p in inputs):
+            return  # frames an earlier step makes: checked when this step runs
+        try:
+            check_job(inputs, o["keyframes"], o.get("passes"), o.get("method") or "auto")
+        except InputError as exc:
+            raise InputError(f"{w.prefix}{exc}") from None
 
 
 class _Identity:

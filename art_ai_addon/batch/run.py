@@ -114,8 +114,43 @@ def _inpaint(step: Step, p: dict, progress, state):
     return [(result, False)], state
 
 
+def _propagate(step: Step, params: dict, progress, state):
+    """One frame of a propagate step; the keyframes (and their passes) are read once per run of frames."""
+    from ..imageio import read_image
+    from ..passes import read_passes
+    from ..stylize.keyframes import _passes_file, frame_numbers, guide_from_passes
+    from ..stylize.propagate import Propagator, _with_alpha, has_uv
+
+    o = step.opts
+    method = o.get("method") or "auto"
+    frames = [Path(it.params["input"]) for it in step.items]
+    numbers = frame_numbers(frames)
+    by_number = dict(zip(numbers, frames))
+    passes = Path(o["passes"]) if o.get("passes") else None
+
+    def guide(n):
+        if passes is None:
+            return None
+        f = _passes_file(passes, by_number[n], n)
+        return guide_from_passes(read_passes(f, masks=())) if f is not None else None
+
+    if state is None or state.get("step") != step.number:
+        keys = {n: (read_image(by_number[n], what=f"frame {n}"), read_image(p, what=f"keyframe {n}"), guide(n))
+                for n, p in o["keyframes"].items()}
+        use_uv = method in ("auto", "guided") and has_uv([g for _, _, g in keys.values()])
+        state = {"step": step.number, "keys": keys, "prop": Propagator(keys, use_uv=use_uv,
+                                                                        seed=int(o.get("seed") or 0))}
+    n = numbers[frames.index(Path(params["input"]))]
+    if n in state["keys"]:
+        return [(state["keys"][n][1], False)], state
+    plain = read_image(params["input"], what=f"frame {n}")
+    g = guide(n) if state["prop"].use_uv else None
+    res, _ = state["prop"].frame(n, plain, g)
+    return [(_with_alpha(res, plain), False)], state
+
+
 RUNNERS = {"stylize": _stylize, "texture": _texture, "seamless": _seamless, "pbr": _pbr, "detect": _detect,
-           "inpaint": _inpaint}
+           "inpaint": _inpaint, "propagate": _propagate}
 
 
 def run_item(step: Step, item: Item, progress=None, state=None):
@@ -152,7 +187,8 @@ def run_render(step: Step, items: list[Item], force: bool, progress) -> None:
                               model=options.pop("model", None), steps=options.pop("steps", None),
                               seed=options.pop("seed", None), temporal=o.get("temporal", False),
                               device=o.get("device", "auto"), options=options, layers=o.get("layers") or [],
-                              keep_edges=o.get("keep_edges", 0.0), depth_scale=o.get("depth_scale", False))
+                              keep_edges=o.get("keep_edges", 0.0), depth_scale=o.get("depth_scale", False),
+                              keyframes=o.get("keyframes") or {})
     render_frames(o["input"][0], o["output"], [it.params["frame"] for it in items], settings, force=force,
                   progress=progress)
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from .. import methods
 from ..errors import InputError
 
-TASKS = ("stylize", "texture", "seamless", "pbr", "detect", "inpaint", "render")
+TASKS = ("stylize", "texture", "seamless", "pbr", "detect", "inpaint", "render", "propagate")
 DEVICES = ("auto", "cuda", "mps", "cpu")
-FEATURE = {"stylize": "stylize", "render": "stylize", "texture": "texture", "inpaint": "inpaint"}  # task -> methods
+FEATURE = {"stylize": "stylize", "render": "stylize", "texture": "texture", "inpaint": "inpaint",
+           "propagate": "propagate"}  # task -> methods
 PBR_KEYS = ("height", "normal", "roughness", "ao")
 
 
@@ -63,7 +64,8 @@ OPTIONS: dict[str, dict[str, Key]] = {
     "inpaint": {"mask": Key("path"), "detect": Key("bool"), "reference": Key("path"), "sensitivity": Key("unit"),
                 "device": _DEVICE, **method_keys("inpaint")},
     "render": {"frames": Key("frames"), **_STYLE, "layers": Key("layers"), "keep_edges": Key("unit"),
-               "depth_scale": Key("bool"), **method_keys("stylize")},
+               "depth_scale": Key("bool"), "keyframes": Key("keyframes"), **method_keys("stylize")},
+    "propagate": {"keyframes": Key("keyframes"), "passes": Key("path"), **method_keys("propagate")},
 }
 
 
@@ -174,6 +176,22 @@ def _path(v: _Value):
     return _absolute(v, v.value)
 
 
+def _keyframes(v: _Value):
+    """keyframes = {1 = "painted_0001.png", 48 = "painted_0048.png"}: frame number -> painted image."""
+    if not isinstance(v.value, dict) or not v.value:
+        raise v.bad('a table {FRAME = "painted.png", ...}')
+    out = {}
+    for k, path in v.value.items():
+        try:
+            n = int(k)
+        except ValueError:
+            raise v.error(f"{k!r} is not a frame number") from None
+        if not isinstance(path, str) or not path:
+            raise v.error(f"frame {n}: expected the painted image's path")
+        out[n] = _absolute(v, path)
+    return out
+
+
 _LAYER_KEYS = ("target", "style", "method", "strength")
 
 
@@ -274,8 +292,8 @@ def _pair(v: _Value):
         raise v.error(str(exc)) from None
 
 
-_CHECKS = {"choice": _choice, "str": _str, "path": _path, "paths": _paths, "layers": _layers, "bool": _bool,
-           "int": _int,
+_CHECKS = {"choice": _choice, "str": _str, "path": _path, "paths": _paths, "layers": _layers, "keyframes": _keyframes,
+           "bool": _bool, "int": _int,
            "float": _float, "unit": _float, "floats": _floats, "pathflag": _pathflag, "size": _pair,
            "frames": _pair}
 
@@ -337,6 +355,8 @@ def _check_step(w: Where, step: Step) -> None:
                                                                                      or opts.get("style")):
         raise w.error("keep_edges" if opts.get("keep_edges") else "depth_scale",
                       "shapes a stylization: give `style` or `layers`")
+    if task == "propagate" and not opts.get("keyframes"):
+        raise w.error("keyframes", 'missing: give keyframes = {FRAME = "painted.png"}')
     if task == "render" and opts.get("layers") and len(opts.get("style") or []) > 1:
         raise w.error("style", "with `layers`, `style` takes one image (the layer for everything else)")
     if "style_weight" in opts and "style_weights" in opts:
