@@ -238,9 +238,14 @@ def cmd_render(args, progress) -> int:
     if len(settings.style) > 1 and settings.layered:
         raise InputError("with --layer, --keep-edges or --depth-scale, --style takes one image (the layer for "
                          "everything else)")
-    from .validate import check_image_inputs
+    from .validate import check_image_inputs, check_output_dir, check_steps
 
     check_image_inputs([la["style"] for la in settings.layers], "--layer style")
+    check_image_inputs(settings.style, "--style")
+    check_image_inputs(list(settings.keyframes.values()), "--keyframe")
+    check_output_dir(args.output, "-o")  # a folder it cannot write is refused before the first frame renders
+    if args.steps is not None:
+        check_steps(args.steps, "--steps")
     render_frames(args.scene, args.output, args.frames, settings, force=args.force, progress=progress,
                   chunk=args.chunk, written=lambda path: print(str(path), flush=True))
     return 0

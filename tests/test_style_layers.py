@@ -222,6 +222,9 @@ def test_unknown_target_refused_before_rendering(files, tmp_path):
     assert not (out / "raw").exists()  # nothing rendered
     r = _render_scene(files, "demo.blend", out, "--layer", f"material:Nope={files / 'green.png'}")
     assert r.returncode == 2 and "Floor" in r.stderr and not (out / "raw").exists()
+    # other mistakes are refused before the first frame renders too (issue 27: `render --steps 0` rendered first)
+    r = _render_scene(files, "demo.blend", out, "--style", str(files / "green.png"), "--steps", "0")
+    assert r.returncode == 2 and "--steps" in r.stderr and not (out / "raw").exists(), r.stderr
 
 
 def test_chunked_layered_render_equals_one_run(files, tmp_path):

@@ -29,6 +29,10 @@ def load_file_array(path: str, what: str) -> np.ndarray:
     """Read an image file through Blender itself (works without OpenCV), then drop the datablock."""
     full = bpy.path.abspath(path)
     if not os.path.isfile(full):
+        if os.path.isdir(full):
+            raise InputError(f"{what}: {full} is a folder; choose an image file in it")
+        if os.path.exists(full):
+            raise InputError(f"{what}: {full} is not a regular file (a pipe or device); choose an image file")
         raise InputError(f"{what}: {full} does not exist")
     check_image_file(full, what)  # size from the header: no decompression bomb reaches Blender's loader
     try:
