@@ -237,3 +237,54 @@ def test_batch_propagate_step_equals_the_command(shot, tmp_path):
                                                                            str(tmp_path / "bad")))
     r = _run(["-m", "art_ai_addon", "batch", bad])
     assert r.returncode == 2 and f"no frame {N + 5}" in r.stderr and not (tmp_path / "bad").exists(), r.stderr
+
+
+def test_blender_paint_this_frame_then_propagate(blender, tmp_path):
+    """In Blender: Paint This Frame makes the image and the keyframe, the artist paints on it, Propagate renders the
+    range with the passes on for the job only and writes the propagated frames; passes and frame are put back."""
+    from scipy.spatial import cKDTree
+
+    from conftest import addon_module
+
+    bpy = blender
+    demo = addon_module("art_ai_addon.blender.demo_scene")
+    bridge = addon_module("art_ai_addon.blender.bridge")
+    scene = demo.build_keyframe_scene(size=64, samples=16, frames=3)
+    for vl in scene.view_layers:  # the artist's own pass settings: off
+        vl.use_pass_uv = vl.use_pass_cryptomatte_object = vl.use_pass_vector = False
+    scene.frame_set(1)
+    assert bpy.ops.art_ai.keyframe_paint() == {"FINISHED"}
+    key = scene.art_ai.keyframes[0]
+    assert key.frame == 1 and key.image is not None and scene.art_ai.stylize_mode == "KEYFRAMES"
+    plain1 = bridge.image_to_array(key.image).copy()
+    painted = plain1.copy()
+    yy, xx = np.mgrid[0:painted.shape[0], 0:painted.shape[1]]
+    painted[:, :, 0] = np.where(((yy // 5) + (xx // 5)) % 2 == 0, 1.0, 0.0)  # the artist's strokes: a red checker
+    key.image.pixels.foreach_set(np.ascontiguousarray(painted[::-1]).ravel())
+    key.image.update()
+    scene.frame_set(2)
+    assert bpy.ops.art_ai.propagate(output_dir=str(tmp_path)) == {"FINISHED"}
+    assert scene.frame_current == 2 and not scene.view_layers[0].use_pass_uv  # put back
+    for f in (1, 2, 3):
+        assert (tmp_path / "raw" / f"{f:04d}.png").is_file() and (tmp_path / "stylized" / f"{f:04d}.png").is_file()
+    raw3 = read_image(tmp_path / "raw" / "0003.png")[:, :, :3]
+    sty3 = read_image(tmp_path / "stylized" / "0003.png")[:, :, :3]
+    p1 = art.read_passes(tmp_path / "passes" / "0001.exr", masks=())
+    p3 = art.read_passes(tmp_path / "passes" / "0003.exr", masks=())
+    # where each frame-3 surface point was on the keyframe, found here by brute force in (object, UV)
+    cube = int(np.asarray(art.passes.mmh3_float("Cube")).view(np.uint32))
+    k_in = cv2.erode((p1["object_id"] == cube).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    t_in = cv2.erode((p3["object_id"] == cube).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ky, kx = np.nonzero(k_in)
+    tree = cKDTree(p1["uv"][ky, kx, :2])
+    ty, tx = np.nonzero(t_in)
+    dist, idx = tree.query(p3["uv"][ty, tx, :2])
+    ok = dist < 0.01
+    assert ok.sum() > 30  # cube surface seen on both frames
+    want = (painted[ky[idx], kx[idx], :3] - plain1[ky[idx], kx[idx], :3])[ok]  # the change at that surface point
+    ours = np.abs((sty3 - raw3)[ty, tx][ok] - want).mean()
+    copied = np.abs((painted[:, :, :3] - plain1[:, :, :3])[ty, tx][ok] - want).mean()  # the keyframe copied
+    assert ours < 0.5 * copied, (ours, copied)  # the strokes moved with the cube
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
+    assert bpy.ops.art_ai.propagate(output_dir=str(tmp_path)) == {"FINISHED"}  # resumes: nothing redone
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == mtimes

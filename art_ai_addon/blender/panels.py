@@ -212,6 +212,10 @@ class ARTAI_PT_render(bpy.types.Panel):
         s = context.scene.art_ai
         layout.use_property_split = True
         layout.active = s.stylize_on_render
+        layout.prop(s, "stylize_mode", expand=True)
+        if s.stylize_mode == "KEYFRAMES":
+            self._keyframes(layout, context, s)
+            return
         layout.label(text="Style Layers (a style per object, collection, material)")
         row = layout.row()
         row.template_list("ARTAI_UL_style_layers", "", s, "style_layers", s, "style_layer_index", rows=3)
@@ -251,6 +255,34 @@ class ARTAI_PT_render(bpy.types.Panel):
         op.style_path, op.method, op.strength, op.preserve_color = (s.style_path, s.stylize_method, s.strength,
                                                                      s.preserve_color)
 
+    @staticmethod
+    def _keyframes(layout, context, s):
+        layout.label(text="Paint over rendered frames; every frame carries the paint")
+        row = layout.row()
+        row.template_list("ARTAI_UL_keyframes", "", s, "keyframes", s, "keyframe_index", rows=3)
+        col = row.column(align=True)
+        col.operator("art_ai.keyframe_paint", icon="BRUSH_DATA", text="")
+        col.operator("art_ai.keyframe_remove", icon="REMOVE", text="")
+        if s.keyframes and 0 <= s.keyframe_index < len(s.keyframes):
+            k = s.keyframes[s.keyframe_index]
+            box = layout.box()
+            box.prop(k, "frame")
+            box.template_ID(k, "image", open="image.open")
+            if k.image is None:
+                box.prop(k, "path")
+        layout.operator("art_ai.keyframe_paint", text="Paint This Frame", icon="BRUSH_DATA")
+        layout.prop(s, "keyframes_dir")
+        layout.operator("art_ai.propagate", text="Propagate", icon="RENDER_ANIMATION")
+
+
+class ARTAI_UL_keyframes(bpy.types.UIList):
+    """The painted keyframes: frame and painted picture."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.label(text=f"Frame {item.frame}", icon="KEYFRAME")
+        row.label(text=item.image.name if item.image else (item.path or "not painted yet"))
+
 
 classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_shader, ARTAI_UL_style_layers,
-           ARTAI_PT_render)
+           ARTAI_UL_keyframes, ARTAI_PT_render)

@@ -53,6 +53,15 @@ class ArtAIStyleLayer(bpy.types.PropertyGroup):
         return self.target() or f"(choose a {self.target_kind.lower()})"
 
 
+class ArtAIKeyframe(bpy.types.PropertyGroup):
+    """A painted keyframe: a frame number and the artist's painted picture of it (an image or a file)."""
+
+    frame: IntProperty(name="Frame", default=1)
+    image: PointerProperty(name="Painted", type=bpy.types.Image, description="The frame as the artist painted it")
+    path: StringProperty(name="Painted File", subtype="FILE_PATH",
+                         description="The painted frame as a file (used when no image datablock is chosen)")
+
+
 class ArtAISettings(bpy.types.PropertyGroup):
     """Panel state; operators take every input as their own property, the panels copy these in."""
 
@@ -89,6 +98,14 @@ class ArtAISettings(bpy.types.PropertyGroup):
                                      description="A style per object, collection or material (from the render's "
                                                  "Cryptomatte passes); pixels no layer targets stay as rendered")
     style_layer_index: IntProperty(name="Active Layer", default=0, min=0)
+    stylize_mode: EnumProperty(name="Mode", default="STYLE", items=[
+        ("STYLE", "Style", "A style image (or style layers) on every rendered frame"),
+        ("KEYFRAMES", "Keyframes", "Frames you painted, carried to every frame by the render's UV, object and "
+                                   "motion passes")])
+    keyframes: CollectionProperty(type=ArtAIKeyframe, name="Keyframes")
+    keyframe_index: IntProperty(name="Active Keyframe", default=0, min=0)
+    keyframes_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="//art_ai_keyframes/",
+                                  description="Propagate writes raw/, passes/ and stylized/ frames here")
     keep_edges: FloatProperty(name="Keep Edges", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
                               description="Keep the render's silhouettes and creases (from its depth and normal "
                                           "passes) sharp and in place")
@@ -183,4 +200,4 @@ def scene_layers(scene) -> list[dict]:
     return out
 
 
-classes = (ArtAIStyleLayer, ArtAISettings)
+classes = (ArtAIStyleLayer, ArtAIKeyframe, ArtAISettings)

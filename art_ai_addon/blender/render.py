@@ -280,7 +280,7 @@ def _say(progress, msg: str) -> None:
 class _Shot:
     """One render job's folders and passes: DIR/raw, DIR/stylized, DIR/vector."""
 
-    def __init__(self, scene, out: Path, temporal: bool, progress, passes: bool = False):
+    def __init__(self, scene, out: Path, temporal: bool, progress, passes: bool | str = False):
         if out.exists() and not out.is_dir():
             raise InputError(f"-o: {out} is a file, expected a folder")
         self.scene, self.progress = scene, progress
