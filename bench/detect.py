@@ -15,8 +15,8 @@ with a 2-px tolerance (as tests/test_repair.py does). Tune on some seeds and rep
 
 `--clean` adds the share of pixels flagged on every clean picture of tests/clean_corpus.py (scikit-image photos and
 textures whole and at true scale, procedural textures of five spectral slopes, cells, wood and marble, and the
-gallery's texture panels) at 128, 256 and 512 px: median, 90th percentile, worst, and how many over 1 %, for
-textures and for photos apart.
+gallery's panels) at 128, 256 and 512 px: median, 90th percentile, worst, and how many over 1 %, for textures,
+photos and the gallery's PBR data maps (height, normal, roughness, AO) apart.
 
     python bench/detect.py [--sizes 128 256] [--seeds 3] [--first-seed 0] [--sensitivity 0.5] [--peer old.py]
                            [--only camera ...] [--no-extra] [--clean]
@@ -212,10 +212,13 @@ def clean_rows(fns, sensitivity):
     sys.path.insert(0, str(ROOT / "tests"))
     from clean_corpus import clean_pictures
 
-    flagged = {n: {"textures": [], "photos": []} for n, _ in fns}
-    worst = {n: {"textures": (0.0, ""), "photos": (0.0, "")} for n, _ in fns}
+    kinds = ("textures", "photos", "data maps")
+    flagged = {n: {k: [] for k in kinds} for n, _ in fns}
+    worst = {n: {k: (0.0, "") for k in kinds} for n, _ in fns}
     for label, img in clean_pictures(sizes=(128, 256, 512)):
-        kind = "textures" if label.split()[0] in TEXTURES else "photos"
+        # the PBR sheet's height, normal, roughness and AO maps are data maps; the material render is a photo
+        kind = ("data maps" if "texture_pbr" in label and not label.endswith(" 4,28") else
+                "photos" if "material_render" in label or label.split()[0] not in TEXTURES else "textures")
         for n, fn in fns:
             f = float((fn(img, sensitivity=sensitivity) > 0.5).mean())
             flagged[n][kind].append(f)
