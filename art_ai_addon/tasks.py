@@ -26,6 +26,8 @@ TASKS = {
     "pbr_maps": ("texture", "pbr_maps"),
     "detect_damage": ("repair", "detect_damage"),
     "inpaint": ("repair", "inpaint"),
+    "upscale": ("upscale", "upscale"),
+    "upscale_maps": ("upscale", "upscale_maps"),
     "repair": (__name__, "repair"),
     "echo": (__name__, "echo"),
 }
