@@ -249,8 +249,9 @@ def read_bin(path, architecture: str, what: str | None = None) -> dict[str, np.n
         elif tag in (0, TAG_FP32_RAW):
             w = np.frombuffer(take(4 * count), "<f4").copy()
         else:
-            raise ModelError(f"{shown}: the weights of {s.key} are stored in a form this reader does not take "
-                             f"(tag 0x{tag:08x}; int8 or quantised tables); use the published fp16 files")
+            raise ModelError(f"{shown}: the weights of {s.key} are not where {architecture} has them (tag "
+                             f"0x{tag:08x}): it is another network, or int8/quantised weights, which this reader "
+                             "does not take; use the published fp16 files")
         out[f"{s.key}.weight"] = w.reshape(s.cout, s.cin, s.k, s.k)
         if s.bias:
             out[f"{s.key}.bias"] = np.frombuffer(take(4 * s.cout), "<f4").copy()

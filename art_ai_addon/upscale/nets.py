@@ -25,8 +25,8 @@ class _RDB(nn.Module):
     def forward(self, x):
         feats = [x]
         for i in range(4):
-            feats.append(F.leaky_relu(getattr(self, f"conv{i + 1}")(torch.cat(feats, 1)), 0.2))
-        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+            feats.append(F.leaky_relu_(getattr(self, f"conv{i + 1}")(torch.cat(feats, 1)), 0.2))
+        return torch.add(x, self.conv5(torch.cat(feats, 1)), alpha=0.2)
 
 
 class _RRDB(nn.Module):
@@ -35,7 +35,7 @@ class _RRDB(nn.Module):
         self.rdb1, self.rdb2, self.rdb3 = _RDB(nf, gc), _RDB(nf, gc), _RDB(nf, gc)
 
     def forward(self, x):
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=0.2)
 
 
 class RRDBNet(nn.Module):
@@ -54,9 +54,9 @@ class RRDBNet(nn.Module):
     def forward(self, x):
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
-        feat = F.leaky_relu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-        feat = F.leaky_relu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-        return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+        feat = F.leaky_relu_(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        feat = F.leaky_relu_(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        return self.conv_last(F.leaky_relu_(self.conv_hr(feat), 0.2))
 
 
 class SRVGGNetCompact(nn.Module):
