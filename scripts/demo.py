@@ -157,6 +157,37 @@ def main(argv=None) -> int:
         save("stylized_layers.png", bridge.image_to_array(bpy.data.images["Render Result.layers"]))
         s.style_layers.clear()
 
+    def keyframes():
+        # paint one frame of a short animation (procedural strokes standing in for the artist), then Propagate: the
+        # strokes follow the moving cube, the camera and the floor it uncovers
+        import cv2
+
+        anim = demo_scene.build_keyframe_scene(size=args.size // 2 + 32, samples=args.samples, frames=6)
+        anim.frame_set(1)
+        assert bpy.ops.art_ai.keyframe_paint() == {"FINISHED"}
+        key = anim.art_ai.keyframes[0].image
+        img = bridge.image_to_array(key).copy()
+        rng = np.random.default_rng(5)
+        h, w = img.shape[:2]
+        strokes = img[:, :, :3].copy()
+        for _ in range(2500):  # an impressionist repaint: short strokes in each spot's own colour, a little bolder
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            ang, length = rng.normal(0.6, 0.35), int(rng.integers(2, 6))
+            dx, dy = int(np.cos(ang) * length), int(np.sin(ang) * length)
+            base = img[y, x, :3]
+            color = np.clip(base.mean() + (base - base.mean()) * 1.8 * rng.uniform(0.8, 1.3)
+                            + rng.normal(0, 0.04, 3), 0, 1)
+            cv2.line(strokes, (x - dx, y - dy), (x + dx, y + dy), color.tolist(), int(rng.integers(1, 3)),
+                     cv2.LINE_AA)
+        img[:, :, :3] = strokes
+        key.pixels.foreach_set(np.ascontiguousarray(img[::-1]).ravel())
+        key.update()
+        save("keyframe_painted_0001.png", img)
+        assert bpy.ops.art_ai.propagate(output_dir=str(out / "keyframes")) == {"FINISHED"}
+        frames = [art.read_image(out / "keyframes" / "stylized" / f"{f:04d}.png") for f in (1, 3, 6)]
+        raws = [art.read_image(out / "keyframes" / "raw" / f"{f:04d}.png") for f in (1, 3, 6)]
+        save("keyframes_strip.png", np.concatenate([np.concatenate(raws, 1), np.concatenate(frames, 1)], 0))
+
     def texture():
         tex = art.synthesize_texture(exemplar, size=(256, 256), method="patch", seed=1)
         save("texture_patch.png", tex)
@@ -191,6 +222,7 @@ def main(argv=None) -> int:
          stylize_layers)
     step("textures (patch synthesis, seamless, PBR maps)", texture)
     step("repair (detect + inpaint)", repair)
+    step("keyframes (Paint This Frame, procedural strokes, Propagate over 6 frames; a new scene)", keyframes)
     print(f"demo: {len(written)} files in {out}/ in {time.perf_counter() - t0:.1f} s"
           + (f"; skipped: {'; '.join(skipped)}" if skipped else ""), file=sys.stderr)
     return 0

@@ -486,6 +486,9 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
         prog = reporter(progress.item(f"[frame {frame} {k + 1}/{len(mine)}] ") if hasattr(progress, "item")
                         else progress)
         raw, sty = shot.raw(frame), shot.stylized(frame)
+        if sty.exists() and settings.keyframes and sty.stat().st_mtime < max(
+                Path(p).stat().st_mtime for p in settings.keyframes.values()):
+            sty.unlink()  # our own output, propagated from paint the artist has changed since: made again below
         if raw.exists() and (styling is None or sty.exists()) and not force:
             _say(progress, f"frame {frame}: already done, skipped ({raw})")
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
+import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ...errors import ArtAIError, InputError
@@ -78,6 +79,17 @@ class ARTAI_OT_propagate(bpy.types.Operator):
         self._styling = _Styling(self._shot, KeyframeStylizer(painted), frames, False, None)
         keys = sorted(painted)
         self._todo = keys + [f for f in frames if f not in painted]  # keyframes first: every frame needs them
+        # frames propagated from other paint are redone: the keyframes' fingerprint is kept beside them
+        import hashlib
+
+        digest = hashlib.sha256()
+        for f in keys:
+            digest.update(str(f).encode())
+            digest.update(np.ascontiguousarray(painted[f], np.float32).tobytes())
+        self._digest = digest.hexdigest()
+        self._stamp = self._shot.sty_dir / ".keyframes.sha256"
+        old = self._stamp.read_text().strip() if self._stamp.is_file() else None
+        self._restyle = self.force or old != self._digest
         self._done = 0
         self._written = 0
 
@@ -99,10 +111,14 @@ class ARTAI_OT_propagate(bpy.types.Operator):
         if self.force or not shot.raw(frame).exists() or not shot.passes(frame).exists():
             shot.render(frame)
             self._written += 1
-        if self.force or not shot.stylized(frame).exists():
+        if self._restyle or not shot.stylized(frame).exists():
             self._styling(frame, reporter(None))
             self._written += 1
         self._done += 1
+        if self._done == len(self._todo):
+            from ...imageio import write_bytes_atomic
+
+            write_bytes_atomic(self._stamp, (self._digest + "\n").encode())
 
     # -- entry points
 
