@@ -288,3 +288,14 @@ def test_blender_paint_this_frame_then_propagate(blender, tmp_path):
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
     assert bpy.ops.art_ai.propagate(output_dir=str(tmp_path)) == {"FINISHED"}  # resumes: nothing redone
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == mtimes
+
+
+def test_point_sampling_past_opencvs_row_limit():
+    """1080p frames look up millions of surface points at once; OpenCV's remap takes at most 32767 in a row."""
+    from art_ai_addon.stylize.propagate import _sample
+
+    rng = np.random.default_rng(0)
+    img = rng.random((300, 400, 3)).astype(np.float32)
+    ys, xs = rng.integers(0, 300, 70001), rng.integers(0, 400, 70001)
+    got = _sample(img, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
+    assert got.shape == (70001, 3) and np.allclose(got, img[ys, xs], atol=1e-5)

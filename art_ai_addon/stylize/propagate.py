@@ -94,6 +94,20 @@ def _ids(obj) -> np.ndarray:
 # UV atlases: where on the keyframe each surface point was seen
 
 
+def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, interp: int, border: int, value=0) -> np.ndarray:
+    """img at the points (x, y) (any number: OpenCV's remap takes at most 32767 a row, so they go in rows)."""
+    import cv2
+
+    n = len(x)
+    width = 4096
+    rows = max(1, -(-n // width))
+    pad = rows * width - n
+    mx = np.pad(np.asarray(x, np.float32), (0, pad)).reshape(rows, width)
+    my = np.pad(np.asarray(y, np.float32), (0, pad)).reshape(rows, width)
+    out = cv2.remap(img, mx, my, interp, borderMode=border, borderValue=value)
+    return out.reshape((rows * width,) + out.shape[2:])[:n]
+
+
 class _Atlas:
     """One object's UV space, each texel holding the keyframe position (x, y) that showed it.
 
@@ -149,10 +163,10 @@ class _Atlas:
             todo = ~valid
             if not todo.any():
                 break
-            fu = ((uv[todo, 0] - self.u0) / texel).astype(np.float32).reshape(1, -1)
-            fv = ((uv[todo, 1] - self.v0) / texel).astype(np.float32).reshape(1, -1)
-            got = cv2.remap(xy, fu, fv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1))[0]
-            good = cv2.remap(ok, fu, fv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0] >= 0.999
+            fu = (uv[todo, 0] - self.u0) / texel
+            fv = (uv[todo, 1] - self.v0) / texel
+            got = _sample(xy, fu, fv, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, (-1, -1))
+            good = _sample(ok, fu, fv, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, 0) >= 0.999
             idx = np.nonzero(todo)[0][good]
             x[idx], y[idx] = got[good, 0], got[good, 1]
             tex[idx] = texel
@@ -230,8 +244,7 @@ class _GuidedKey:
             ok &= (self.ids[ny, nx] == o) & (duv <= 3 * np.maximum(tex, self.fp[ny, nx])) & (kx >= 0) & (ky >= 0)
             if not ok.any():
                 continue
-            mx, my = kx[ok].reshape(1, -1).astype(np.float32), ky[ok].reshape(1, -1).astype(np.float32)
-            vals = cv2.remap(self.unmixed[o], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            vals = _sample(self.unmixed[o], kx[ok], ky[ok], cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
             out[ys[ok], xs[ok]] = vals
             known[ys[ok], xs[ok]] = True
         return out, known
