@@ -37,7 +37,7 @@ ADDON = "bl_ext.user_default.art_ai"
 STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 4000, "dip": 300}
 
 # the sheets, in the order they are made, and the sections whose results each one reuses
-SECTIONS = ("stylize", "layers", "textures", "repair", "demo_sheet")
+SECTIONS = ("stylize", "layers", "textures", "repair", "keyframes", "demo_sheet")
 NEEDS = {"demo_sheet": ("stylize", "textures", "repair")}
 
 GENERATED_BEGIN = "<!-- BEGIN GENERATED: python docs/gallery/make.py --cli-only -->"
@@ -406,6 +406,35 @@ class Gallery:
         self.save(GALLERY / "stylize_layers.png",
                   sheet(rows, "Style layers: as rendered | one style | a style per object and material"))
         s.style_layers.clear()
+
+    def keyframes(self):
+        """A painted keyframe, three frames propagated from it alone, and the ground truth (the same animation
+        rendered with its materials painted in UV space)."""
+        bpy, bridge, art = self.bpy, self.bridge, self.art
+        n, frames = 8, {}
+        for painted in (False, True):
+            scene = self.scene_mod.build_keyframe_scene(size=160, samples=16, frames=n, painted=painted)
+            for f in range(1, n + 1):
+                scene.frame_set(f)
+                img = self.render(scene)
+                frames[(painted, f)] = img
+                if not painted:
+                    tmp = Path(tempfile.mkdtemp(prefix="art_ai_gallery_passes_")) / "p.exr"
+                    importlib.import_module(f"{ADDON}.art_ai_addon.blender.style_layers").save_passes(scene, tmp)
+                    frames[("passes", f)] = art.read_passes(tmp, masks=())
+        plain = [frames[(False, f)] for f in range(1, n + 1)]
+        truth = [frames[(True, f)] for f in range(1, n + 1)]
+        guides = [{"uv": frames[("passes", f)]["uv"], "object": frames[("passes", f)]["object_id"],
+                   "vector": frames[("passes", f)]["vector"]} for f in range(1, n + 1)]
+        out = self.timed("propagate 8 frames", lambda: art.propagate_keyframes(plain, {0: truth[0]}, guides=guides))
+        psnrs = {f: psnr(out[f - 1], truth[f - 1]) for f in (4, 6, 8)}
+        self.facts["keyframes_psnr"] = {str(k): round(v, 2) for k, v in psnrs.items()}
+        rows = [[panel(truth[0], "keyframe 1 (painted)", 150)] + [panel(out[f - 1], f"frame {f}, propagated\n"
+                                                                    f"{psnrs[f]:.1f} dB", 150) for f in (4, 6, 8)],
+                [panel(plain[0], "frame 1 as rendered", 150)] + [panel(truth[f - 1], f"frame {f}, ground truth", 150)
+                                                                 for f in (4, 6, 8)]]
+        self.save(GALLERY / "keyframes.png", sheet(rows, "Keyframes: paint frame 1, the animation follows"))
+        del bpy, bridge
 
     def textures(self):
         art = self.art
