@@ -265,6 +265,17 @@ def cmd_propagate(args, progress) -> int:
     return 0
 
 
+def cmd_upscale(args, progress) -> int:
+    from .upscale.files import upscale_files
+
+    upscale_files(expand_inputs(args.image, "image"), args.output, args.scale, method=args.method,
+                  tileable=args.tileable, pbr=args.pbr, device=args.device, force=args.force, chunk=args.chunk,
+                  overwrite=args.overwrite, progress=progress,
+                  written=lambda p: print(str(p), flush=True), say=lambda m: print(f"art_ai: {m}", file=sys.stderr),
+                  **method_options(args, "upscale"))
+    return 0
+
+
 def cmd_batch(args, progress) -> int:
     from .batch import run_batch
 
@@ -464,6 +475,25 @@ def _add_propagate(sub) -> None:
     p.set_defaults(func=cmd_propagate)
 
 
+def _add_upscale(sub) -> None:
+    p = sub.add_parser("upscale", help="make images, textures or frames 1-8x larger (Real-ESRGAN or Lanczos)",
+                       description="Upscale images, a folder of frames (into a folder, resumable) or a PBR texture "
+                                   "set. 16-bit PNG/TIFF stay 16-bit, float EXR stays float with its highlights.")
+    p.add_argument("image", nargs="+", help="image file(s) or a folder")
+    p.add_argument("-o", "--output", required=True, help="output file, or a folder for several inputs")
+    p.add_argument("--scale", type=float, default=4.0, help="1 to 8 (default 4)")
+    add_method_args(p, "upscale")
+    p.add_argument("--tileable", action="store_true", help="the inputs tile: keep them tiling (wrap-around)")
+    p.add_argument("--pbr", action="store_true",
+                   help="the inputs are one texture set: colour maps by the method, normal maps renormalised, "
+                        "height/roughness/AO/metallic as data (by file name)")
+    p.add_argument("--chunk", type=parse_chunk, help="I/N: only the I-th of N slices of the inputs")
+    p.add_argument("--force", action="store_true", help="redo images whose outputs exist")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an input file")
+    _device(p)
+    p.set_defaults(func=cmd_upscale)
+
+
 def _add_batch(sub) -> None:
     p = sub.add_parser("batch", help="run a TOML job file", description="Run the steps of a JOB.toml file.")
     p.add_argument("job", metavar="JOB.toml")
@@ -491,7 +521,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_stylize, _add_train_style, _add_texture, _add_seamless,
                 _add_pbr, _add_detect, _add_inpaint, _add_models,
-                _add_render, _add_propagate, _add_batch, _add_worker):
+                _add_upscale, _add_render, _add_propagate, _add_batch, _add_worker):
         add(sub)
     return parser
 
