@@ -309,8 +309,8 @@ def test_fill_transparent_keeps_visible_pixels():
 
 def test_hdr_keeps_highlights(esr_store):
     x = np.linspace(0, 20, 1000, dtype=np.float32)
-    assert np.allclose(tone_unmap(tone_map(x)), x, rtol=1e-3, atol=1e-5)
-    assert np.array_equal(tone_map(x[x <= 0.8]), x[x <= 0.8])
+    assert np.allclose(tone_unmap(tone_map(x, 20.0), 20.0), x, rtol=1e-3, atol=1e-5)
+    assert np.array_equal(tone_map(x[x <= 0.8], 20.0), x[x <= 0.8]) and tone_map(x, 20.0).max() <= 0.98 + 1e-6
     img = _photo(32, 32) * 0.75
     img[10:20, 10:20] = 6.5  # a highlight well above 1
     out = art.upscale(img, 2, method="compact", models_dir=str(esr_store))
@@ -318,7 +318,8 @@ def test_hdr_keeps_highlights(esr_store):
     core = out[24:36, 24:36]
     assert abs(float(core.mean()) - 6.5) < 0.5 and out.max() <= 6.5 + 1e-4
     # below the knee the picture is treated exactly as an ordinary one (the network sees the highlight tone-mapped)
-    low = art.upscale(np.minimum(img, tone_map(np.float32(6.5))), 2, method="compact", models_dir=str(esr_store))
+    low = art.upscale(np.minimum(img, tone_map(np.float32(6.5), 6.5)), 2, method="compact",
+                      models_dir=str(esr_store))
     far = np.ones((64, 64), bool)
     far[12:48, 12:48] = False
     assert np.abs(out[far] - low[far]).max() < 1e-4
@@ -361,3 +362,70 @@ def test_lanczos_matches_pillow():
         ours = lanczos.resize(a, size, clip=False)
         ref = np.asarray(Image.fromarray(a, mode="F").resize((size[1], size[0]), Image.LANCZOS))
         assert np.abs(ours - ref).max() < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: the command line (16-bit, float EXR, folders, resuming, texture sets)
+
+
+def _cli(*args, store=None):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, **({"ART_AI_MODELS": str(store)} if store else {}))
+    return subprocess.run([sys.executable, "-m", "art_ai_addon", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=Path(__file__).parent.parent)
+
+
+def test_cli_bit_depth_exr_folders_and_pbr(esr_store, tmp_path):
+    import cv2
+
+    # 16-bit in, 16-bit out: a gradient spanning 4 eight-bit steps keeps its smoothness
+    g = np.tile(np.linspace(20000, 21000, 40).astype(np.uint16), (30, 1))
+    cv2.imwrite(str(tmp_path / "g16.png"), np.dstack([g, g, g]))
+    r = _cli("upscale", tmp_path / "g16.png", "-o", tmp_path / "g16_up.png", "--scale", "2", "--method", "compact",
+             store=esr_store)
+    assert r.returncode == 0, r.stderr
+    out = cv2.imread(str(tmp_path / "g16_up.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (60, 80, 3)
+    assert len(np.unique(out[30, 8:72, 1])) > 40  # an 8-bit step anywhere would leave about 5 levels
+    # float EXR in (values up to 12), float EXR out with the highlight
+    h = np.full((16, 16, 3), 0.3, np.float32)
+    h[4:8, 4:8] = 12.0
+    cv2.imwrite(str(tmp_path / "hdr.exr"), h)
+    r = _cli("upscale", tmp_path / "hdr.exr", "-o", tmp_path / "hdr_up.exr", "--scale", "2", "--method", "compact",
+             store=esr_store)
+    assert r.returncode == 0, r.stderr
+    up = cv2.imread(str(tmp_path / "hdr_up.exr"), cv2.IMREAD_UNCHANGED)
+    assert up.dtype == np.float32 and up.shape == (32, 32, 3)
+    assert up[9:15, 9:15].mean() > 6.0 and up.max() <= 12.0 + 1e-3
+    assert abs(float(up[22:, 22:].mean()) - 0.3) < 0.03
+    # a folder of frames into a folder, one chunk, then the rest (the first is skipped: resumable)
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i:04d}.png"), (_photo(20, 24)[:, :, ::-1] * 255).astype(np.uint8))
+    r = _cli("upscale", tmp_path / "frames", "-o", tmp_path / "up", "--scale", "2", "--method", "lanczos",
+             "--chunk", "1/3")
+    assert r.returncode == 0 and r.stdout.split() == [str(tmp_path / "up" / "0000.png")], r.stderr
+    r = _cli("upscale", tmp_path / "frames", "-o", tmp_path / "up", "--scale", "2", "--method", "lanczos")
+    assert r.returncode == 0 and len(r.stdout.split()) == 2 and "0000.png: already upscaled" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "up").iterdir()) == ["0000.png", "0001.png", "0002.png"]
+    # a texture set: the albedo by the network, the normal map renormalised, roughness as single-channel data
+    tex = tmp_path / "set"
+    tex.mkdir()
+    cv2.imwrite(str(tex / "brick_albedo.png"), (_periodic_texture(24) * 255).astype(np.uint8))
+    n = np.dstack([np.full((24, 24), 0.5), np.full((24, 24), 0.5), np.ones((24, 24))]).astype(np.float32)
+    n[:, :12, 0] = 0.8  # tilted on the left half
+    cv2.imwrite(str(tex / "brick_normal.png"), (n[:, :, ::-1] * 255).round().astype(np.uint8))
+    cv2.imwrite(str(tex / "brick_roughness.png"), (np.linspace(0, 255, 24)[None].repeat(24, 0)).astype(np.uint8))
+    r = _cli("upscale", tex, "-o", tmp_path / "set_up", "--scale", "2", "--pbr", "--tileable", "--method",
+             "compact", store=esr_store)
+    assert r.returncode == 0, r.stderr
+    nu = cv2.imread(str(tmp_path / "set_up" / "brick_normal.png"))[:, :, ::-1].astype(np.float32) / 255 * 2 - 1
+    assert nu.shape == (48, 48, 3)
+    assert np.abs(np.linalg.norm(nu, axis=2) - 1).max() < 0.02  # unit vectors (8-bit rounding aside)
+    rough = cv2.imread(str(tmp_path / "set_up" / "brick_roughness.png"), cv2.IMREAD_UNCHANGED)
+    assert rough.ndim == 2 and rough.shape == (48, 48)
+    # usage mistakes are one line, exit 2
+    r = _cli("upscale", tmp_path / "g16.png", "-o", tmp_path / "x.png", "--scale", "12")
+    assert r.returncode == 2 and "scale" in r.stderr and "Traceback" not in r.stderr

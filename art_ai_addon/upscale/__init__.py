@@ -7,7 +7,8 @@ compact 2, 3 or 4), then a Lanczos resize (antialiased when shrinking) reaches t
   transparent pixels is first replaced by the colour of the nearest visible ones (a pull-push fill), so nothing
   hidden bleeds into the visible edge: no dark or bright fringes.
 - HDR: a float picture with values above 1 (a render read from EXR, sRGB-encoded past 1) is seen by the network
-  through a reversible tone curve (identity up to 0.8, then a Reinhard shoulder), and its highlights come back.
+  through a reversible tone curve (identity up to 0.8, then logarithmic up to the picture's brightest value), and
+  its highlights come back (never brighter than the input nearby: overshoot is not blown up).
 - `tileable=True` pads by wrapping around (network and Lanczos alike), so a tiling texture still tiles.
 - Grey pictures come back grey; 16-bit input keeps its precision (no 8-bit step anywhere).
 
@@ -29,7 +30,7 @@ from . import lanczos
 METHODS = _methods.names("upscale")
 NETWORKS = ("esrgan", "esrgan_anime", "compact")
 KNEE = 0.8  # the HDR tone curve is the identity below this (sRGB-encoded) value
-_U_MAX = 1.0 - 1.0 / 4096  # the tone curve's inverse is capped here (a value of about 1000)
+_HEAD = 0.98  # the HDR picture's brightest value goes to this
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,16 +55,19 @@ def _as_picture(image, what: str = "image") -> tuple[np.ndarray, bool]:
     return as_image(image, what), False
 
 
-def tone_map(x: np.ndarray) -> np.ndarray:
-    """HDR (>= 0, unbounded) to [0, 1): the identity up to KNEE, then a Reinhard shoulder (smooth at the knee)."""
-    y = np.maximum(x - KNEE, 0.0) / (1.0 - KNEE)
-    return np.where(x <= KNEE, x, KNEE + (1.0 - KNEE) * y / (1.0 + y)).astype(np.float32)
+def tone_map(x: np.ndarray, top: float) -> np.ndarray:
+    """HDR (>= 0, up to `top`) to [0, 0.98]: the identity up to KNEE, then logarithmic, `top` landing at 0.98
+    (headroom for the network's overshoot), so highlights keep their steps in a range the network was trained on."""
+    span = np.log1p(max((float(top) - KNEE) / (1.0 - KNEE), 1e-6))
+    y = np.maximum(np.asarray(x, dtype=np.float32) - KNEE, 0.0) / (1.0 - KNEE)
+    return np.where(x <= KNEE, x, KNEE + (_HEAD - KNEE) * np.log1p(y) / span).astype(np.float32)
 
 
-def tone_unmap(t: np.ndarray) -> np.ndarray:
-    """The inverse of tone_map (values at the top are capped near 1000)."""
-    u = np.clip((t - KNEE) / (1.0 - KNEE), 0.0, _U_MAX)
-    return np.where(t <= KNEE, np.maximum(t, 0.0), KNEE + (1.0 - KNEE) * u / (1.0 - u)).astype(np.float32)
+def tone_unmap(t: np.ndarray, top: float) -> np.ndarray:
+    """The inverse of tone_map(., top)."""
+    span = np.log1p(max((float(top) - KNEE) / (1.0 - KNEE), 1e-6))
+    u = np.clip((np.asarray(t, dtype=np.float32) - KNEE) / (_HEAD - KNEE), 0.0, (1.0 - KNEE) / (_HEAD - KNEE))
+    return np.where(t <= KNEE, np.maximum(t, 0.0), KNEE + (1.0 - KNEE) * np.expm1(u * span)).astype(np.float32)
 
 
 def _local_max(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -184,8 +188,9 @@ def upscale(image, scale: float = 4, *, method: str = "auto", tileable: bool = F
     rgb, alpha = (rgb[:, :, :3], rgb[:, :, 3:]) if c == 4 else (rgb, None)
     if alpha is not None:
         rgb = fill_transparent(rgb, alpha, wrap=tileable)
+    top = float(rgb.max()) if hdr else 1.0
     if hdr:
-        rgb = tone_map(rgb)
+        rgb = tone_map(rgb, top)
     rep(0.0, f"upscaling {w}x{h} to {ow}x{oh} ({chosen})")
     if chosen == "lanczos":
         out = lanczos.resize(rgb, (oh, ow), wrap=tileable, clip=False)
@@ -195,7 +200,7 @@ def upscale(image, scale: float = 4, *, method: str = "auto", tileable: bool = F
     if hdr:  # overshoot near highlights would be blown up by the inverse curve: no brighter than the input nearby
         t = np.clip(out, 0.0, 1.0)
         near = _local_max(img[:, :, :3] if c >= 3 else np.repeat(img, 3, axis=2), (oh, ow))
-        out = np.minimum(tone_unmap(t), np.maximum(near, t))
+        out = np.minimum(tone_unmap(t, top), np.maximum(near, t))
     else:
         out = np.clip(out, 0.0, 1.0)
     if c == 1:
