@@ -149,8 +149,26 @@ def _propagate(step: Step, params: dict, progress, state):
     return [(_with_alpha(res, plain), False)], state
 
 
+def _upscale(step: Step, p: dict, progress, state):
+    """One picture (or, with pbr, one map of a texture set, by its name); bit depth and float EXR kept."""
+    from ..upscale import map_kind
+    from ..upscale.files import read_for_upscale
+
+    o = step.opts
+    name = Path(p["input"]).name
+    data = bool(o.get("pbr")) and map_kind(name) != "color"
+    img, bits = read_for_upscale(p["input"], data=data, what="image")
+    kwargs = dict(scale=o.get("scale", 4.0), method=o.get("method", "auto"), tileable=o.get("tileable", False),
+                  device=o.get("device", "auto"), **step.engine_options())
+    if o.get("pbr"):
+        result = _engine("upscale_maps", dict(kwargs, maps={name: img}), progress)[name]
+    else:
+        result = _engine("upscale", dict(kwargs, image=img), progress)
+    return [(result, data, bits)], state
+
+
 RUNNERS = {"stylize": _stylize, "texture": _texture, "seamless": _seamless, "pbr": _pbr, "detect": _detect,
-           "inpaint": _inpaint, "propagate": _propagate}
+           "inpaint": _inpaint, "propagate": _propagate, "upscale": _upscale}
 
 
 def run_item(step: Step, item: Item, progress=None, state=None):
@@ -158,8 +176,13 @@ def run_item(step: Step, item: Item, progress=None, state=None):
     from ..imageio import write_image
 
     images, state = RUNNERS[step.task](step, item.params, progress, state)
-    for path, (image, data) in zip(item.outputs, images, strict=True):
-        write_image(path, image, data=data)
+    for path, (image, data, *bits) in zip(item.outputs, images, strict=True):
+        if bits:  # (image, data, bits): 16-bit PNG/TIFF and float EXR kept (upscale)
+            from ..upscale.files import write_upscaled
+
+            write_upscaled(path, image, bits[0], data=data)
+        else:
+            write_image(path, image, data=data)
     return list(item.outputs), state
 
 

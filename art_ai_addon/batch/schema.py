@@ -16,10 +16,10 @@ from pathlib import Path
 from .. import methods
 from ..errors import InputError
 
-TASKS = ("stylize", "texture", "seamless", "pbr", "detect", "inpaint", "render", "propagate")
+TASKS = ("stylize", "texture", "seamless", "pbr", "detect", "inpaint", "render", "propagate", "upscale")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 FEATURE = {"stylize": "stylize", "render": "stylize", "texture": "texture", "inpaint": "inpaint",
-           "propagate": "propagate"}  # task -> methods
+           "propagate": "propagate", "upscale": "upscale"}  # task -> methods
 PBR_KEYS = ("height", "normal", "roughness", "ao")
 
 
@@ -66,6 +66,8 @@ OPTIONS: dict[str, dict[str, Key]] = {
     "render": {"frames": Key("frames"), **_STYLE, "layers": Key("layers"), "keep_edges": Key("unit"),
                "depth_scale": Key("bool"), "keyframes": Key("keyframes"), **method_keys("stylize")},
     "propagate": {"keyframes": Key("keyframes"), "passes": Key("path"), **method_keys("propagate")},
+    "upscale": {"scale": Key("float", min=1.0, max=8.0), "tileable": Key("bool"), "pbr": Key("bool"),
+                "device": _DEVICE, **method_keys("upscale")},
 }
 
 
