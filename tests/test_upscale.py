@@ -429,3 +429,27 @@ def test_cli_bit_depth_exr_folders_and_pbr(esr_store, tmp_path):
     # usage mistakes are one line, exit 2
     r = _cli("upscale", tmp_path / "g16.png", "-o", tmp_path / "x.png", "--scale", "12")
     assert r.returncode == 2 and "scale" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_batch_step_equals_the_command(esr_store, tmp_path):
+    import cv2
+
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "in" / f"{i:04d}.png"), (_photo(16 + i, 20)[:, :, ::-1] * 255).astype(np.uint8))
+    job = tmp_path / "job.toml"
+    job.write_text('[[step]]\ntask = "upscale"\ninput = "in"\noutput = "out"\nscale = 2\nmethod = "compact"\n'
+                   f'models_dir = "{esr_store}"\n')
+    r = _cli("batch", job)
+    assert r.returncode == 0, r.stderr
+    r2 = _cli("upscale", tmp_path / "in", "-o", tmp_path / "cli", "--scale", "2", "--method", "compact",
+              store=esr_store)
+    assert r2.returncode == 0, r2.stderr
+    for i in range(2):
+        a = cv2.imread(str(tmp_path / "out" / f"{i:04d}.png"))
+        b = cv2.imread(str(tmp_path / "cli" / f"{i:04d}.png"))
+        assert a.shape == ((16 + i) * 2, 40, 3) and np.array_equal(a, b)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[step]]\ntask = "upscale"\ninput = "in"\noutput = "o2"\nscale = 9\n')
+    r = _cli("batch", bad)
+    assert r.returncode == 2 and "scale" in r.stderr and "8" in r.stderr
