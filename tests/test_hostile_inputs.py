@@ -801,3 +801,22 @@ def test_work_memory_is_checked_against_what_this_process_has(monkeypatch):
     monkeypatch.undo()
     avail, why = core.available_memory()
     assert avail > 0 and why
+
+
+def test_a_reference_that_cannot_be_aligned_is_said_not_read_as_no_damage():
+    """Issue 27 cause 8: a random, black or other picture as the reference gave an empty mask ("no damage")."""
+    import cv2
+
+    from conftest import skimage_rgb
+
+    img = skimage_rgb("astronaut", 192)
+    dmg = img.copy()
+    cv2.line(dmg, (20, 30), (160, 170), (1, 1, 1), 2)
+    for ref in (np.random.default_rng(0).random(img.shape).astype(np.float32), np.zeros_like(img),
+                skimage_rgb("coffee", 192)):
+        with pytest.raises(InputError, match="could not align"):
+            art.detect_damage(dmg, reference=ref)
+    # the same picture turned, darker, or as it was still aligns and finds the scratch
+    for ref in (np.ascontiguousarray(np.rot90(img)), img * 0.7, img):
+        found = art.detect_damage(dmg, reference=ref) > 0.5
+        assert 0.005 < found.mean() < 0.05

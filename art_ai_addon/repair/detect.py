@@ -569,6 +569,17 @@ def _outside(img: np.ndarray, low: np.ndarray, high: np.ndarray, tol: int) -> np
     return np.maximum(np.maximum(img - high, low - img), 0.0).max(axis=2).astype(np.float32)
 
 
+def _likeness(rgb: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> float:
+    """Correlation of the two pictures' luminance over the aligned pixels (1: the same picture; about 0: unrelated;
+    0 for a flat reference). Exposure and contrast changes do not lower it; a few damaged pixels barely do."""
+    a = cv2.GaussianBlur(luminance(rgb), (0, 0), 1.0)[valid].astype(np.float64)
+    b = cv2.GaussianBlur(luminance(warped), (0, 0), 1.0)[valid].astype(np.float64)
+    a -= a.mean()
+    b -= b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 1e-12 else 0.0
+
+
 def _detect_reference(rgb: np.ndarray, ref: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     rep(0.1, "aligning the reference")
     h, w = rgb.shape[:2]
@@ -581,7 +592,9 @@ def _detect_reference(rgb: np.ndarray, ref: np.ndarray, sensitivity: float, rep)
     band = max(3, int(0.01 * max(h, w)))
     valid[:band] = valid[-band:] = False
     valid[:, :band] = valid[:, -band:] = False
-    if valid.mean() < 0.2:
+    if valid.mean() < 0.2 or _likeness(rgb, warped, valid) < 0.5:
+        # a black or flat reference, another picture, or one the alignment could not bring onto this one: an
+        # empty mask would read as "no damage", so say it instead
         raise InputError("reference: could not align it with the image (too different, or another picture); "
                          "use a version of the same picture")
     # found on copies blurred alike (the reference went through one more resampling than the image, so fine
