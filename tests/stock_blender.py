@@ -348,9 +348,55 @@ def main(argv):
         return {"worker_exit": proc.poll(), "classes_left": [c for c in dir(bpy.types) if c.startswith("ARTAI_")],
                 "sys_path_unchanged": list(sys.path) == report["path_before_enable"]}
 
+    upscale_store = argv[argv.index("--upscale-store") + 1] if "--upscale-store" in argv else None
+
+    @step("upscale")
+    def upscale():
+        """Lanczos in Blender's process (no worker), then Real-ESRGAN through the worker, then a material's textures."""
+        prefs = bpy.context.preferences.addons[ADDON].preferences
+        prefs.models_dir = upscale_store
+        os.environ.pop("ART_AI_TORCH_PYTHON", None)
+        src = rgba(picture(24, 5))
+        src[:, :, 3] = np.clip(np.mgrid[0:24, 0:24][1] / 12.0, 0, 1)  # alpha falls to 0 on the left
+        new_image(bpy, "small", src)
+        np.save(out / "upscale_in.npy", arrays(bpy, "small"))
+        got = {}
+        for label, kw in (("lanczos", dict(image="small", method="LANCZOS", scale=2.0)),
+                          ("esrgan", dict(image="small", method="ESRGAN", scale=2.0, output="small.esrgan"))):
+            if label == "esrgan":
+                os.environ["ART_AI_TORCH_PYTHON"] = worker
+            result, err = run_op(bpy.ops.art_ai.upscale, **kw)
+            name = kw.get("output") or "small.upscaled"
+            made = name in bpy.data.images
+            if made:
+                np.save(out / f"upscale_{label}.npy", arrays(bpy, name))
+            got[label] = {"result": result, "error": err, "made": made,
+                          "torch_here": sys.modules.get("torch") is not None}
+        # a material with a colour texture and a normal map: upscaled copies, nodes re-pointed, sources kept
+        mat = bpy.data.materials.new("brick")
+        mat.use_nodes = True
+        nodes = mat.node_tree.nodes
+        col = nodes.new("ShaderNodeTexImage")
+        col.image = new_image(bpy, "brick_col", rgba(picture(16, 7)))
+        nrm = nodes.new("ShaderNodeTexImage")
+        flat = np.dstack([np.full((16, 16), 0.5), np.full((16, 16), 0.5), np.ones((16, 16)), np.ones((16, 16))])
+        nrm.image = new_image(bpy, "brick_nrm", flat.astype(np.float32))
+        nrm.image.colorspace_settings.name = "Non-Color"
+        nmap = nodes.new("ShaderNodeNormalMap")
+        mat.node_tree.links.new(nrm.outputs["Color"], nmap.inputs["Color"])
+        result, err = run_op(bpy.ops.art_ai.upscale_material, material="brick", scale=2.0, method="LANCZOS")
+        got["material"] = {"result": result, "error": err,
+                           "images": [n.image.name for n in (col, nrm)],
+                           "sizes": [list(n.image.size) for n in (col, nrm)],
+                           "colorspace": nrm.image.colorspace_settings.name,
+                           "sources": [list(bpy.data.images[n].size) for n in ("brick_col", "brick_nrm")]}
+        return got
+
     for fn in (draw_panels, color_byte, color_render, torch_refused, opencv_inprocess):
         if want(fn.__name__):
             fn()
+    if worker and upscale_store and want("upscale"):
+        upscale()
     if worker:
         for fn in (worker_methods, worker_killed, unregister):
             if want(fn.__name__):

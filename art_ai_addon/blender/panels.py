@@ -157,6 +157,26 @@ class ARTAI_PT_repair(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
         op.reference = s.reference.name if s.reference else ""
 
 
+class ARTAI_PT_upscale(_ImageEditorPanel, bpy.types.Panel):  # type: ignore[misc]
+    bl_label = "Upscale"
+    bl_parent_id = "ARTAI_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        image = _editor_image(context)
+        layout.prop(s, "upscale_method")
+        layout.prop(s, "upscale_scale")
+        layout.prop(s, "upscale_tileable")
+        col = layout.column()
+        col.enabled = image is not None and not s.job_running and _needs_line(layout, context, "upscale",
+                                                                                s.upscale_method)
+        op = col.operator("art_ai.upscale", icon="FULLSCREEN_ENTER")
+        op.image, op.method, op.scale = image.name if image else "", s.upscale_method, s.upscale_scale
+        op.tileable = s.upscale_tileable
+
+
 class ARTAI_PT_shader(bpy.types.Panel):
     bl_label = "Art AI Material"
     bl_space_type = "NODE_EDITOR"
@@ -171,6 +191,12 @@ class ARTAI_PT_shader(bpy.types.Panel):
         layout = self.layout
         s = context.scene.art_ai
         _draw_job(layout, context)
+        obj = getattr(context, "object", None)
+        if obj is not None and obj.active_material is not None:
+            row = layout.row(align=True)
+            row.prop(s, "upscale_scale", text="")
+            op = row.operator("art_ai.upscale_material", icon="FULLSCREEN_ENTER")
+            op.material, op.scale, op.method = obj.active_material.name, s.upscale_scale, s.upscale_method
         node = getattr(context, "active_node", None)
         image = getattr(node, "image", None) if node is not None and node.type == "TEX_IMAGE" else None
         if image is None:
@@ -284,5 +310,5 @@ class ARTAI_UL_keyframes(bpy.types.UIList):
         row.label(text=item.image.name if item.image else (item.path or "not painted yet"))
 
 
-classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_shader, ARTAI_UL_style_layers,
-           ARTAI_UL_keyframes, ARTAI_PT_render)
+classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_upscale, ARTAI_PT_shader,
+           ARTAI_UL_style_layers, ARTAI_UL_keyframes, ARTAI_PT_render)

@@ -18,6 +18,7 @@ ADDON_PACKAGE = _pkg.rsplit(".art_ai_addon", 1)[0] if ".art_ai_addon" in _pkg el
 STYLIZE_METHODS = methods.enum_items("stylize")
 TEXTURE_METHODS = methods.enum_items("texture")
 INPAINT_METHODS = methods.enum_items("inpaint")
+UPSCALE_METHODS = methods.enum_items("upscale")
 
 
 TARGET_KINDS = [("OBJECT", "Object", "One object"), ("COLLECTION", "Collection", "Every object in a collection"),
@@ -128,6 +129,12 @@ class ArtAISettings(bpy.types.PropertyGroup):
                                description="Another version of the same picture to compare against (optional)")
     damage_mask: PointerProperty(name="Mask", type=bpy.types.Image,
                                  description="Damage mask (white = repair); empty = detect first")
+
+    # upscale
+    upscale_method: EnumProperty(name="Method", items=UPSCALE_METHODS, default="AUTO")
+    upscale_scale: FloatProperty(name="Scale", min=1.0, max=8.0, default=4.0, description="How many times larger")
+    upscale_tileable: BoolProperty(name="Tileable", default=False,
+                                   description="The image is a tiling texture: keep it tiling")
 
 
 def preferences(context=None):

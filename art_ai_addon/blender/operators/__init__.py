@@ -16,8 +16,10 @@ from .style_layer_remove import ARTAI_OT_style_layer_remove
 from .keyframe_paint import ARTAI_OT_keyframe_paint
 from .keyframe_remove import ARTAI_OT_keyframe_remove
 from .propagate import ARTAI_OT_propagate
+from .upscale import ARTAI_OT_upscale
+from .upscale_material import ARTAI_OT_upscale_material
 
 classes = (ARTAI_OT_stylize, ARTAI_OT_train_style, ARTAI_OT_generate_texture, ARTAI_OT_make_seamless,
            ARTAI_OT_create_pbr_material, ARTAI_OT_detect_damage, ARTAI_OT_inpaint, ARTAI_OT_edit_mask,
            ARTAI_OT_style_layer_add, ARTAI_OT_style_layer_remove, ARTAI_OT_keyframe_paint, ARTAI_OT_keyframe_remove,
-           ARTAI_OT_propagate)
+           ARTAI_OT_propagate, ARTAI_OT_upscale, ARTAI_OT_upscale_material)
