@@ -453,3 +453,36 @@ def test_batch_step_equals_the_command(esr_store, tmp_path):
     bad.write_text('[[step]]\ntask = "upscale"\ninput = "in"\noutput = "o2"\nscale = 9\n')
     r = _cli("batch", bad)
     assert r.returncode == 2 and "scale" in r.stderr and "8" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Blender: the operators in a stock Blender (numpy only in its process; torch in the engine worker)
+
+
+def test_operators_in_stock_blender(esr_store, extension_zip, tmp_path):
+    import sys
+
+    from tests.test_stock_blender import run_stock
+
+    r = run_stock(extension_zip, tmp_path, "--worker", sys.executable, "--upscale-store", str(esr_store),
+                  "--steps", "upscale")
+    assert r["enabled"], r["_log"]
+    st = r["steps"].get("upscale")
+    assert st is not None and st["ok"], (st, r["_log"])
+    src = np.load(tmp_path / "upscale_in.npy")
+    for label in ("lanczos", "esrgan"):
+        got = st[label]
+        assert got["result"] == ["FINISHED"] and got["made"], (label, got["error"])
+        assert not got["torch_here"]  # Blender's process never imports torch
+    q = lambda x: np.round(np.clip(x, 0, 1) * 255) / 255  # noqa: E731  (byte images in Blender)
+    lz = np.load(tmp_path / "upscale_lanczos.npy")
+    assert lz.shape == (48, 48, 4)
+    assert np.abs(lz - q(art.upscale(src, 2, method="lanczos"))).max() <= 1.5 / 255
+    es = np.load(tmp_path / "upscale_esrgan.npy")
+    ref = art.upscale(src, 2, method="esrgan", models_dir=str(esr_store))
+    assert es.shape == (48, 48, 4) and np.abs(es - q(ref)).max() <= 1.5 / 255
+    mat = st["material"]
+    assert mat["result"] == ["FINISHED"], mat["error"]
+    assert mat["images"] == ["brick_col.upscaled", "brick_nrm.upscaled"]
+    assert mat["sizes"] == [[32, 32], [32, 32]] and mat["sources"] == [[16, 16], [16, 16]]
+    assert mat["colorspace"] == "Non-Color"

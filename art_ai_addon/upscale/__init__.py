@@ -266,10 +266,11 @@ def upscale_normal(normal: np.ndarray, size: tuple[int, int], *, wrap: bool = Fa
 
 
 def upscale_maps(maps: dict, scale: float = 4, *, method: str = "auto", tileable: bool = False,
-                 device: str = "auto", progress=None, cancel=None, info: dict | None = None,
+                 device: str = "auto", progress=None, cancel=None, info: dict | None = None, kinds: dict | None = None,
                  **options) -> dict:
     """A texture set {name: picture} upscaled consistently: colour maps by `method`, normal maps as renormalised
-    vectors, other data maps (height, roughness, AO, metallic) as data by Lanczos (single channel stays single)."""
+    vectors, other data maps (height, roughness, AO, metallic) as data by Lanczos (single channel stays single).
+    The kind of each map comes from `kinds` ({name: "color" | "normal" | "data"}), else from its name."""
     rep = reporter(progress, cancel)
     out = {}
     names = list(maps)
@@ -277,7 +278,9 @@ def upscale_maps(maps: dict, scale: float = 4, *, method: str = "auto", tileable
         raise InputError("maps: no texture maps given")
     for i, name in enumerate(names):
         sub = rep.sub(i / len(names), (i + 1) / len(names))
-        kind = map_kind(str(name))
+        kind = (kinds or {}).get(name) or map_kind(str(name))
+        if kind not in ("color", "normal", "data"):
+            raise InputError(f"kinds: {kind!r} for {name!r}; use color, normal or data")
         if kind == "color":
             out[name] = upscale(maps[name], scale, method=method, tileable=tileable, device=device, progress=sub,
                                 info=info, **options)
