@@ -232,7 +232,8 @@ def cmd_render(args, progress) -> int:
                               preserve_color=args.preserve_color, model=args.model, steps=args.steps,
                               seed=args.seed, temporal=args.temporal, device=args.device, layers=args.layer or [],
                               keep_edges=args.keep_edges, depth_scale=args.depth_scale,
-                              keyframes=dict(args.keyframe or []))
+                              keyframes=dict(args.keyframe or []), upscale=args.upscale,
+                              upscale_method=args.upscale_method)
     if settings.layered and not (settings.layers or settings.style):
         raise InputError("--keep-edges and --depth-scale shape a stylization: give --style or --layer")
     if len(settings.style) > 1 and settings.layered:
@@ -445,6 +446,9 @@ def _add_render(sub) -> None:
     p.add_argument("--keyframe", action="append", type=_keyframe_arg, metavar="N=PAINTED",
                    help="frame N painted by the artist: carried to every frame by the render's UV, object and Vector "
                         "passes (repeat for several keyframes)")
+    p.add_argument("--upscale", type=float, default=1.0, metavar="S",
+                   help="Render Smaller, Upscale: render at 1/S of the output size (1-8), upscale each frame S times")
+    p.add_argument("--upscale-method", default="auto", choices=methods.names("upscale"))
     p.add_argument("--force", action="store_true", help="redo frames that already exist")
     _device(p)
     p.set_defaults(func=cmd_render)

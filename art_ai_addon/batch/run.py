@@ -211,7 +211,8 @@ def run_render(step: Step, items: list[Item], force: bool, progress) -> None:
                               seed=options.pop("seed", None), temporal=o.get("temporal", False),
                               device=o.get("device", "auto"), options=options, layers=o.get("layers") or [],
                               keep_edges=o.get("keep_edges", 0.0), depth_scale=o.get("depth_scale", False),
-                              keyframes=o.get("keyframes") or {})
+                              keyframes=o.get("keyframes") or {}, upscale=o.get("upscale", 1.0),
+                              upscale_method=o.get("upscale_method", "auto"))
     render_frames(o["input"][0], o["output"], [it.params["frame"] for it in items], settings, force=force,
                   progress=progress)
 

@@ -64,6 +64,7 @@ OPTIONS: dict[str, dict[str, Key]] = {
     "inpaint": {"mask": Key("path"), "detect": Key("bool"), "reference": Key("path"), "sensitivity": Key("unit"),
                 "device": _DEVICE, **method_keys("inpaint")},
     "render": {"frames": Key("frames"), **_STYLE, "layers": Key("layers"), "keep_edges": Key("unit"),
+               "upscale": Key("float", min=1.0, max=8.0), "upscale_method": Key("choice", methods.names("upscale")),
                "depth_scale": Key("bool"), "keyframes": Key("keyframes"), **method_keys("stylize")},
     "propagate": {"keyframes": Key("keyframes"), "passes": Key("path"), **method_keys("propagate")},
     "upscale": {"scale": Key("float", min=1.0, max=8.0), "tileable": Key("bool"), "pbr": Key("bool"),

@@ -50,6 +50,8 @@ class RenderSettings:
     keep_edges: float = 0.0
     depth_scale: bool = False
     keyframes: dict = field(default_factory=dict)  # {frame number: painted image path}: keyframe propagation
+    upscale: float = 1.0  # "Render Smaller, Upscale": render at 1/upscale of the output size, then upscale
+    upscale_method: str = "auto"
 
     @property
     def stylizes(self) -> bool:
@@ -313,12 +315,19 @@ class _Shot:
     def passes(self, frame: int) -> Path:
         return self.pass_dir / f"{frame:04d}.exr"
 
+    upscale: tuple = (1.0, "auto")  # (factor, method): render smaller, then upscale the raw frame to full size
+
     def render(self, frame: int) -> Path:
         """Render `frame` to its raw PNG (and its Vector pass when temporal)."""
         with stdout_to_stderr():
             self.scene.frame_set(frame)
-            bpy.ops.render.render(write_still=False)
-            _save_render(self.scene, self.raw(frame), "PNG")
+            from ..upscale.files import render_smaller
+
+            with render_smaller(self.scene, *self.upscale) as full_size:
+                bpy.ops.render.render(write_still=False)
+                _save_render(self.scene, self.raw(frame), "PNG")
+            if full_size is not None:
+                full_size.finish(self.raw(frame))
             if self.use_passes:
                 _save_render(self.scene, self.passes(frame), "EXR")
             got = _render_vector(self.scene, self.vector(frame)) is not None if self.use_vectors else False
@@ -471,6 +480,10 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
         _check_keyframes(scene, settings.keyframes, sequence)  # before anything renders
     shot = _Shot(scene, Path(out_dir), settings.temporal and stylizer is not None and not settings.keyframes,
                  progress, passes="keyframes" if settings.keyframes else bool(layers))
+    shot.upscale = (settings.upscale, settings.upscale_method)
+    if settings.upscale > 1 and shot.use_passes:  # the passes would be at the small size, the frames at the full
+        raise InputError("--upscale renders smaller: it does not go with --layer, --keep-edges, --depth-scale or "
+                         "--keyframe, which read the render's passes at the frame's size")
     styling = _Styling(shot, stylizer, sequence, settings.temporal, progress) if stylizer is not None else None
     mine = chunk_slice(sequence, chunk)
     if not mine:
