@@ -486,3 +486,48 @@ def test_operators_in_stock_blender(esr_store, extension_zip, tmp_path):
     assert mat["images"] == ["brick_col.upscaled", "brick_nrm.upscaled"]
     assert mat["sizes"] == [[32, 32], [32, 32]] and mat["sources"] == [[16, 16], [16, 16]]
     assert mat["colorspace"] == "Non-Color"
+
+
+RENDER_SCENE = """
+import sys, bpy
+sys.path.insert(0, sys.argv[2])
+from art_ai_addon.blender.demo_scene import build_demo_scene
+sc = build_demo_scene(size=48, samples=4)
+sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 128, 96, 50
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[1])
+"""
+
+
+def test_render_smaller_upscale_has_the_full_output_size(tmp_path):
+    """render --upscale 2: Cycles renders 32x24, the raw frame is upscaled to the 64x48 output size."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    import cv2
+
+    from art_ai_addon.upscale.files import render_smaller
+
+    root = Path(__file__).parent.parent
+    (tmp_path / "scene.py").write_text(RENDER_SCENE)
+    subprocess.run([sys.executable, str(tmp_path / "scene.py"), str(tmp_path / "shot.blend"), str(root)],
+                   capture_output=True, timeout=120, check=True)
+    r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "small", "--frames", "1-1", "--upscale", "2",
+             "--upscale-method", "lanczos")
+    assert r.returncode == 0, r.stderr
+    small = cv2.imread(str(tmp_path / "small" / "raw" / "0001.png"))
+    r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "full", "--frames", "1-1")
+    assert r.returncode == 0, r.stderr
+    full = cv2.imread(str(tmp_path / "full" / "raw" / "0001.png"))
+    assert small.shape == full.shape == (48, 64, 3)
+    assert np.abs(small.astype(np.float32) - full).mean() < 0.06 * 255  # the same picture, less fine detail
+    # the scene's own resolution setting is left as it was, also when the render fails
+    render = SimpleNamespace(resolution_x=1920, resolution_y=1080, resolution_percentage=50)
+    with pytest.raises(RuntimeError):
+        with render_smaller(SimpleNamespace(render=render), 3.0) as full_size:
+            assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (320, 180, 100)
+            assert full_size.size == (540, 960)
+            raise RuntimeError("render failed")
+    assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (1920, 1080, 50)
+    r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "x", "--upscale", "9")
+    assert r.returncode == 2 and "upscale" in r.stderr

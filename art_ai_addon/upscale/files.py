@@ -128,3 +128,48 @@ def upscale_files(inputs, output, scale: float = 4, *, method: str = "auto", til
         if written is not None:
             written(p)
     return done
+
+
+class _FullSize:
+    """What `render_smaller` yields: the output size asked for, and how to bring a smaller frame file up to it."""
+
+    def __init__(self, size: tuple[int, int], scale: float, method: str):
+        self.size, self.scale, self.method = size, scale, method
+
+    def finish(self, path) -> Path:
+        """Upscale the frame file at `path` in place to the full output size (written atomically)."""
+        from . import lanczos, upscale
+
+        img, bits = read_for_upscale(path, what="rendered frame")
+        out = upscale(img, self.scale, method=self.method)
+        if out.shape[:2] != self.size:  # the small size was rounded: land exactly on the output size
+            out = lanczos.resize(out, self.size, clip=False)
+        return write_upscaled(path, out, bits)
+
+
+def render_smaller(scene, scale: float = 1.0, method: str = "auto"):
+    """Context manager for "Render Smaller, Upscale": inside it the scene renders at 1/`scale` of its output size
+    (its resolution setting is restored on leaving); it yields a `_FullSize` whose `finish(path)` upscales the
+    written frame to the full size, or None when `scale` is 1."""
+    import contextlib
+
+    from .. import methods as _m
+
+    @contextlib.contextmanager
+    def cm():
+        s = _m.check_number(scale, "upscale", 1.0, 8.0, hint="render at 1/S of the size, then upscale S times")
+        if s <= 1.0:
+            yield None
+            return
+        r = scene.render
+        saved = (r.resolution_x, r.resolution_y, r.resolution_percentage)
+        full_w = r.resolution_x * r.resolution_percentage // 100
+        full_h = r.resolution_y * r.resolution_percentage // 100
+        try:
+            r.resolution_x, r.resolution_y = max(1, round(full_w / s)), max(1, round(full_h / s))
+            r.resolution_percentage = 100
+            yield _FullSize((full_h, full_w), s, method)
+        finally:
+            r.resolution_x, r.resolution_y, r.resolution_percentage = saved
+
+    return cm()
