@@ -215,6 +215,17 @@ def main(argv=None) -> int:
         save("repaired.png", art.inpaint(broken, mask, method="auto"))
         save("repaired_with_true_mask.png", art.inpaint(broken, truth_mask, method="auto"))
 
+    def upscale():
+        # the render through the operator (Real-ESRGAN in the engine worker), and the seamless texture, tileable
+        os.environ.setdefault("ART_AI_TORCH_PYTHON", sys.executable)
+        assert bpy.ops.art_ai.upscale(image="Render Result", scale=2, method="ESRGAN",
+                                      output="render.upscaled") == {"FINISHED"}
+        save("render_upscaled_x2.png", bridge.image_to_array(bpy.data.images["render.upscaled"]))
+        seamless = art.read_image(out / "exemplar_seamless.png")
+        up = art.upscale(seamless, 2, method="auto", tileable=True, models_dir=store)
+        save("texture_upscaled_x2.png", up)
+        save("texture_upscaled_tiled_2x2.png", np.tile(up, (2, 2, 1)))
+
     step("stylize (colour, operator on Render Result)", stylize_color)
     step("stylize (arbitrary, Magenta's networks, operator + engine worker)", stylize_arbitrary)
     step("stylize (gatys, built-in encoder)", stylize_gatys)
@@ -222,6 +233,7 @@ def main(argv=None) -> int:
          stylize_layers)
     step("textures (patch synthesis, seamless, PBR maps)", texture)
     step("repair (detect + inpaint)", repair)
+    step("upscale (Real-ESRGAN: the render x2 through the operator, the seamless texture x2 tileable)", upscale)
     step("keyframes (Paint This Frame, procedural strokes, Propagate over 6 frames; a new scene)", keyframes)
     print(f"demo: {len(written)} files in {out}/ in {time.perf_counter() - t0:.1f} s"
           + (f"; skipped: {'; '.join(skipped)}" if skipped else ""), file=sys.stderr)
