@@ -37,6 +37,9 @@ def register():
     bpy.app.handlers.save_pre.append(_pack_results_on_save)
     _handlers.append((bpy.app.handlers.save_pre, _pack_results_on_save))
     render.register_handlers()
+    from .render_upscale import register_handlers as register_upscale_handlers
+
+    register_upscale_handlers(_handlers)
     from .. import models
 
     models.set_preference_dir(props.engine_settings()["models_dir"])

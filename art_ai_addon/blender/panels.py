@@ -301,6 +301,29 @@ class ARTAI_PT_render(bpy.types.Panel):
         layout.operator("art_ai.propagate", text="Propagate", icon="RENDER_ANIMATION")
 
 
+class ARTAI_PT_render_upscale(bpy.types.Panel):
+    """Render Smaller, Upscale: render at 1/S of the output size, each frame upscaled to the full size."""
+
+    bl_label = "Art AI Render Smaller, Upscale"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.art_ai
+        layout.use_property_split = True
+        layout.prop(s, "render_upscale")
+        layout.prop(s, "render_upscale_method")
+        if s.render_upscale > 1:
+            r = context.scene.render
+            w, h = r.resolution_x * r.resolution_percentage // 100, r.resolution_y * r.resolution_percentage // 100
+            layout.label(text=f"Renders {round(w / s.render_upscale)}x{round(h / s.render_upscale)}, "
+                              f"writes {w}x{h}", icon="INFO")
+            _needs_line(layout, context, "upscale", s.render_upscale_method)
+
+
 class ARTAI_UL_keyframes(bpy.types.UIList):
     """The painted keyframes: frame and painted picture."""
 
@@ -311,4 +334,4 @@ class ARTAI_UL_keyframes(bpy.types.UIList):
 
 
 classes = (ARTAI_PT_main, ARTAI_PT_stylize, ARTAI_PT_texture, ARTAI_PT_repair, ARTAI_PT_upscale, ARTAI_PT_shader,
-           ARTAI_UL_style_layers, ARTAI_UL_keyframes, ARTAI_PT_render)
+           ARTAI_UL_style_layers, ARTAI_UL_keyframes, ARTAI_PT_render, ARTAI_PT_render_upscale)

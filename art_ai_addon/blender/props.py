@@ -135,6 +135,10 @@ class ArtAISettings(bpy.types.PropertyGroup):
     upscale_scale: FloatProperty(name="Scale", min=1.0, max=8.0, default=4.0, description="How many times larger")
     upscale_tileable: BoolProperty(name="Tileable", default=False,
                                    description="The image is a tiling texture: keep it tiling")
+    render_upscale: FloatProperty(name="Render Smaller, Upscale", min=1.0, max=8.0, default=1.0,
+                                  description="Render at 1/S of the output resolution and upscale each frame to the "
+                                              "full size (1 = off); the resolution setting stays as it is")
+    render_upscale_method: EnumProperty(name="Upscale Method", items=UPSCALE_METHODS, default="AUTO")
 
 
 def preferences(context=None):
