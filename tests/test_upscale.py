@@ -531,3 +531,45 @@ def test_render_smaller_upscale_has_the_full_output_size(tmp_path):
     assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (1920, 1080, 50)
     r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "x", "--upscale", "9")
     assert r.returncode == 2 and "upscale" in r.stderr
+
+
+def test_render_smaller_upscale_in_blender(blender, tmp_path):
+    """Render Properties > Render Smaller, Upscale: F12 with a write and an animation write full-size frames, the
+    resolution setting is unchanged afterwards, and the frames are the smaller render upscaled."""
+    import cv2
+
+    from tests.conftest import addon_module
+
+    bpy = blender
+    sc = addon_module("art_ai_addon.blender.demo_scene").build_demo_scene(size=32, samples=2)
+    sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 96, 64, 50
+    sc.art_ai.render_upscale = 2.0
+    sc.art_ai.render_upscale_method = "LANCZOS"
+    sc.render.filepath = str(tmp_path / "still")
+    bpy.ops.render.render(write_still=True)
+    still = cv2.imread(str(tmp_path / "still.png"))
+    assert still.shape == (32, 48, 3)
+    assert (sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage) == (96, 64, 50)
+    # it is the 24x16 render, upscaled: the same as rendering 24x16 ourselves and upscaling that
+    sc.art_ai.render_upscale = 1.0
+    sc.render.resolution_percentage = 25
+    sc.render.filepath = str(tmp_path / "small")
+    bpy.ops.render.render(write_still=True)
+    small = cv2.imread(str(tmp_path / "small.png"))[:, :, ::-1].astype(np.float32) / 255
+    assert small.shape == (16, 24, 3)
+    expect = _u8(art.upscale(small, 2, method="lanczos"))[:, :, ::-1]
+    assert np.abs(still.astype(np.float32) - expect).max() <= 1
+    sc.render.resolution_percentage = 50
+    sc.render.filepath = str(tmp_path / "full")
+    bpy.ops.render.render(write_still=True)
+    full = cv2.imread(str(tmp_path / "full.png"))
+    assert full.shape == (32, 48, 3) and np.abs(full.astype(np.float32) - still).mean() > 1  # not a full render
+    # an animation: every written frame full size; the setting unchanged afterwards
+    sc.art_ai.render_upscale = 2.0
+    sc.frame_start, sc.frame_end = 1, 2
+    sc.render.filepath = str(tmp_path / "anim" / "f_")
+    bpy.ops.render.render(animation=True)
+    for f in (1, 2):
+        assert cv2.imread(str(tmp_path / "anim" / f"f_000{f}.png")).shape == (32, 48, 3)
+    assert (sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage) == (96, 64, 50)
+    sc.art_ai.render_upscale = 1.0
