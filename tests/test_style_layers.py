@@ -230,7 +230,7 @@ def test_unknown_target_refused_before_rendering(files, tmp_path):
 def test_chunked_layered_render_equals_one_run(files, tmp_path):
     args = ["--frames", "1-2", "--temporal", "--keep-edges", "0.5",
             "--layer", f"collection:Props={files / 'magenta.png'}:color",
-            "--layer", f"Cube={files / 'green.png'}:arbitrary:0.8"]
+            "--layer", f"Cube={files / 'green.png'}:color:0.8"]
     one = tmp_path / "one"
     r = _render_scene(files, "demo.blend", one, *args)
     assert r.returncode == 0, r.stderr[-3000:]
