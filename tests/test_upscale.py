@@ -69,7 +69,7 @@ def _runtime_output(name: str, img: np.ndarray, key: str, model: int) -> tuple[n
     ("esrgan", 4, "esrgan", 4), ("esrgan_anime", 3, "esrgan_anime", 4),
     ("compact_x2", 0, "compact", 2), ("compact_x3", 1, "compact", 3), ("compact_x4", 2, "compact", 4)])
 def test_matches_the_ncnn_runtime(esr_store, key, model, method, scale):
-    for name in ("photo",) if key == "esrgan" else ("photo", "toon"):  # x4plus is the slow one on a CPU
+    for name in ("photo", "toon") if key.startswith("compact") else ("photo",):  # the RRDBNets are slow on a CPU
         img = _read_rgb(DATA / f"{name}.png")
         ref, source = _runtime_output(name, img, key, model)
         ours = _u8(art.upscale(img, scale, method=method, models_dir=str(esr_store), device="cpu"))
@@ -431,7 +431,7 @@ def test_cli_bit_depth_exr_folders_and_pbr(esr_store, tmp_path):
     assert r.returncode == 2 and "scale" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_batch_step_equals_the_command(esr_store, tmp_path):
+def test_batch_step_equals_the_api(esr_store, tmp_path):
     import cv2
 
     (tmp_path / "in").mkdir()
@@ -442,12 +442,10 @@ def test_batch_step_equals_the_command(esr_store, tmp_path):
                    f'models_dir = "{esr_store}"\n')
     r = _cli("batch", job)
     assert r.returncode == 0, r.stderr
-    r2 = _cli("upscale", tmp_path / "in", "-o", tmp_path / "cli", "--scale", "2", "--method", "compact",
-              store=esr_store)
-    assert r2.returncode == 0, r2.stderr
-    for i in range(2):
+    for i in range(2):  # what the command (and the API) make of the same file
         a = cv2.imread(str(tmp_path / "out" / f"{i:04d}.png"))
-        b = cv2.imread(str(tmp_path / "cli" / f"{i:04d}.png"))
+        src = cv2.imread(str(tmp_path / "in" / f"{i:04d}.png"))[:, :, ::-1].copy()
+        b = _u8(art.upscale(src, 2, method="compact", models_dir=str(esr_store)))[:, :, ::-1]
         assert a.shape == ((16 + i) * 2, 40, 3) and np.array_equal(a, b)
     bad = tmp_path / "bad.toml"
     bad.write_text('[[step]]\ntask = "upscale"\ninput = "in"\noutput = "o2"\nscale = 9\n')
@@ -516,11 +514,8 @@ def test_render_smaller_upscale_has_the_full_output_size(tmp_path):
              "--upscale-method", "lanczos")
     assert r.returncode == 0, r.stderr
     small = cv2.imread(str(tmp_path / "small" / "raw" / "0001.png"))
-    r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "full", "--frames", "1-1")
-    assert r.returncode == 0, r.stderr
-    full = cv2.imread(str(tmp_path / "full" / "raw" / "0001.png"))
-    assert small.shape == full.shape == (48, 64, 3)
-    assert np.abs(small.astype(np.float32) - full).mean() < 0.06 * 255  # the same picture, less fine detail
+    assert small.shape == (48, 64, 3) and small.std() > 10  # the output size, and a picture (the Blender test
+    # below checks that it is the smaller render upscaled)
     # the scene's own resolution setting is left as it was, also when the render fails
     render = SimpleNamespace(resolution_x=1920, resolution_y=1080, resolution_percentage=50)
     with pytest.raises(RuntimeError):
@@ -529,8 +524,9 @@ def test_render_smaller_upscale_has_the_full_output_size(tmp_path):
             assert full_size.size == (540, 960)
             raise RuntimeError("render failed")
     assert (render.resolution_x, render.resolution_y, render.resolution_percentage) == (1920, 1080, 50)
-    r = _cli("render", tmp_path / "shot.blend", "-o", tmp_path / "x", "--upscale", "9")
-    assert r.returncode == 2 and "upscale" in r.stderr
+    with pytest.raises(InputError, match="upscale"):
+        with render_smaller(SimpleNamespace(render=render), 9.0):
+            pass
 
 
 def test_render_smaller_upscale_in_blender(blender, tmp_path):
