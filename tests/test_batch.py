@@ -92,7 +92,7 @@ method = "color"
 
 
 @pytest.mark.parametrize("body, expected", [
-    ('[[step]]\ntask = "upscale"\ninput = "brick.png"\noutput = "o.png"\n', ["step 1", "task", "upscale"]),
+    ('[[step]]\ntask = "denoise"\ninput = "brick.png"\noutput = "o.png"\n', ["step 1", "task", "denoise"]),
     ('[[step]]\ninput = "brick.png"\noutput = "o.png"\n', ["step 1", "task", "missing"]),
     ('[[step]]\ntask = "seamless"\ninput = "brick.png"\noutput = "o.png"\nstrenght = 1\n',
      ["step 1 (seamless)", "strenght", "unknown option"]),
