@@ -26,8 +26,10 @@ def _settings(scene) -> tuple[float, str]:
 
 @bpy.app.handlers.persistent
 def on_init(scene, *args):
+    from ..upscale.files import MARK
+
     scale, method = _settings(scene)
-    if scale <= 1.0 or scene.name in _saved:
+    if scale <= 1.0 or scene.name in _saved or scene.get(MARK):  # `render` (render_frames) does its own
         return
     r = scene.render
     _saved[scene.name] = (r.resolution_x, r.resolution_y, r.resolution_percentage, scale, method)

@@ -158,18 +158,35 @@ def render_smaller(scene, scale: float = 1.0, method: str = "auto"):
     @contextlib.contextmanager
     def cm():
         s = _m.check_number(scale, "upscale", 1.0, 8.0, hint="render at 1/S of the size, then upscale S times")
-        if s <= 1.0:
-            yield None
-            return
-        r = scene.render
-        saved = (r.resolution_x, r.resolution_y, r.resolution_percentage)
-        full_w = r.resolution_x * r.resolution_percentage // 100
-        full_h = r.resolution_y * r.resolution_percentage // 100
+        _mark(scene, True)  # the add-on's own Render Smaller handler leaves this render alone
         try:
-            r.resolution_x, r.resolution_y = max(1, round(full_w / s)), max(1, round(full_h / s))
-            r.resolution_percentage = 100
-            yield _FullSize((full_h, full_w), s, method)
+            if s <= 1.0:
+                yield None
+                return
+            r = scene.render
+            saved = (r.resolution_x, r.resolution_y, r.resolution_percentage)
+            full_w = r.resolution_x * r.resolution_percentage // 100
+            full_h = r.resolution_y * r.resolution_percentage // 100
+            try:
+                r.resolution_x, r.resolution_y = max(1, round(full_w / s)), max(1, round(full_h / s))
+                r.resolution_percentage = 100
+                yield _FullSize((full_h, full_w), s, method)
+            finally:
+                r.resolution_x, r.resolution_y, r.resolution_percentage = saved
         finally:
-            r.resolution_x, r.resolution_y, r.resolution_percentage = saved
+            _mark(scene, False)
 
     return cm()
+
+
+MARK = "_art_ai_render_smaller"  # a scene ID property while render_smaller is rendering it
+
+
+def _mark(scene, on: bool) -> None:
+    try:
+        if on:
+            scene[MARK] = 1
+        elif MARK in scene:
+            del scene[MARK]
+    except (TypeError, AttributeError, KeyError):  # not a Blender ID (the tests' stand-in scene)
+        pass
