@@ -19,6 +19,7 @@ API = {
     "stylize": lambda m, **o: __import__("art_ai_addon").stylize(_img(), _img(1), method=m, **o),
     "texture": lambda m, **o: __import__("art_ai_addon").synthesize_texture(_img(), size=(16, 16), method=m, **o),
     "inpaint": lambda m, **o: __import__("art_ai_addon").inpaint(_img(), _mask(), method=m, **o),
+    "upscale": lambda m, **o: __import__("art_ai_addon").upscale(_img(), 2, method=m, **o),
     "propagate": lambda m, **o: __import__("art_ai_addon").propagate_keyframes([_img(), _img(1)], {0: _img(2)},
                                                                                method=m, **o),
 }
