@@ -326,8 +326,10 @@ class _Shot:
             with render_smaller(self.scene, *self.upscale) as full_size:
                 bpy.ops.render.render(write_still=False)
                 _save_render(self.scene, self.raw(frame), "PNG")
-            if full_size is not None:
-                full_size.finish(self.raw(frame))
+            if full_size is not None:  # here, or in the engine worker where this Blender has no PyTorch
+                from .render_upscale import upscale_file
+
+                upscale_file(self.raw(frame), full_size.size, full_size.scale, full_size.method)
             if self.use_passes:
                 _save_render(self.scene, self.passes(frame), "EXR")
             got = _render_vector(self.scene, self.vector(frame)) is not None if self.use_vectors else False
