@@ -131,26 +131,16 @@ def upscale_files(inputs, output, scale: float = 4, *, method: str = "auto", til
 
 
 class _FullSize:
-    """What `render_smaller` yields: the output size asked for, and how to bring a smaller frame file up to it."""
+    """What `render_smaller` yields: the output size asked for (h, w), the factor and the method to reach it."""
 
     def __init__(self, size: tuple[int, int], scale: float, method: str):
         self.size, self.scale, self.method = size, scale, method
 
-    def finish(self, path) -> Path:
-        """Upscale the frame file at `path` in place to the full output size (written atomically)."""
-        from . import lanczos, upscale
-
-        img, bits = read_for_upscale(path, what="rendered frame")
-        out = upscale(img, self.scale, method=self.method)
-        if out.shape[:2] != self.size:  # the small size was rounded: land exactly on the output size
-            out = lanczos.resize(out, self.size, clip=False)
-        return write_upscaled(path, out, bits)
-
 
 def render_smaller(scene, scale: float = 1.0, method: str = "auto"):
     """Context manager for "Render Smaller, Upscale": inside it the scene renders at 1/`scale` of its output size
-    (its resolution setting is restored on leaving); it yields a `_FullSize` whose `finish(path)` upscales the
-    written frame to the full size, or None when `scale` is 1."""
+    (its resolution setting is restored on leaving); it yields a `_FullSize` (the full size, the factor, the method:
+    render.py upscales the written frame with them), or None when `scale` is 1."""
     import contextlib
 
     from .. import methods as _m
