@@ -16,7 +16,6 @@ method needs, else in the engine worker with the PyTorch Python.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,9 @@ import numpy as np
 from .. import methods
 from ..errors import ArtAIError, InputError
 from ..imageio import IMAGE_EXTENSIONS
-from .scene_io import image_format, open_blend, scene_frames, stdout_to_stderr
+from .scene_io import image_format, open_blend, scene_frames, stdout_to_stderr, written_frame
+from .scene_io import render_started as _render_started
+from .scene_io import say as _say
 
 # ---------------------------------------------------------------------------------------------
 # Settings and the engine call
@@ -272,11 +273,6 @@ def _render_vector(scene, path: Path) -> np.ndarray | None:
 
 # ---------------------------------------------------------------------------------------------
 # render_frames
-
-
-def _say(progress, msg: str) -> None:
-    if not getattr(progress, "quiet", False):
-        print(f"art_ai: {msg}", file=sys.stderr, flush=True)
 
 
 class _Shot:
@@ -703,7 +699,6 @@ def settings_from_scene(scene) -> dict:
 
 
 _pass_restore: dict = {}  # scene name -> [(view layer, flag, value)] while a render runs with passes turned on
-_render_started: dict = {}  # scene name -> time the render started (to find the file this render wrote)
 
 
 def _layers_wanted(scene) -> bool:
@@ -744,24 +739,6 @@ def on_render_done(scene, *args):
                 setattr(vl, flag, False)
             except (AttributeError, TypeError):
                 pass
-
-
-def written_frame(scene) -> Path | None:
-    """The file this render just wrote: the animation's frame path, or a still's (F12 with a write), whichever was
-    written since the render started."""
-    import re
-
-    frame = scene.frame_current
-    candidates = [Path(bpy.path.abspath(scene.render.frame_path(frame=frame)))]
-    still = bpy.path.abspath(scene.render.filepath)
-    still = re.sub(r"#+", lambda m: f"{frame:0{len(m.group(0))}d}", still)
-    ext = scene.render.file_extension
-    if scene.render.use_file_extension and not still.lower().endswith(ext.lower()):
-        still += ext
-    candidates.append(Path(still))
-    started = _render_started.get(scene.name, 0.0)
-    found = [(c.stat().st_mtime, c) for c in candidates if c.is_file() and c.stat().st_mtime >= started]
-    return max(found)[1] if found else None
 
 
 @bpy.app.handlers.persistent

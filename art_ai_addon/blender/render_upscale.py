@@ -72,7 +72,7 @@ def on_write(scene, *args):
     saved = _saved.get(scene.name)
     if saved is None:
         return
-    from .render import _say, written_frame
+    from .scene_io import say as _say, written_frame
 
     path, size = written_frame(scene), full_size(scene)
     if path is None or size is None:

@@ -92,3 +92,30 @@ def scene_frames(scene, frames=None) -> list[int]:
     """The frames to render: `frames` (A, B) or the scene's range, in the scene's frame step."""
     a, b = frames if frames else (scene.frame_start, scene.frame_end)
     return list(range(a, b + 1, max(1, scene.frame_step)))
+
+
+render_started: dict = {}  # scene name -> time the render started (to find the file this render wrote)
+
+
+def say(progress, msg: str) -> None:
+    """A line on stderr for the artist or the farm log (unless the progress says to be quiet)."""
+    if not getattr(progress, "quiet", False):
+        print(f"art_ai: {msg}", file=sys.stderr, flush=True)
+
+
+def written_frame(scene) -> Path | None:
+    """The file this render just wrote: the animation's frame path, or a still's (F12 with a write), whichever was
+    written since the render started."""
+    import re
+
+    frame = scene.frame_current
+    candidates = [Path(bpy.path.abspath(scene.render.frame_path(frame=frame)))]
+    still = bpy.path.abspath(scene.render.filepath)
+    still = re.sub(r"#+", lambda m: f"{frame:0{len(m.group(0))}d}", still)
+    ext = scene.render.file_extension
+    if scene.render.use_file_extension and not still.lower().endswith(ext.lower()):
+        still += ext
+    candidates.append(Path(still))
+    started = render_started.get(scene.name, 0.0)
+    found = [(c.stat().st_mtime, c) for c in candidates if c.is_file() and c.stat().st_mtime >= started]
+    return max(found)[1] if found else None
