@@ -250,6 +250,36 @@ def main(argv):
                 "size": list(img.size) if img is not None else None,
                 "std": float(arrays(bpy, "Render Result.stylized")[:, :, :3].std()) if img is not None else 0.0}
 
+    @step("layers_f12")
+    def layers_f12():
+        """Style layers on F12 with a write, in Blender's own process: the handler turns the passes on, reads them
+        (OpenImageIO or the engine's own EXR reader), stylizes the sphere by colour and leaves the rest."""
+        from importlib import import_module
+
+        demo = import_module(f"{ADDON}.art_ai_addon.blender.demo_scene")
+        sc = demo.build_demo_scene(size=64, samples=2)
+        if "style" not in bpy.data.images:
+            new_image(bpy, "style", rgba(picture(48, 2)[:, ::-1, ::-1]))
+        with bpy.context.temp_override(scene=sc):
+            result, err = run_op(bpy.ops.art_ai.style_layer_add, target_kind="OBJECT", target="Sphere")
+        sc.art_ai.style_layers[-1].style_image = bpy.data.images["style"]
+        sc.art_ai.style_layers[-1].method = "COLOR"
+        for vl in sc.view_layers:
+            vl.use_pass_cryptomatte_object = vl.use_pass_z = False  # the handler turns them on for the render
+        sc.art_ai.stylize_on_render = True
+        sc.render.filepath = str(out / "still")
+        bpy.ops.render.render(write_still=True)
+        made = (out / "still_stylized.png").is_file()
+        info = {"result": result, "error": err, "made": made,
+                "heavy": [m for m in BLOCKED if sys.modules.get(m) is not None]}
+        if made:
+            raw = bpy.data.images.load(str(out / "still.png"))
+            sty = bpy.data.images.load(str(out / "still_stylized.png"))
+            a, b = arrays(bpy, raw.name)[:, :, :3], arrays(bpy, sty.name)[:, :, :3]
+            same = np.abs(a - b).max(axis=2) <= 1 / 255
+            info.update({"unchanged": float(same.mean()), "changed": float((~same).mean())})
+        return info
+
     @step("torch_refused")
     def torch_refused():
         os.environ.pop("ART_AI_TORCH_PYTHON", None)
@@ -392,7 +422,7 @@ def main(argv):
                            "sources": [list(bpy.data.images[n].size) for n in ("brick_col", "brick_nrm")]}
         return got
 
-    for fn in (draw_panels, color_byte, color_render, torch_refused, opencv_inprocess):
+    for fn in (draw_panels, color_byte, color_render, layers_f12, torch_refused, opencv_inprocess):
         if want(fn.__name__):
             fn()
     if worker and upscale_store and want("upscale"):

@@ -80,6 +80,15 @@ def test_colour_transfer_runs_in_blenders_process(stock):
     assert render["result"] == ["FINISHED"] and render["size"] == [64, 64] and render["std"] > 0.02, render
 
 
+def test_style_layers_on_f12_in_blenders_own_process(stock):
+    out, r = stock
+    st = _step(r, "layers_f12")
+    assert st["result"] == ["FINISHED"] and st["made"], st
+    assert st["heavy"] == []  # no OpenCV, no PyTorch in Blender's process
+    # the sphere (about a tenth of the frame) changed; the floor, the cube and the sky are exactly as rendered
+    assert 0.03 < st["changed"] < 0.3 and st["unchanged"] > 0.7, st
+
+
 def test_a_torch_method_without_pytorch_gives_one_line_and_cancels(stock):
     _, r = stock
     st = _step(r, "torch_refused")
