@@ -385,6 +385,12 @@ def test_layers_on_f12_still_saved_reloaded_and_in_the_image_editor(blender, fil
     out = addon_module("art_ai_addon.blender.bridge").image_to_array(bpy.data.images["Render Result.stylized"])
     assert np.abs(out[:, :, :3] - sty).mean() < 0.02  # the same picture the handler made
 
+    # an empty collection as a target covers nothing (it is not "a render without Cryptomatte")
+    bpy.data.collections.new("Empty")
+    sl = addon_module("art_ai_addon.blender.style_layers")
+    specs = sl.engine_layers(scene, [{"target": "collection:Empty", "style": sty}], passes, sty.shape)
+    assert specs[0]["mask"].max() == 0
+
 
 def test_batch_job_layers_equal_the_render_command(files, tmp_path):
     cli_out = tmp_path / "cli"

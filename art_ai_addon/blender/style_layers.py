@@ -139,15 +139,11 @@ def save_passes(scene, path: Path) -> Path:
     return path
 
 
-def read_render_passes(scene, layers, path: Path | None = None) -> dict:
-    """The passes that `layers` need from the current Render Result (kept at `path` when given, else a temporary
-    file that is removed)."""
+def read_render_passes(scene, layers) -> dict:
+    """The passes that `layers` need from the current Render Result (through a temporary multilayer EXR, removed)."""
     from ..passes import read_passes
 
     keys = {k for la in layers for k in (mask_keys(scene, la.get("target", REST)) or [])}
-    if path is not None:
-        save_passes(scene, path)
-        return read_passes(path, view_layer=bpy.context.view_layer.name if _has_layer(path) else None, masks=keys)
     fd, tmp = tempfile.mkstemp(prefix="art_ai_passes_", suffix=".exr")
     os.close(fd)
     try:
@@ -155,10 +151,6 @@ def read_render_passes(scene, layers, path: Path | None = None) -> dict:
         return read_passes(tmp, masks=keys)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def _has_layer(path) -> bool:
-    return False  # the first view layer in the file: the one Blender renders for the Render Result
 
 
 def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
@@ -175,7 +167,9 @@ def engine_layers(scene, layers, passes: dict, shape) -> list[dict]:
         if keys is None:
             spec["mask"] = None
         else:
-            if not any(k.split(":", 1)[0] + ":" in "".join(passes) for k in keys):
+            kind = parse_target(layer.get("target", REST))[0]
+            kind = "material" if kind == "material" else "object"  # collections are their objects' mattes
+            if not any(p.startswith(kind + ":") or p == f"{kind}_id" for p in passes):
                 raise InputError(f"layer {layer.get('target')}: the render has no Cryptomatte pass to find it in; "
                                  "turn on View Layer Properties > Passes > Cryptomatte > Object and Material")
             cov = np.zeros(shape[:2], np.float32)

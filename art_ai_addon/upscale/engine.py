@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core import reporter, require_torch
 from ..errors import ModelError
+from ..stylize.tiles import _ramp, _starts  # the stylize networks' tile feathering
 from . import ncnn
 
 PAD = 10  # the ncnn runtime's prepadding (input pixels)
@@ -111,27 +112,6 @@ def _to_device(net, x, device, half: bool):
     cl = torch.channels_last
     return (net.to(device=device, dtype=dtype, memory_format=cl),
             x.to(device=device, dtype=dtype, memory_format=cl))
-
-
-def _ramp(n: int, overlap: int, start_edge: bool, end_edge: bool) -> np.ndarray:
-    w = np.ones(n, dtype=np.float32)
-    if overlap > 0:
-        t = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        rise = 0.5 - 0.5 * np.cos(np.pi * t)
-        if not start_edge:
-            w[:overlap] = np.minimum(w[:overlap], rise)
-        if not end_edge:
-            w[n - overlap:] = np.minimum(w[n - overlap:], rise[::-1])
-    return w
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step))
-    starts.append(size - tile)
-    return starts
 
 
 def tile_for(method: str, memory_mb: float, half: bool = False) -> int:
