@@ -514,7 +514,7 @@ def render_frames(blend, out_dir, frames=None, settings: RenderSettings | None =
 
 def _check_keyframes(scene, keyframes: dict, sequence: list[int]) -> None:
     """Keyframes inside the frames rendered and of the render's size (from their headers)."""
-    from ..stylize.keyframes import _size
+    from ..stylize.keyframes import picture_size
 
     w = scene.render.resolution_x * scene.render.resolution_percentage // 100
     h = scene.render.resolution_y * scene.render.resolution_percentage // 100
@@ -522,7 +522,7 @@ def _check_keyframes(scene, keyframes: dict, sequence: list[int]) -> None:
         if k not in sequence:
             raise InputError(f"--keyframe {k}: frame {k} is not among the frames rendered "
                              f"({sequence[0]}..{sequence[-1]})" if sequence else f"--keyframe {k}: no frames")
-        size = _size(path, f"keyframe {k}")
+        size = picture_size(path, f"keyframe {k}")
         if tuple(size) != (h, w):
             raise InputError(f"keyframe {k}: {Path(path).name} is {size[1]}x{size[0]}, the render is {w}x{h}; "
                              "paint over the rendered frame at its own size")

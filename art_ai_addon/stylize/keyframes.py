@@ -62,7 +62,7 @@ def guide_from_passes(passes: dict) -> dict:
     return g
 
 
-def _size(path, what: str) -> tuple[int, int]:
+def picture_size(path, what: str) -> tuple[int, int]:
     """(height, width) as the picture will be read (EXIF rotation applied), from its header where possible."""
     from ..imageio import check_image_file, read_image
 
@@ -80,7 +80,7 @@ def check_job(frames: list[Path], keyframes: dict[int, str], passes_dir=None, me
     numbers = frame_numbers(frames)
     sizes = {}
     for p in frames:
-        sizes[p] = _size(p, f"frame {p.name}")
+        sizes[p] = picture_size(p, f"frame {p.name}")
     first = sizes[frames[0]]
     for p in frames:
         if sizes[p][:2] != first[:2]:
@@ -91,7 +91,7 @@ def check_job(frames: list[Path], keyframes: dict[int, str], passes_dir=None, me
     for n, path in keyframes.items():
         if n not in numbers:
             raise InputError(f"--keyframe {n}: no frame {n} among the frames ({min(numbers)}..{max(numbers)})")
-        size = _size(path, f"keyframe {n}")
+        size = picture_size(path, f"keyframe {n}")
         if size[:2] != first[:2]:
             raise InputError(f"keyframe {n}: {Path(path).name} is {size[1]}x{size[0]}, the frames are "
                              f"{first[1]}x{first[0]}; paint over the frame at its own size")
