@@ -568,4 +568,17 @@ def test_render_smaller_upscale_in_blender(blender, tmp_path):
     for f in (1, 2):
         assert cv2.imread(str(tmp_path / "anim" / f"f_000{f}.png")).shape == (32, 48, 3)
     assert (sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage) == (96, 64, 50)
+    # F12 that writes no file: Cycles renders 24x16 into the Render Result; the Upscale operator that on_done's
+    # timer runs (a timer never fires in the bpy module, so it is called here) makes the full-size
+    # "Render Result.upscaled", the smaller render upscaled
+    sc.render.filepath = str(tmp_path / "nowrite" / "x")
+    bpy.ops.render.render()
+    assert not (tmp_path / "nowrite").exists()
+    assert (sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage) == (96, 64, 50)
+    addon_module("art_ai_addon.blender.render_upscale").upscale_render_result(sc.name, 2.0, "lanczos",
+                                                                               mode="EXEC_DEFAULT")
+    up = bpy.data.images["Render Result.upscaled"]
+    assert tuple(up.size) == (48, 32)
+    px = np.array(up.pixels[:], np.float32).reshape(32, 48, 4)[::-1, :, :3]
+    assert up.colorspace_settings.name == "sRGB" and np.abs(px * 255 - expect[:, :, ::-1]).max() <= 1.01
     sc.art_ai.render_upscale = 1.0

@@ -95,16 +95,18 @@ def on_done(scene, *args):
         _wrote.discard(scene.name)
         return
     name, scale, method = scene.name, saved[3], saved[4]
+    bpy.app.timers.register(lambda: upscale_render_result(name, scale, method), first_interval=0.1)
 
-    def still():  # an F12 still that wrote no file: the Render Result, upscaled into a new image
-        target = bpy.data.scenes.get(name)
-        if target is not None:
-            with bpy.context.temp_override(scene=target):
-                bpy.ops.art_ai.upscale("INVOKE_DEFAULT", image="Render Result", scale=scale, method=method.upper(),
-                                       output="Render Result.upscaled")
-        return None
 
-    bpy.app.timers.register(still, first_interval=0.1)
+def upscale_render_result(scene_name: str, scale: float, method: str, mode: str = "INVOKE_DEFAULT") -> None:
+    """An F12 still that wrote no file: the Render Result upscaled into `Render Result.upscaled` by the Upscale
+    operator (on the main thread, from a timer: progress and cancel as for any other job)."""
+    target = bpy.data.scenes.get(scene_name)
+    if target is not None:
+        with bpy.context.temp_override(scene=target):
+            bpy.ops.art_ai.upscale(mode, image="Render Result", scale=scale, method=method.upper(),
+                                   output="Render Result.upscaled")
+    return None
 
 
 def register_handlers(registered: list) -> None:
