@@ -168,7 +168,8 @@ def upscale(image, scale: float = 4, *, method: str = "auto", tileable: bool = F
     Methods: esrgan (Real-ESRGAN x4plus: photos, renders, textures), esrgan_anime (x4plus-anime: flat shading,
     toon renders, line art), compact (realesr-animevideov3 x2/x3/x4: fast), lanczos (numpy only); auto is esrgan
     when PyTorch and its weights are there, else lanczos (`info["note"]` and a warning say what is missing).
-    Options: models_dir, memory_mb (tile budget), tile, overlap, half (fp16 on a GPU).
+    Options: models_dir, memory_mb (tile budget), tile, overlap, half (fp16 on a GPU; compact in bf16 on a CPU that has
+    it natively; False: fp32 everywhere).
     """
     scale = _methods.check_number(scale, "scale", 1.0, 8.0, hint="how many times larger")
     tileable = bool(_methods._check_value(_methods.Option("tileable", "bool"), tileable))
@@ -218,7 +219,7 @@ def _networks(method, rgb, alpha, scale, size, tileable, device, opts, rep, info
     net = engine.load_network(method, opts.get("models_dir"))
     dev = resolve_device(device)
     native = engine.native_scale(method, scale)
-    half = bool(opts.get("half", True)) and dev.type != "cpu"
+    half = bool(opts.get("half", True)) and (dev.type != "cpu" or (method in engine.CPU_BF16 and engine.cpu_bf16()))
     memory_mb = opts.get("memory_mb") or _methods.OPTIONS["upscale"]["memory_mb"].default
     tile = opts.get("tile") or engine.tile_for(method, float(memory_mb), half)
     kw = dict(native=native, wrap=tileable, device=dev, tile=tile, half=half, what=f"upscale ({method})",
