@@ -53,6 +53,11 @@ _SPOT_FLOOR = 0.05      #     gravel and foliage: specks there are its own) ...
 _SPOT_Z = 3.0           # ... unless it lies this many standard deviations beyond the surroundings' values
 _SPOT_WINDOW = 4        # neighbourhoods of this many speck sizes
 _REF_EDGE = 1.0         # with a reference: pixels near what was found must differ by this much of the low threshold
+# large pictures (see _detect_large)
+_SMALL = 768            # up to this side the whole analysis runs on the picture as it is
+_POOLED = 6.0e5         # above it, the analysis runs on k x k block maxima / minima of at most this many pixels
+_FULL_MIN = 0.03        # ... and a pixel redrawn at full resolution differs from its background by at least this
+_MAX_WIDTH = 8          # px: a scratch or speck in a large picture is at most this wide at full resolution
 
 
 def _line_kernel(length: int, angle: float) -> np.ndarray:
@@ -91,6 +96,14 @@ def _scratch_score(rgb: np.ndarray):
     folds (curved) lose what straight scratches keep. No pre-blur: a 1 px line would lose a third of its
     contrast, and the segment average already tames noise.
     """
+    return _scratch_finish(luminance(rgb), *_scratch_maps(rgb))
+
+
+def _scratch_maps(rgb: np.ndarray, polarities=(0, 1)):
+    """The per-pixel part of _scratch_score: per polarity (0 bright, 1 dark; only those in `polarities`, the
+    others stay 0) the best weighted, straightness-scaled response over the angles and, at that angle, the centre
+    flag, the unweighted contrast, the angle and the fade; and the unweighted line contrast `raw` of those
+    polarities."""
     lum = luminance(rgb)
     box = np.ones((3, 3), np.uint8)
     chroma = np.ascontiguousarray(rgb.max(axis=2) - rgb.min(axis=2))
@@ -117,7 +130,8 @@ def _scratch_score(rgb: np.ndarray):
             right = _shift(c, -off * nx, -off * ny) - c
             np.maximum(bright, -np.maximum(left, right), out=bright)
             np.maximum(dark, np.minimum(left, right), out=dark)
-        np.maximum(raw, np.maximum(bright, dark), out=raw)
+        np.maximum(raw, np.maximum(bright, dark) if len(polarities) == 2 else (bright, dark)[polarities[0]],
+                   out=raw)
         # how much of the line is left 2 px out, on the nearer-to-background side, relative to 4 px out: about 0
         # for a hard-edged line up to 3 px wide, a fifth or more for a blurred or anti-aliased one
         far = 0.5 * (_shift(c, 4 * nx, 4 * ny) + _shift(c, -4 * nx, -4 * ny))
@@ -126,6 +140,8 @@ def _scratch_score(rgb: np.ndarray):
                  (far - np.maximum(*two)) / np.maximum(far - c, 1e-3))
         colour = cv2.filter2D(neutral, -1, k, borderType=cv2.BORDER_REFLECT)
         for pi, (r, peak) in enumerate(zip((bright, dark), peaks, strict=True)):
+            if pi not in polarities:
+                continue
             v = cv2.filter2D(peak, -1, k, borderType=cv2.BORDER_REFLECT)
             ext = (v - _EXT_B) / (0.95 - _EXT_B) if pi == 0 else (_EXT_D - v) / (_EXT_D - 0.1)
             s = np.maximum(np.maximum(r, 0.0) * (_BASE + (1.0 - _BASE) * np.clip(ext, 0.0, 1.0)) - 0.5 * colour, 0.0)
@@ -145,14 +161,24 @@ def _scratch_score(rgb: np.ndarray):
             centre[pi][better] = (across & (s > 0))[better]
             angle[pi][better] = a
             fade[pi][better] = fades[pi][better]
+    return best, centre, contrast, angle, fade, raw
+
+
+def _scratch_finish(lum, best, centre, contrast, angle, fade, raw):
+    """The neighbourhood part of _scratch_score, on the whole picture's maps (see _scratch_maps). `lum`: the
+    luminance, or a (bright, dark) pair of them when each polarity was scored on its own copy."""
+    box = np.ones((3, 3), np.uint8)
+    lums = lum if isinstance(lum, tuple) else (lum, lum)
+    peaks = (cv2.dilate(lums[0], box), cv2.erode(lums[1], box))
     for pi in (0, 1):
         best[pi] *= _unbent(best[pi], centre[pi], angle[pi])
     # between two bright scratches a dark background reads as a dark line (and beside a dark one, vice
     # versa): a polarity counts where it beats the other polarity's response nearby, or where the line stands
     # out of its wider surroundings (a 9x9 median) as it does across (a gap between scratches does not)
     near = np.ones((7, 7), np.uint8)
-    back = _median(lum, 9)
+    back = _median(lums[0], 9)
     sb = np.where((best[0] >= cv2.dilate(best[1], near)) | (peaks[0] - back >= 0.5 * contrast[0]), best[0], 0.0)
+    back = back if lums[1] is lums[0] else _median(lums[1], 9)
     sd = np.where((best[1] >= cv2.dilate(best[0], near)) | (back - peaks[1] >= 0.5 * contrast[1]), best[1], 0.0)
     return (sb, centre[0], fade[0]), (sd, centre[1], fade[1]), raw
 
@@ -355,7 +381,7 @@ def _line_pixels(lum: np.ndarray, centre: np.ndarray, fade: np.ndarray, sign: fl
     return core | edge | outer
 
 
-def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
+def _spots(rgb: np.ndarray, level: float, polarities=(0, 1)) -> np.ndarray:
     """Dust: small compact specks near white or black, standing out of their surroundings (a top-hat /
     black-hat) by more than `level` plus six times the surroundings' own variation plus, where the surroundings
     are full of specks of their own (gravel and foliage glint everywhere: the median top-hat around is high),
@@ -370,7 +396,9 @@ def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
     win = (_SPOT_WINDOW * 2 * d) | 1
     mu = cv2.blur(lum, (win, win), borderType=cv2.BORDER_REFLECT)
     sd = np.sqrt(np.maximum(cv2.blur(lum * lum, (win, win), borderType=cv2.BORDER_REFLECT) - mu * mu, 0.0))
-    for op, own in ((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2)):
+    for pi, (op, own) in enumerate(((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2))):
+        if pi not in polarities:
+            continue
         base = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT)  # the picture without specks
         hat = np.abs(lum - base)
         m = cv2.blur(base, (15, 15))
@@ -396,37 +424,168 @@ def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
+def _trace(lum, scores, raw: np.ndarray, strict: float):
+    """(bright, dark) scratch pixels from the line scores (_scratch_finish) of a picture of luminance `lum` (or a
+    (bright, dark) pair of luminances, as for _scratch_finish)."""
+    lums = lum if isinstance(lum, tuple) else (lum, lum)
+    h, w = lums[0].shape
+    # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
+    # to _SMOOTH of its value where the neighbourhood's texture level is low
+    top = _SEED * strict
+    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(raw, min(h, w)))
+    box = np.ones((3, 3), np.uint8)
+    found = (np.zeros((h, w), bool), np.zeros((h, w), bool))
+    for (score, centre, fade), sign, lum, out in zip(scores, (1.0, -1.0), lums, found, strict=True):
+        value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
+        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
+        if line.any():
+            out |= _line_pixels(lum, line, fade, sign)
+    return found
+
+
 def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     h, w = rgb.shape[:2]
-    # the image is analysed at up to 768 px; the mask is scaled back up
-    scale = min(1.0, 768.0 / max(h, w))
-    if scale < 1.0:
-        small = cv2.resize(rgb, (max(8, int(w * scale)), max(8, int(h * scale))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(_detect_alone(small, sensitivity, rep).astype(np.uint8), (w, h),
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+    if max(h, w) > _SMALL:
+        return _detect_large(rgb, sensitivity, rep)
     s = float(sensitivity)
     strict = 1.6 - 1.2 * s  # 1 at the default sensitivity 0.5; thresholds and lengths scale with it
     rep(0.1, "looking for scratches")
     lum = luminance(rgb)
     *scores, raw = _scratch_score(rgb)
     rep(0.6, "tracing scratches")
-    # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
-    # to _SMOOTH of its value where the neighbourhood's texture level is low
-    top = _SEED * strict
-    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(raw, min(h, w)))
-    box = np.ones((3, 3), np.uint8)
-    scratches = np.zeros((h, w), bool)
-    for (score, centre, fade), sign in zip(scores, (1.0, -1.0), strict=True):
-        value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
-        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
-        if line.any():
-            scratches |= _line_pixels(lum, line, fade, sign)
+    bright, dark = _trace(lum, scores, raw, strict)
+    scratches = bright | dark
     rep(0.7, "looking for spots")
     spots = _spots(rgb, _SPOT * strict)
     rep(0.8, "looking for holes and streaks")
     holes = _flat_holes(rgb, max(16, int(64 * (1.0 - s))))
     streaks = _streaks(rgb, s)
     return scratches | spots | holes | streaks
+
+
+def _pool(img: np.ndarray, k: int, op: str) -> np.ndarray:
+    """`img` reduced k x k over each block by its "max", "min" or "mean" (ceil(h / k) x ceil(w / k))."""
+    h, w = img.shape[:2]
+    if op == "mean":
+        return cv2.resize(img, (-(-w // k), -(-h // k)), interpolation=cv2.INTER_AREA)
+    square = np.ones((k, k), np.uint8)
+    out = (cv2.dilate if op == "max" else cv2.erode)(img, square, anchor=(0, 0))
+    return np.ascontiguousarray(out[::k, ::k])
+
+
+def _blocks(mask: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+    """A mask of k x k blocks back at h x w."""
+    return np.repeat(np.repeat(mask, k, axis=0), k, axis=1)[:h, :w]
+
+
+def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray) -> np.ndarray:
+    """The damaged pixels at full resolution within the k x k blocks where (bright, dark) damage was `found`:
+    those at least halfway from the background (`back`, a median of the block means, interpolated) to the value
+    the damage reaches within k px, and around them those still a fifth of the way (a scratch's or a speck's
+    edge). A tile of blocks at a time, only where something was found."""
+    h, w = rgb.shape[:2]
+    ph, pw = found[0].shape
+    out = np.zeros((h, w), bool)
+    box = np.ones((3, 3), np.uint8)
+    near = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    step = max(1, 512 // k)
+    for py in range(0, ph, step):
+        for px in range(0, pw, step):
+            py0, px0, py1, px1 = max(0, py - 1), max(0, px - 1), min(ph, py + step + 1), min(pw, px + step + 1)
+            parts = [f[py0:py1, px0:px1] for f in found]
+            if not any(p.any() for p in parts):
+                continue
+            y0, x0, y1, x1 = py0 * k, px0 * k, min(h, py1 * k), min(w, px1 * k)
+            lum = luminance(rgb[y0:y1, x0:x1])
+            th, tw = lum.shape
+            b = cv2.resize(back[py0:py1, px0:px1], ((px1 - px0) * k, (py1 - py0) * k),
+                           interpolation=cv2.INTER_LINEAR)[:th, :tw]
+            got = np.zeros((th, tw), bool)
+            for sign, part in zip((1.0, -1.0), parts, strict=True):
+                if not part.any():
+                    continue
+                region = cv2.dilate(_blocks(part, k, th, tw).astype(np.uint8), box) > 0
+                above = sign * (lum - b)
+                reach = cv2.dilate(np.where(region, above, -1.0).astype(np.float32), near)
+                core = region & (above >= 0.5 * reach) & (above >= _FULL_MIN)
+                # scratches and specks are a few px across whatever the picture's size: what is wider at full
+                # resolution (a rim's highlight, the dark gaps between stones) is the picture's own
+                dt = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
+                thick = dt >= 0.5 * _MAX_WIDTH + 0.5
+                if thick.any():
+                    r = _MAX_WIDTH
+                    core &= cv2.dilate(thick.astype(np.uint8),
+                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) == 0
+                edge = (cv2.dilate(core.astype(np.uint8), box) > 0) & region & (above >= 0.2 * reach)
+                got |= core | edge
+            cy, cx = py * k, px * k
+            ey, ex = min(h, (py + step) * k), min(w, (px + step) * k)
+            out[cy:ey, cx:ex] |= got[cy - y0:ey - y0, cx - x0:ex - x0]
+    return out
+
+
+def _streaks_large(rgb: np.ndarray, hi: np.ndarray, lo: np.ndarray, k: int, sensitivity: float) -> np.ndarray:
+    """_streaks on a large picture, only in the bands of k columns (rows) whose block maxima / minima `hi` / `lo`
+    are clipped often enough that one of its columns (rows) could be (most pictures: none)."""
+    h, w = rgb.shape[:2]
+    need = 0.5 - 0.3 * sensitivity
+    clipped = (hi.max(axis=2) >= 0.995) | (lo.min(axis=2) <= 0.005)
+    out = np.zeros((h, w), bool)
+    for axis in (0, 1):
+        for b in np.flatnonzero(clipped.mean(axis=axis) > need):
+            # the band with a px more on each side (its neighbours; wrapping at the border, as _streaks rolls)
+            idx = np.arange(b * k - 1, min(b * k + k, w if axis == 0 else h) + 1) % (w if axis == 0 else h)
+            band = rgb[:, idx] if axis == 0 else rgb[idx]
+            mid = band[:, 1:-1] if axis == 0 else band[1:-1]
+            prev = band[:, :-2] if axis == 0 else band[:-2]
+            nxt = band[:, 2:] if axis == 0 else band[2:]
+            cand = ((mid >= 0.995) | (mid <= 0.005)).any(axis=2) & (np.abs(mid - 0.5 * (prev + nxt)).max(axis=2) > 0.25)
+            lines = cand.mean(axis=axis) > need
+            if axis == 0:
+                out[:, idx[1:-1][lines]] |= cand[:, lines]
+            else:
+                out[idx[1:-1][lines]] |= cand[lines]
+    return out
+
+
+def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
+    """A picture larger than _SMALL px: each kind of damage looked for at the resolution it lives at.
+
+    Scratches and specks are a few px wide whatever the picture's size, so an averaged copy of it at analysis
+    size would dilute them below a pixel (and below the near-white / near-black value the score asks of them).
+    Instead the picture is reduced k x k (k: the smallest integer bringing it to at most _POOLED pixels) by the
+    block maximum for bright damage and the block minimum for dark damage: a bright line or speck of any width
+    keeps its full value and contrast, 1-3 px wide at that size as the line score wants it, and the lengths,
+    windows and texture levels keep their meaning as fractions of the side. What is found there is then
+    re-drawn at full resolution (_full_res_pixels), a tile at a time. Holes on the block means; streaks (dead
+    rows and columns, 1 px) on the picture itself, a band of rows at a time. Memory: the reduced copies and a
+    few full-size masks, besides the picture."""
+    h, w = rgb.shape[:2]
+    s = float(sensitivity)
+    strict = 1.6 - 1.2 * s
+    k = 2
+    while h * w > _POOLED * k * k:
+        k += 1
+    rep(0.05, "looking for scratches")
+    hi, lo = _pool(rgb, k, "max"), _pool(rgb, k, "min")
+    lums = (luminance(hi), luminance(lo))
+    mb, md = _scratch_maps(hi, (0,)), _scratch_maps(lo, (1,))  # bright lines on the maxima, dark on the minima
+    maps = [[b[0], d[1]] for b, d in zip(mb[:5], md[:5], strict=True)]
+    raw = np.maximum(mb[5], md[5])
+    del mb, md
+    rep(0.5, "tracing scratches")
+    *scores, _ = _scratch_finish(lums, *maps, raw)
+    found = _trace(lums, scores, raw, strict)
+    del maps, scores, raw
+    rep(0.6, "looking for spots")
+    found = (found[0] | _spots(hi, _SPOT * strict, (0,)), found[1] | _spots(lo, _SPOT * strict, (1,)))
+    mean = _pool(rgb, k, "mean")
+    rep(0.7, "drawing them at full resolution")
+    out = _full_res_pixels(rgb, found, k, _median(luminance(mean), 7))
+    rep(0.8, "looking for holes and streaks")
+    out |= _blocks(_flat_holes(mean, max(16, int(64 * (1.0 - s)))), k, h, w)
+    out |= _streaks_large(rgb, hi, lo, k, s)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
