@@ -22,8 +22,8 @@ photos and the gallery's PBR data maps (height, normal, roughness, AO) apart.
 damage in pixels at 512x512, 1920x1080 and 3840x2160 (scratches 2-4 px wide, specks 3-7 px across, bright or
 dark, over a faint film grain) on photos and textures upscaled to each size (smooth areas and fine texture both),
 several seeds; per size the median and worst precision and recall over pictures and seeds and the time per picture
-(best of `--repeat`, ours and the peer alternating), and with `--clean` the share flagged on clean pictures at
-those sizes.
+(best of `--repeat`, ours and the peer alternating), and with `--clean` the share flagged on those pictures clean
+(with the grain), on the clean corpus's photos upscaled to those sizes and on its procedural textures at 2048 px.
 
     python bench/detect.py [--sizes 128 256] [--seeds 3] [--first-seed 0] [--sensitivity 0.5] [--peer old.py]
                            [--only camera ...] [--no-extra] [--clean]
@@ -353,6 +353,29 @@ def hires_rows(fns, sizes, seeds, first, sensitivity, repeat, only, clean):
             print(f"{size}: time ours / peer (median over pictures) {np.median(ta / tb):.2f}")
 
 
+def clean_rows_large(fns, sizes, sensitivity):
+    """Flagged share on clean pictures at large sizes: tests/clean_corpus.py's scikit-image photos upscaled to each
+    size of `sizes` above 512 (16:9; smooth areas and fine texture both) and its procedural textures generated at
+    2048 x 2048 (fine texture at full resolution everywhere), per detector."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from clean_corpus import SKIMAGE, procedural
+
+    sets = []
+    for size in sizes:
+        w, h = hires_size(size)
+        if max(w, h) > 512:
+            sets.append((f"photos {w}x{h}", [(n, hires_photo(n, w, h)) for n in SKIMAGE]))
+    sets.append(("textures 2048x2048", list(procedural(2048, seeds=range(1)))))
+    for label, pics in sets:
+        for n, fn in fns:
+            shares = {name: float((fn(img, sensitivity=sensitivity) > 0.5).mean()) for name, img in pics}
+            a = 100 * np.array(list(shares.values()))
+            worst = max(shares, key=shares.__getitem__)
+            print(f"{n}: clean {label} ({len(a)}): flagged median {np.median(a):.3f} %, 90th percentile "
+                  f"{np.percentile(a, 90):.3f} %, worst {a.max():.2f} % ({worst}), over 1 %: {int((a > 1).sum())}",
+                  flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", help="128 256 (default) or, for --hires, 512 1080 4k (default)")
@@ -371,8 +394,10 @@ def main(argv=None):
     if args.peer:
         fns.append(("peer", load_peer(args.peer)))
     if args.hires or any(str(x).lower() in HIRES and str(x) != "512" for x in args.sizes or ()):
-        hires_rows(fns, args.sizes or ["512", "1080", "4k"], args.seeds, args.first_seed, args.sensitivity,
-                   args.repeat, args.only, args.clean)
+        sizes = args.sizes or ["512", "1080", "4k"]
+        hires_rows(fns, sizes, args.seeds, args.first_seed, args.sensitivity, args.repeat, args.only, args.clean)
+        if args.clean:
+            clean_rows_large(fns, sizes, args.sensitivity)
         return 0
     args.sizes = [int(x) for x in args.sizes or (128, 256)]
     cols = "prec  rec clean%  dPSNR   worst  s/img"

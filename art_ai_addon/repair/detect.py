@@ -55,7 +55,7 @@ _SPOT_WINDOW = 4        # neighbourhoods of this many speck sizes
 _REF_EDGE = 1.0         # with a reference: pixels near what was found must differ by this much of the low threshold
 # large pictures (see _detect_large)
 _SMALL = 768            # up to this side the whole analysis runs on the picture as it is
-_POOLED = 6.0e5         # above it, the analysis runs on k x k block maxima / minima of at most this many pixels
+_POOLED = 4.5e5         # above it, the analysis runs on k x k block maxima / minima of at most this many pixels
 _FULL_MIN = 0.03        # ... and a pixel redrawn at full resolution differs from its background by at least this
 _MAX_WIDTH = 8          # px: a scratch or speck in a large picture is at most this wide at full resolution
 
@@ -424,9 +424,9 @@ def _spots(rgb: np.ndarray, level: float, polarities=(0, 1)) -> np.ndarray:
     return out
 
 
-def _trace(lum, scores, raw: np.ndarray, strict: float):
+def _trace(lum, scores, raw: np.ndarray, strict: float, centres: bool = False):
     """(bright, dark) scratch pixels from the line scores (_scratch_finish) of a picture of luminance `lum` (or a
-    (bright, dark) pair of luminances, as for _scratch_finish)."""
+    (bright, dark) pair of luminances, as for _scratch_finish); with `centres`, their centre lines instead."""
     lums = lum if isinstance(lum, tuple) else (lum, lum)
     h, w = lums[0].shape
     # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
@@ -439,7 +439,7 @@ def _trace(lum, scores, raw: np.ndarray, strict: float):
         value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
         line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
         if line.any():
-            out |= _line_pixels(lum, line, fade, sign)
+            out |= line if centres else _line_pixels(lum, line, fade, sign)
     return found
 
 
@@ -478,20 +478,23 @@ def _blocks(mask: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.repeat(mask, k, axis=0), k, axis=1)[:h, :w]
 
 
-def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray) -> np.ndarray:
-    """The damaged pixels at full resolution within the k x k blocks where (bright, dark) damage was `found`:
-    those at least halfway from the background (`back`, a median of the block means, interpolated) to the value
-    the damage reaches within k px, and around them those still a fifth of the way (a scratch's or a speck's
-    edge). A tile of blocks at a time, only where something was found."""
+def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int) -> np.ndarray:
+    """The damaged pixels at full resolution within `grow` px of the k x k blocks where (bright, dark) damage was
+    `found` (a scratch's centre line, a speck): those at least halfway from the background (`back`, a median of
+    the block means, interpolated) to the value the damage reaches within k px, and around them those still a
+    fifth of the way (a scratch's or a speck's edge); no part wider than _MAX_WIDTH. A tile of blocks at a time,
+    only where something was found."""
     h, w = rgb.shape[:2]
     ph, pw = found[0].shape
     out = np.zeros((h, w), bool)
     box = np.ones((3, 3), np.uint8)
     near = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    around = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
     step = max(1, 512 // k)
     for py in range(0, ph, step):
         for px in range(0, pw, step):
-            py0, px0, py1, px1 = max(0, py - 1), max(0, px - 1), min(ph, py + step + 1), min(pw, px + step + 1)
+            m = 1 + -(-(grow + k) // k)  # blocks of margin: the region's growth and the reach
+            py0, px0, py1, px1 = max(0, py - m), max(0, px - m), min(ph, py + step + m), min(pw, px + step + m)
             parts = [f[py0:py1, px0:px1] for f in found]
             if not any(p.any() for p in parts):
                 continue
@@ -504,7 +507,7 @@ def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray) -> np.nda
             for sign, part in zip((1.0, -1.0), parts, strict=True):
                 if not part.any():
                     continue
-                region = cv2.dilate(_blocks(part, k, th, tw).astype(np.uint8), box) > 0
+                region = cv2.dilate(_blocks(part, k, th, tw).astype(np.uint8), around) > 0
                 above = sign * (lum - b)
                 reach = cv2.dilate(np.where(region, above, -1.0).astype(np.float32), near)
                 core = region & (above >= 0.5 * reach) & (above >= _FULL_MIN)
@@ -575,13 +578,14 @@ def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     del mb, md
     rep(0.5, "tracing scratches")
     *scores, _ = _scratch_finish(lums, *maps, raw)
-    found = _trace(lums, scores, raw, strict)
+    lines = _trace(lums, scores, raw, strict, centres=True)
     del maps, scores, raw
     rep(0.6, "looking for spots")
-    found = (found[0] | _spots(hi, _SPOT * strict, (0,)), found[1] | _spots(lo, _SPOT * strict, (1,)))
+    spots = (_spots(hi, _SPOT * strict, (0,)), _spots(lo, _SPOT * strict, (1,)))
     mean = _pool(rgb, k, "mean")
     rep(0.7, "drawing them at full resolution")
-    out = _full_res_pixels(rgb, found, k, _median(luminance(mean), 7))
+    back = _median(luminance(mean), 7)
+    out = _full_res_pixels(rgb, lines, k, back, _MAX_WIDTH // 2) | _full_res_pixels(rgb, spots, k, back, 1)
     rep(0.8, "looking for holes and streaks")
     out |= _blocks(_flat_holes(mean, max(16, int(64 * (1.0 - s)))), k, h, w)
     out |= _streaks_large(rgb, hi, lo, k, s)
