@@ -312,13 +312,13 @@ def _unbent(score: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndar
 
 
 def _lines(score: np.ndarray, centre: np.ndarray, value: np.ndarray, hi: np.ndarray, lo: np.ndarray,
-           min_len: float) -> np.ndarray:
+           min_len: float, reach: int = _REACH) -> np.ndarray:
     """Centre-line pixels of the scratches. Ridge centres above `hi` are linked into curves (8-connected after
     bridging 1 px gaps) among pixels of about the same line `value` (overlapping bands _VALUE_BAND wide: a
     scratch shows the paper or the emulsion all along, whatever it crosses, so the mortar, the tripod leg or
     the fold it crosses is not linked to it); a curve is kept when it is long (at least `min_len` strong centre
     pixels: grain and most natural details are short). Weaker centre pixels (above `lo`) extend a kept curve,
-    but only within _REACH px of it: fainter stretches of the same scratch are taken, what it crosses is not."""
+    but only within `reach` px of it: fainter stretches of the same scratch are taken, what it crosses is not."""
     strong = centre & (score > hi)
     kept = np.zeros(score.shape, bool)
     bridge = np.ones((3, 3), np.uint8)
@@ -333,7 +333,7 @@ def _lines(score: np.ndarray, centre: np.ndarray, value: np.ndarray, hi: np.ndar
         kept |= keep[labels] & band
     if not kept.any():
         return kept
-    near = cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _REACH + 1,) * 2))
+    near = cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     return kept | (centre & (score > lo) & (near > 0))
 
 
@@ -424,7 +424,7 @@ def _spots(rgb: np.ndarray, level: float, polarities=(0, 1)) -> np.ndarray:
     return out
 
 
-def _trace(lum, scores, raw: np.ndarray, strict: float, centres: bool = False):
+def _trace(lum, scores, raw: np.ndarray, strict: float, centres: bool = False, reach: int = _REACH):
     """(bright, dark) scratch pixels from the line scores (_scratch_finish) of a picture of luminance `lum` (or a
     (bright, dark) pair of luminances, as for _scratch_finish); with `centres`, their centre lines instead."""
     lums = lum if isinstance(lum, tuple) else (lum, lum)
@@ -437,7 +437,7 @@ def _trace(lum, scores, raw: np.ndarray, strict: float, centres: bool = False):
     found = (np.zeros((h, w), bool), np.zeros((h, w), bool))
     for (score, centre, fade), sign, lum, out in zip(scores, (1.0, -1.0), lums, found, strict=True):
         value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
-        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
+        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)), reach)
         if line.any():
             out |= line if centres else _line_pixels(lum, line, fade, sign)
     return found
@@ -507,7 +507,8 @@ def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int
             for sign, part in zip((1.0, -1.0), parts, strict=True):
                 if not part.any():
                     continue
-                region = cv2.dilate(_blocks(part, k, th, tw).astype(np.uint8), around) > 0
+                seeds = _blocks(part, k, th, tw)
+                region = cv2.dilate(seeds.astype(np.uint8), around) > 0
                 above = sign * (lum - b)
                 reach = cv2.dilate(np.where(region, above, -1.0).astype(np.float32), near)
                 core = region & (above >= 0.5 * reach) & (above >= _FULL_MIN)
@@ -519,6 +520,12 @@ def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int
                     r = _MAX_WIDTH
                     core &= cv2.dilate(thick.astype(np.uint8),
                                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) == 0
+                # only what is connected to the found damage itself (texture beside a scratch is not)
+                n, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
+                keep = np.zeros(n, bool)
+                keep[labels[seeds & core]] = True
+                keep[0] = False
+                core = keep[labels]
                 edge = (cv2.dilate(core.astype(np.uint8), box) > 0) & region & (above >= 0.2 * reach)
                 got |= core | edge
             cy, cx = py * k, px * k
@@ -578,7 +585,9 @@ def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     del mb, md
     rep(0.5, "tracing scratches")
     *scores, _ = _scratch_finish(lums, *maps, raw)
-    lines = _trace(lums, scores, raw, strict, centres=True)
+    # weaker stretches join a scratch within _REACH px at full resolution, not _REACH blocks (a blade of grass
+    # beside it)
+    lines = _trace(lums, scores, raw, strict, centres=True, reach=max(1, round(_REACH / k)))
     del maps, scores, raw
     rep(0.6, "looking for spots")
     spots = (_spots(hi, _SPOT * strict, (0,)), _spots(lo, _SPOT * strict, (1,)))
