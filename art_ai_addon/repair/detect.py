@@ -469,8 +469,9 @@ def _pool(img: np.ndarray, k: int, op: str) -> np.ndarray:
     if op == "mean":
         return cv2.resize(img, (-(-w // k), -(-h // k)), interpolation=cv2.INTER_AREA)
     square = np.ones((k, k), np.uint8)
-    out = (cv2.dilate if op == "max" else cv2.erode)(img, square, anchor=(0, 0))
-    return np.ascontiguousarray(out[::k, ::k])
+    morph = cv2.dilate if op == "max" else cv2.erode
+    band = 64 * k  # a band of rows at a time: no full-size temporary
+    return np.concatenate([morph(img[y:y + band], square, anchor=(0, 0))[::k, ::k] for y in range(0, h, band)])
 
 
 def _blocks(mask: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
@@ -798,7 +799,7 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
     and 1 with a reference, whose difference mask misses the faintest part of soft edges).
     Alpha is ignored; NaN / inf pixels are treated as 0 / clipped (core.as_image).
     """
-    img = as_image(image, "image")
+    img = as_image(image, "image", copy=False)  # read only: no copy of a 4K picture
     from ..validate import check_number
 
     s = check_number(sensitivity, "sensitivity", 0.0, 1.0)
