@@ -536,26 +536,32 @@ def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int
 
 
 def _streaks_large(rgb: np.ndarray, hi: np.ndarray, lo: np.ndarray, k: int, sensitivity: float) -> np.ndarray:
-    """_streaks on a large picture, only in the bands of k columns (rows) whose block maxima / minima `hi` / `lo`
-    are clipped often enough that one of its columns (rows) could be (most pictures: none)."""
+    """_streaks on a large picture, only in the columns (rows) of the bands of k whose block maxima / minima `hi` /
+    `lo` are clipped and differ from the neighbouring blocks across often enough that one of its columns (rows)
+    could be a streak (most pictures: none), a few hundred at a time."""
     h, w = rgb.shape[:2]
     need = 0.5 - 0.3 * sensitivity
     clipped = (hi.max(axis=2) >= 0.995) | (lo.min(axis=2) <= 0.005)
     out = np.zeros((h, w), bool)
     for axis in (0, 1):
-        for b in np.flatnonzero(clipped.mean(axis=axis) > need):
-            # the band with a px more on each side (its neighbours; wrapping at the border, as _streaks rolls)
-            idx = np.arange(b * k - 1, min(b * k + k, w if axis == 0 else h) + 1) % (w if axis == 0 else h)
-            band = rgb[:, idx] if axis == 0 else rgb[idx]
-            mid = band[:, 1:-1] if axis == 0 else band[1:-1]
-            prev = band[:, :-2] if axis == 0 else band[:-2]
-            nxt = band[:, 2:] if axis == 0 else band[2:]
+        # a streak pixel differs by more than 0.25 from its neighbours across: its block and the two beside it span
+        # more than that
+        across = np.ones((1, 3) if axis == 0 else (3, 1), np.uint8)
+        odd = (cv2.dilate(hi, across) - cv2.erode(lo, across)).max(axis=2) > 0.25
+        n = w if axis == 0 else h
+        blocks = np.flatnonzero((clipped & odd).mean(axis=axis) > need)
+        lines = (blocks[:, None] * k + np.arange(k)[None, :]).ravel()
+        lines = lines[lines < n]
+        for i in range(0, lines.size, 256):
+            at = lines[i:i + 256]
+            take = (lambda j: rgb[:, j]) if axis == 0 else (lambda j: rgb[j])  # noqa: E731
+            mid, prev, nxt = take(at), take((at - 1) % n), take((at + 1) % n)  # wrapping, as _streaks rolls
             cand = ((mid >= 0.995) | (mid <= 0.005)).any(axis=2) & (np.abs(mid - 0.5 * (prev + nxt)).max(axis=2) > 0.25)
-            lines = cand.mean(axis=axis) > need
+            keep = cand.mean(axis=axis) > need
             if axis == 0:
-                out[:, idx[1:-1][lines]] |= cand[:, lines]
+                out[:, at[keep]] |= cand[:, keep]
             else:
-                out[idx[1:-1][lines]] |= cand[lines]
+                out[at[keep]] |= cand[keep]
     return out
 
 
