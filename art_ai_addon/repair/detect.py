@@ -381,7 +381,7 @@ def _line_pixels(lum: np.ndarray, centre: np.ndarray, fade: np.ndarray, sign: fl
     return core | edge | outer
 
 
-def _spots(rgb: np.ndarray, level: float, polarities=(0, 1)) -> np.ndarray:
+def _spots(rgb: np.ndarray, level: float, polarities=(0, 1), min_area: int = 4) -> np.ndarray:
     """Dust: small compact specks near white or black, standing out of their surroundings (a top-hat /
     black-hat) by more than `level` plus six times the surroundings' own variation plus, where the surroundings
     are full of specks of their own (gravel and foliage glint everywhere: the median top-hat around is high),
@@ -415,7 +415,7 @@ def _spots(rgb: np.ndarray, level: float, polarities=(0, 1)) -> np.ndarray:
             continue
         area = stats[:, cv2.CC_STAT_AREA]
         bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        keep = (area >= 4) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
+        keep = (area >= min_area) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
         keep[0] = False
         core = keep[labels]
         # with its soft rim: the neighbours still a fifth of the speck's contrast above their surroundings
@@ -479,12 +479,12 @@ def _blocks(mask: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.repeat(mask, k, axis=0), k, axis=1)[:h, :w]
 
 
-def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int) -> np.ndarray:
+def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int, min_area: int = 1) -> np.ndarray:
     """The damaged pixels at full resolution within `grow` px of the k x k blocks where (bright, dark) damage was
     `found` (a scratch's centre line, a speck): those at least halfway from the background (`back`, a median of
     the block means, interpolated) to the value the damage reaches within k px, and around them those still a
-    fifth of the way (a scratch's or a speck's edge); no part wider than _MAX_WIDTH. A tile of blocks at a time,
-    only where something was found."""
+    fifth of the way (a scratch's or a speck's edge); no part wider than _MAX_WIDTH, none of fewer than `min_area`
+    px. A tile of blocks at a time, only where something was found."""
     h, w = rgb.shape[:2]
     ph, pw = found[0].shape
     out = np.zeros((h, w), bool)
@@ -522,9 +522,10 @@ def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int
                     core &= cv2.dilate(thick.astype(np.uint8),
                                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) == 0
                 # only what is connected to the found damage itself (texture beside a scratch is not)
-                n, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
+                n, labels, stats, _ = cv2.connectedComponentsWithStats(core.astype(np.uint8), connectivity=8)
                 keep = np.zeros(n, bool)
                 keep[labels[seeds & core]] = True
+                keep &= stats[:, cv2.CC_STAT_AREA] >= min_area
                 keep[0] = False
                 core = keep[labels]
                 edge = (cv2.dilate(core.astype(np.uint8), box) > 0) & region & (above >= 0.2 * reach)
@@ -597,11 +598,12 @@ def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     lines = _trace(lums, scores, raw, strict, centres=True, reach=max(1, round(_REACH / k)))
     del maps, scores, raw
     rep(0.6, "looking for spots")
-    spots = (_spots(hi, _SPOT * strict, (0,)), _spots(lo, _SPOT * strict, (1,)))
+    # a speck of 4 px or more at full resolution may be a single block here (_full_res_pixels checks its size)
+    spots = (_spots(hi, _SPOT * strict, (0,), 1), _spots(lo, _SPOT * strict, (1,), 1))
     mean = _pool(rgb, k, "mean")
     rep(0.7, "drawing them at full resolution")
     back = _median(luminance(mean), 7)
-    out = _full_res_pixels(rgb, lines, k, back, _MAX_WIDTH // 2) | _full_res_pixels(rgb, spots, k, back, 1)
+    out = _full_res_pixels(rgb, lines, k, back, _MAX_WIDTH // 2) | _full_res_pixels(rgb, spots, k, back, 1, 4)
     rep(0.8, "looking for holes and streaks")
     out |= _blocks(_flat_holes(mean, max(16, int(64 * (1.0 - s)))), k, h, w)
     out |= _streaks_large(rgb, hi, lo, k, s)
