@@ -12,6 +12,11 @@ surroundings to continue and no more to guess than the damage. Dust is small spe
 standing out of smooth surroundings; holes are patches of one exact colour in an otherwise noisy picture;
 streaks are rows or columns of clipped colour.
 
+Large pictures (over 768 px): damage is looked for at the resolution it lives at. Scratches and specks, a few px
+wide whatever the picture's size, on k x k block maxima (bright damage) and minima (dark damage) of the picture,
+where they keep their full value and contrast, then redrawn at full resolution; holes on the block means; streaks
+on the picture itself (_detect_large).
+
 With a reference: aligned to the image (SIFT / ORB / AKAZE features + RANSAC homography, each refined with
 ECC; the candidate with the smallest median misfit wins), its tone curve fitted per channel on aligned pixel
 pairs with medians (so neither the exposure change nor the damage bends it), where the reference is clipped
