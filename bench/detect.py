@@ -254,8 +254,10 @@ def hires_photo(name, w, h):
     import skimage.data as sd
 
     img = getattr(sd, name)()
+    img = np.asarray(img[0] if isinstance(img, tuple) else img)
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
+    img = img[:, :, :3].astype(np.float32) / (255.0 if img.dtype == np.uint8 else 1.0)
     ih, iw = img.shape[:2]
     if iw / ih > w / h:
         cw = int(round(ih * w / h))
@@ -264,7 +266,7 @@ def hires_photo(name, w, h):
         ch = int(round(iw * h / w))
         img = img[(ih - ch) // 2:(ih - ch) // 2 + ch]
     interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC
-    return np.clip(cv2.resize(img[:, :, :3], (w, h), interpolation=interp).astype(np.float32) / 255.0, 0, 1)
+    return np.clip(cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=interp), 0, 1)
 
 
 def hires_damage(clean, rng, n_scratches=6, n_specks=10, widths=(2, 4), radii=(1, 3), grain=0.01):
