@@ -581,8 +581,8 @@ def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     keeps its full value and contrast, 1-3 px wide at that size as the line score wants it, and the lengths,
     windows and texture levels keep their meaning as fractions of the side. What is found there is then
     re-drawn at full resolution (_full_res_pixels), a tile at a time. Holes on the block means; streaks (dead
-    rows and columns, 1 px) on the picture itself, a band of rows at a time. Memory: the reduced copies and a
-    few full-size masks, besides the picture."""
+    rows and columns, 1 px) on the picture itself, in the bands the block maxima / minima leave possible. Memory:
+    the reduced copies, tiles and a few full-size masks besides the picture (which is read, not copied)."""
     h, w = rgb.shape[:2]
     s = float(sensitivity)
     strict = 1.6 - 1.2 * s
