@@ -18,8 +18,16 @@ textures whole and at true scale, procedural textures of five spectral slopes, c
 gallery's panels) at 128, 256 and 512 px: median, 90th percentile, worst, and how many over 1 %, for textures,
 photos and the gallery's PBR data maps (height, normal, roughness, AO) apart.
 
+`--hires` (or `--sizes` naming 1080 or 4k) measures instead how detection holds up with the picture's size: the same
+damage in pixels at 512x512, 1920x1080 and 3840x2160 (scratches 2-4 px wide, specks 3-7 px across, bright or
+dark, over a faint film grain) on photos and textures upscaled to each size (smooth areas and fine texture both),
+several seeds; per size the median and worst precision and recall over pictures and seeds and the time per picture
+(best of `--repeat`, ours and the peer alternating), and with `--clean` the share flagged on those pictures clean
+(with the grain), on the clean corpus's photos upscaled to those sizes and on its procedural textures at 2048 px.
+
     python bench/detect.py [--sizes 128 256] [--seeds 3] [--first-seed 0] [--sensitivity 0.5] [--peer old.py]
                            [--only camera ...] [--no-extra] [--clean]
+    python bench/detect.py --hires [--sizes 512 1080 4k] [--seeds 2] [--repeat 3] [--peer old.py] [--clean]
 """
 
 from __future__ import annotations
@@ -231,9 +239,150 @@ def clean_rows(fns, sensitivity):
                   f"{int((a > 1).sum())}")
 
 
+HIRES = {"512": (512, 512), "1080": (1920, 1080), "1080p": (1920, 1080), "4k": (3840, 2160), "2160": (3840, 2160)}
+HIRES_PICTURES = ("astronaut", "coffee", "chelsea", "camera", "brick", "gravel", "grass")
+
+
+def hires_size(label):
+    """'512' -> (512, 512), '1080' -> (1920, 1080), '4k' -> (3840, 2160), any other number -> a square."""
+    key = str(label).lower()
+    return HIRES[key] if key in HIRES else (int(key), int(key))
+
+
+def hires_photo(name, w, h):
+    """A scikit-image picture cropped to the aspect w:h and resized (upscaled past its own size) to w x h, RGB."""
+    import skimage.data as sd
+
+    img = getattr(sd, name)()
+    img = np.asarray(img[0] if isinstance(img, tuple) else img)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = img[:, :, :3].astype(np.float32) / (255.0 if img.dtype == np.uint8 else 1.0)
+    ih, iw = img.shape[:2]
+    if iw / ih > w / h:
+        cw = int(round(ih * w / h))
+        img = img[:, (iw - cw) // 2:(iw - cw) // 2 + cw]
+    else:
+        ch = int(round(iw * h / w))
+        img = img[(ih - ch) // 2:(ih - ch) // 2 + ch]
+    interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=interp), 0, 1)
+
+
+def hires_damage(clean, rng, n_scratches=6, n_specks=10, widths=(2, 4), radii=(1, 3), grain=0.01):
+    """Damage of the same size in pixels whatever the picture's size: polylines `widths` px wide (their segments
+    a third of the picture's side, as scratch_mask draws them) and discs of `radii` px, each at white (0.97) or
+    black (0.05), over a film grain of `grain` (std) so an upscaled picture is not unnaturally smooth. Returns
+    (clean with grain, damaged, truth)."""
+    h, w = clean.shape[:2]
+    base = np.clip(clean + rng.normal(0.0, grain, (h, w, 1)).astype(np.float32), 0, 1) if grain else clean
+    truth = np.zeros((h, w), np.uint8)
+    out = base.copy()
+    for _ in range(n_scratches):
+        one = np.zeros((h, w), np.uint8)
+        pts = [rng.integers(0, [w, h])]
+        for _ in range(rng.integers(2, 5)):
+            pts.append(np.clip(pts[-1] + rng.integers(-w // 3, w // 3 + 1, 2), 0, [w - 1, h - 1]))
+        cv2.polylines(one, [np.array(pts, np.int32)], False, 1, int(rng.integers(widths[0], widths[1] + 1)))
+        out[one > 0] = 0.97 if rng.random() < 0.5 else 0.05
+        truth |= one
+    for _ in range(n_specks):
+        one = np.zeros((h, w), np.uint8)
+        cv2.circle(one, (int(rng.integers(8, w - 8)), int(rng.integers(8, h - 8))),
+                   int(rng.integers(radii[0], radii[1] + 1)), 1, -1)
+        out[one > 0] = 0.97 if rng.random() < 0.5 else 0.05
+        truth |= one
+    return base, out, truth.astype(bool)
+
+
+def hires_rows(fns, sizes, seeds, first, sensitivity, repeat, only, clean):
+    """The same damage in pixels at every size: per size, precision / recall (median and worst over pictures and
+    seeds) and seconds per picture (best of `repeat` on each picture's first seed, the detectors alternating),
+    and with `clean` the share flagged on the clean pictures (with the grain) at that size."""
+    names = [n for n in HIRES_PICTURES if not only or n in only]
+    print(f"same damage in pixels at every size: 6 scratches 2-4 px wide, 10 specks 3-7 px across, white or black, "
+          f"grain 0.01; {len(names)} pictures x seeds {first}..{first + seeds - 1}; sensitivity {sensitivity}, "
+          "tolerance 2 px; time: best of "
+          f"{repeat} on each picture's first seed, detectors alternating")
+    head = f"{'size':10s}" + "".join(f" | {n + ': P med/worst  R med/worst    s/img  clean%':>50s}" for n, _ in fns)
+    print(head)
+    print("-" * len(head))
+    summary = {}
+    for size in sizes:
+        w, h = hires_size(size)
+        res = {n: {"p": [], "r": [], "t": [], "fp": [], "worst": (2.0, "")} for n, _ in fns}
+        for name in names:
+            clean_img = hires_photo(name, w, h)
+            for seed in range(first, first + seeds):
+                rng = np.random.default_rng(10_000 + 100 * HIRES_PICTURES.index(name) + seed)
+                base, img, gt = hires_damage(clean_img, rng)
+                for n, fn in fns:
+                    m = fn(img, sensitivity=sensitivity) > 0.5
+                    p, r = precision_recall(m, gt)
+                    res[n]["p"].append(p)
+                    res[n]["r"].append(r)
+                    res[n]["worst"] = min(res[n]["worst"], (min(p, r), f"{name} seed {seed}"))
+                if seed == first:
+                    best = {n: float("inf") for n, _ in fns}
+                    for _ in range(repeat):
+                        for n, fn in fns:
+                            t0 = time.perf_counter()
+                            fn(img, sensitivity=sensitivity)
+                            best[n] = min(best[n], time.perf_counter() - t0)
+                    for n, _ in fns:
+                        res[n]["t"].append(best[n])
+                    if clean:
+                        for n, fn in fns:
+                            res[n]["fp"].append(float((fn(base, sensitivity=sensitivity) > 0.5).mean()))
+        row = f"{f'{w}x{h}':10s}"
+        for n, _ in fns:
+            p, r = np.array(res[n]["p"]), np.array(res[n]["r"])
+            fp = f"{100 * max(res[n]['fp']):6.2f}" if res[n]["fp"] else "     -"
+            row += (f" | {np.median(p):5.2f} {p.min():5.2f}  {np.median(r):5.2f} {r.min():5.2f}  "
+                    f"{np.median(res[n]['t']):8.2f}  {fp}")
+            summary[(n, size)] = res[n]
+        print(row, flush=True)
+    print("-" * len(head))
+    for n, _ in fns:
+        for size in sizes:
+            r = summary[(n, size)]
+            print(f"{n} {size}: mean precision {np.mean(r['p']):.3f}, mean recall {np.mean(r['r']):.3f}, "
+                  f"worst case {r['worst'][1]} ({r['worst'][0]:.2f}); times "
+                  + " ".join(f"{t:.2f}" for t in r["t"]))
+    if len(fns) == 2:
+        for size in sizes:
+            ta, tb = np.array(summary[(fns[0][0], size)]["t"]), np.array(summary[(fns[1][0], size)]["t"])
+            print(f"{size}: time ours / peer (median over pictures) {np.median(ta / tb):.2f}")
+
+
+def clean_rows_large(fns, sizes, sensitivity):
+    """Flagged share on clean pictures at large sizes: tests/clean_corpus.py's scikit-image photos upscaled to each
+    size of `sizes` above 512 (16:9; smooth areas and fine texture both) and its procedural textures generated at
+    2048 x 2048 (fine texture at full resolution everywhere), per detector."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from clean_corpus import SKIMAGE, procedural
+
+    sets = []
+    for size in sizes:
+        w, h = hires_size(size)
+        if max(w, h) > 512:
+            sets.append((f"photos {w}x{h}", [(n, hires_photo(n, w, h)) for n in SKIMAGE]))
+    sets.append(("textures 2048x2048", list(procedural(2048, seeds=range(1)))))
+    for label, pics in sets:
+        for n, fn in fns:
+            shares = {name: float((fn(img, sensitivity=sensitivity) > 0.5).mean()) for name, img in pics}
+            a = 100 * np.array(list(shares.values()))
+            worst = max(shares, key=shares.__getitem__)
+            print(f"{n}: clean {label} ({len(a)}): flagged median {np.median(a):.3f} %, 90th percentile "
+                  f"{np.percentile(a, 90):.3f} %, worst {a.max():.2f} % ({worst}), over 1 %: {int((a > 1).sum())}",
+                  flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--sizes", nargs="+", help="128 256 (default) or, for --hires, 512 1080 4k (default)")
+    ap.add_argument("--hires", action="store_true", help="the same damage in pixels at large sizes (see above)")
+    ap.add_argument("--repeat", type=int, default=3, help="--hires: timing runs per picture (best of)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="first damage seed (tune on some, report others)")
     ap.add_argument("--sensitivity", type=float, default=0.5)
@@ -246,6 +395,13 @@ def main(argv=None):
     fns = [("ours", detect_damage)]
     if args.peer:
         fns.append(("peer", load_peer(args.peer)))
+    if args.hires or any(str(x).lower() in HIRES and str(x) != "512" for x in args.sizes or ()):
+        sizes = args.sizes or ["512", "1080", "4k"]
+        hires_rows(fns, sizes, args.seeds, args.first_seed, args.sensitivity, args.repeat, args.only, args.clean)
+        if args.clean:
+            clean_rows_large(fns, sizes, args.sensitivity)
+        return 0
+    args.sizes = [int(x) for x in args.sizes or (128, 256)]
     cols = "prec  rec clean%  dPSNR   worst  s/img"
     head = f"{'image':20s}" + "".join(f" | {n + ': ' + cols:>41s}" for n, _ in fns)
     print(f"sensitivity {args.sensitivity}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "

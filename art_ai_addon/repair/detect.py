@@ -12,6 +12,11 @@ surroundings to continue and no more to guess than the damage. Dust is small spe
 standing out of smooth surroundings; holes are patches of one exact colour in an otherwise noisy picture;
 streaks are rows or columns of clipped colour.
 
+Large pictures (over 768 px): damage is looked for at the resolution it lives at. Scratches and specks, a few px
+wide whatever the picture's size, on k x k block maxima (bright damage) and minima (dark damage) of the picture,
+where they keep their full value and contrast, then redrawn at full resolution; holes on the block means; streaks
+on the picture itself (_detect_large).
+
 With a reference: aligned to the image (SIFT / ORB / AKAZE features + RANSAC homography, each refined with
 ECC; the candidate with the smallest median misfit wins), its tone curve fitted per channel on aligned pixel
 pairs with medians (so neither the exposure change nor the damage bends it), where the reference is clipped
@@ -53,6 +58,11 @@ _SPOT_FLOOR = 0.05      #     gravel and foliage: specks there are its own) ...
 _SPOT_Z = 3.0           # ... unless it lies this many standard deviations beyond the surroundings' values
 _SPOT_WINDOW = 4        # neighbourhoods of this many speck sizes
 _REF_EDGE = 1.0         # with a reference: pixels near what was found must differ by this much of the low threshold
+# large pictures (see _detect_large)
+_SMALL = 768            # up to this side the whole analysis runs on the picture as it is
+_POOLED = 4.5e5         # above it, the analysis runs on k x k block maxima / minima of at most this many pixels
+_FULL_MIN = 0.03        # ... and a pixel redrawn at full resolution differs from its background by at least this
+_MAX_WIDTH = 8          # px: a scratch or speck in a large picture is at most this wide at full resolution
 
 
 def _line_kernel(length: int, angle: float) -> np.ndarray:
@@ -91,6 +101,14 @@ def _scratch_score(rgb: np.ndarray):
     folds (curved) lose what straight scratches keep. No pre-blur: a 1 px line would lose a third of its
     contrast, and the segment average already tames noise.
     """
+    return _scratch_finish(luminance(rgb), *_scratch_maps(rgb))
+
+
+def _scratch_maps(rgb: np.ndarray, polarities=(0, 1)):
+    """The per-pixel part of _scratch_score: per polarity (0 bright, 1 dark; only those in `polarities`, the
+    others stay 0) the best weighted, straightness-scaled response over the angles and, at that angle, the centre
+    flag, the unweighted contrast, the angle and the fade; and the unweighted line contrast `raw` of those
+    polarities."""
     lum = luminance(rgb)
     box = np.ones((3, 3), np.uint8)
     chroma = np.ascontiguousarray(rgb.max(axis=2) - rgb.min(axis=2))
@@ -117,7 +135,8 @@ def _scratch_score(rgb: np.ndarray):
             right = _shift(c, -off * nx, -off * ny) - c
             np.maximum(bright, -np.maximum(left, right), out=bright)
             np.maximum(dark, np.minimum(left, right), out=dark)
-        np.maximum(raw, np.maximum(bright, dark), out=raw)
+        np.maximum(raw, np.maximum(bright, dark) if len(polarities) == 2 else (bright, dark)[polarities[0]],
+                   out=raw)
         # how much of the line is left 2 px out, on the nearer-to-background side, relative to 4 px out: about 0
         # for a hard-edged line up to 3 px wide, a fifth or more for a blurred or anti-aliased one
         far = 0.5 * (_shift(c, 4 * nx, 4 * ny) + _shift(c, -4 * nx, -4 * ny))
@@ -126,6 +145,8 @@ def _scratch_score(rgb: np.ndarray):
                  (far - np.maximum(*two)) / np.maximum(far - c, 1e-3))
         colour = cv2.filter2D(neutral, -1, k, borderType=cv2.BORDER_REFLECT)
         for pi, (r, peak) in enumerate(zip((bright, dark), peaks, strict=True)):
+            if pi not in polarities:
+                continue
             v = cv2.filter2D(peak, -1, k, borderType=cv2.BORDER_REFLECT)
             ext = (v - _EXT_B) / (0.95 - _EXT_B) if pi == 0 else (_EXT_D - v) / (_EXT_D - 0.1)
             s = np.maximum(np.maximum(r, 0.0) * (_BASE + (1.0 - _BASE) * np.clip(ext, 0.0, 1.0)) - 0.5 * colour, 0.0)
@@ -145,14 +166,24 @@ def _scratch_score(rgb: np.ndarray):
             centre[pi][better] = (across & (s > 0))[better]
             angle[pi][better] = a
             fade[pi][better] = fades[pi][better]
+    return best, centre, contrast, angle, fade, raw
+
+
+def _scratch_finish(lum, best, centre, contrast, angle, fade, raw):
+    """The neighbourhood part of _scratch_score, on the whole picture's maps (see _scratch_maps). `lum`: the
+    luminance, or a (bright, dark) pair of them when each polarity was scored on its own copy."""
+    box = np.ones((3, 3), np.uint8)
+    lums = lum if isinstance(lum, tuple) else (lum, lum)
+    peaks = (cv2.dilate(lums[0], box), cv2.erode(lums[1], box))
     for pi in (0, 1):
         best[pi] *= _unbent(best[pi], centre[pi], angle[pi])
     # between two bright scratches a dark background reads as a dark line (and beside a dark one, vice
     # versa): a polarity counts where it beats the other polarity's response nearby, or where the line stands
     # out of its wider surroundings (a 9x9 median) as it does across (a gap between scratches does not)
     near = np.ones((7, 7), np.uint8)
-    back = _median(lum, 9)
+    back = _median(lums[0], 9)
     sb = np.where((best[0] >= cv2.dilate(best[1], near)) | (peaks[0] - back >= 0.5 * contrast[0]), best[0], 0.0)
+    back = back if lums[1] is lums[0] else _median(lums[1], 9)
     sd = np.where((best[1] >= cv2.dilate(best[0], near)) | (back - peaks[1] >= 0.5 * contrast[1]), best[1], 0.0)
     return (sb, centre[0], fade[0]), (sd, centre[1], fade[1]), raw
 
@@ -286,13 +317,13 @@ def _unbent(score: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndar
 
 
 def _lines(score: np.ndarray, centre: np.ndarray, value: np.ndarray, hi: np.ndarray, lo: np.ndarray,
-           min_len: float) -> np.ndarray:
+           min_len: float, reach: int = _REACH) -> np.ndarray:
     """Centre-line pixels of the scratches. Ridge centres above `hi` are linked into curves (8-connected after
     bridging 1 px gaps) among pixels of about the same line `value` (overlapping bands _VALUE_BAND wide: a
     scratch shows the paper or the emulsion all along, whatever it crosses, so the mortar, the tripod leg or
     the fold it crosses is not linked to it); a curve is kept when it is long (at least `min_len` strong centre
     pixels: grain and most natural details are short). Weaker centre pixels (above `lo`) extend a kept curve,
-    but only within _REACH px of it: fainter stretches of the same scratch are taken, what it crosses is not."""
+    but only within `reach` px of it: fainter stretches of the same scratch are taken, what it crosses is not."""
     strong = centre & (score > hi)
     kept = np.zeros(score.shape, bool)
     bridge = np.ones((3, 3), np.uint8)
@@ -307,7 +338,7 @@ def _lines(score: np.ndarray, centre: np.ndarray, value: np.ndarray, hi: np.ndar
         kept |= keep[labels] & band
     if not kept.any():
         return kept
-    near = cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _REACH + 1,) * 2))
+    near = cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     return kept | (centre & (score > lo) & (near > 0))
 
 
@@ -355,7 +386,7 @@ def _line_pixels(lum: np.ndarray, centre: np.ndarray, fade: np.ndarray, sign: fl
     return core | edge | outer
 
 
-def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
+def _spots(rgb: np.ndarray, level: float, polarities=(0, 1), min_area: int = 4) -> np.ndarray:
     """Dust: small compact specks near white or black, standing out of their surroundings (a top-hat /
     black-hat) by more than `level` plus six times the surroundings' own variation plus, where the surroundings
     are full of specks of their own (gravel and foliage glint everywhere: the median top-hat around is high),
@@ -370,7 +401,9 @@ def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
     win = (_SPOT_WINDOW * 2 * d) | 1
     mu = cv2.blur(lum, (win, win), borderType=cv2.BORDER_REFLECT)
     sd = np.sqrt(np.maximum(cv2.blur(lum * lum, (win, win), borderType=cv2.BORDER_REFLECT) - mu * mu, 0.0))
-    for op, own in ((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2)):
+    for pi, (op, own) in enumerate(((cv2.MORPH_OPEN, lum >= 0.8), (cv2.MORPH_CLOSE, lum <= 0.2))):
+        if pi not in polarities:
+            continue
         base = cv2.morphologyEx(lum, op, disk, borderType=cv2.BORDER_REFLECT)  # the picture without specks
         hat = np.abs(lum - base)
         m = cv2.blur(base, (15, 15))
@@ -387,7 +420,7 @@ def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
             continue
         area = stats[:, cv2.CC_STAT_AREA]
         bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        keep = (area >= 4) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
+        keep = (area >= min_area) & (np.maximum(bw, bh) <= d) & (area >= 0.45 * bw * bh)
         keep[0] = False
         core = keep[labels]
         # with its soft rim: the neighbours still a fifth of the speck's contrast above their surroundings
@@ -396,37 +429,190 @@ def _spots(rgb: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
+def _trace(lum, scores, raw: np.ndarray, strict: float, centres: bool = False, reach: int = _REACH):
+    """(bright, dark) scratch pixels from the line scores (_scratch_finish) of a picture of luminance `lum` (or a
+    (bright, dark) pair of luminances, as for _scratch_finish); with `centres`, their centre lines instead."""
+    lums = lum if isinstance(lum, tuple) else (lum, lum)
+    h, w = lums[0].shape
+    # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
+    # to _SMOOTH of its value where the neighbourhood's texture level is low
+    top = _SEED * strict
+    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(raw, min(h, w)))
+    box = np.ones((3, 3), np.uint8)
+    found = (np.zeros((h, w), bool), np.zeros((h, w), bool))
+    for (score, centre, fade), sign, lum, out in zip(scores, (1.0, -1.0), lums, found, strict=True):
+        value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
+        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)), reach)
+        if line.any():
+            out |= line if centres else _line_pixels(lum, line, fade, sign)
+    return found
+
+
 def _detect_alone(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
     h, w = rgb.shape[:2]
-    # the image is analysed at up to 768 px; the mask is scaled back up
-    scale = min(1.0, 768.0 / max(h, w))
-    if scale < 1.0:
-        small = cv2.resize(rgb, (max(8, int(w * scale)), max(8, int(h * scale))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(_detect_alone(small, sensitivity, rep).astype(np.uint8), (w, h),
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+    if max(h, w) > _SMALL:
+        return _detect_large(rgb, sensitivity, rep)
     s = float(sensitivity)
     strict = 1.6 - 1.2 * s  # 1 at the default sensitivity 0.5; thresholds and lengths scale with it
     rep(0.1, "looking for scratches")
     lum = luminance(rgb)
     *scores, raw = _scratch_score(rgb)
     rep(0.6, "tracing scratches")
-    # smooth surroundings (a sky, a saucer, a render's floor) show fainter scratches: the seed threshold falls
-    # to _SMOOTH of its value where the neighbourhood's texture level is low
-    top = _SEED * strict
-    hi = np.minimum(top, _SMOOTH * top + _BUSY * _local_level(raw, min(h, w)))
-    box = np.ones((3, 3), np.uint8)
-    scratches = np.zeros((h, w), bool)
-    for (score, centre, fade), sign in zip(scores, (1.0, -1.0), strict=True):
-        value = cv2.dilate(lum, box) if sign > 0 else cv2.erode(lum, box)
-        line = _lines(score, centre, value, hi, _GROW * hi, max(12.0, _MINLEN * strict * min(h, w)))
-        if line.any():
-            scratches |= _line_pixels(lum, line, fade, sign)
+    bright, dark = _trace(lum, scores, raw, strict)
+    scratches = bright | dark
     rep(0.7, "looking for spots")
     spots = _spots(rgb, _SPOT * strict)
     rep(0.8, "looking for holes and streaks")
     holes = _flat_holes(rgb, max(16, int(64 * (1.0 - s))))
     streaks = _streaks(rgb, s)
     return scratches | spots | holes | streaks
+
+
+def _pool(img: np.ndarray, k: int, op: str) -> np.ndarray:
+    """`img` reduced k x k over each block by its "max", "min" or "mean" (ceil(h / k) x ceil(w / k))."""
+    h, w = img.shape[:2]
+    if op == "mean":
+        return cv2.resize(img, (-(-w // k), -(-h // k)), interpolation=cv2.INTER_AREA)
+    square = np.ones((k, k), np.uint8)
+    morph = cv2.dilate if op == "max" else cv2.erode
+    band = 64 * k  # a band of rows at a time: no full-size temporary
+    return np.concatenate([morph(img[y:y + band], square, anchor=(0, 0))[::k, ::k] for y in range(0, h, band)])
+
+
+def _blocks(mask: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+    """A mask of k x k blocks back at h x w."""
+    return np.repeat(np.repeat(mask, k, axis=0), k, axis=1)[:h, :w]
+
+
+def _full_res_pixels(rgb: np.ndarray, found, k: int, back: np.ndarray, grow: int, min_area: int = 1) -> np.ndarray:
+    """The damaged pixels at full resolution within `grow` px of the k x k blocks where (bright, dark) damage was
+    `found` (a scratch's centre line, a speck): those at least halfway from the background (`back`, a median of
+    the block means, interpolated) to the value the damage reaches within k px, and around them those still a
+    fifth of the way (a scratch's or a speck's edge); no part wider than _MAX_WIDTH, none of fewer than `min_area`
+    px. A tile of blocks at a time, only where something was found."""
+    h, w = rgb.shape[:2]
+    ph, pw = found[0].shape
+    out = np.zeros((h, w), bool)
+    box = np.ones((3, 3), np.uint8)
+    near = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    around = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+    step = max(1, 512 // k)
+    for py in range(0, ph, step):
+        for px in range(0, pw, step):
+            m = 1 + -(-(grow + k) // k)  # blocks of margin: the region's growth and the reach
+            py0, px0, py1, px1 = max(0, py - m), max(0, px - m), min(ph, py + step + m), min(pw, px + step + m)
+            parts = [f[py0:py1, px0:px1] for f in found]
+            if not any(p.any() for p in parts):
+                continue
+            y0, x0, y1, x1 = py0 * k, px0 * k, min(h, py1 * k), min(w, px1 * k)
+            lum = luminance(rgb[y0:y1, x0:x1])
+            th, tw = lum.shape
+            b = cv2.resize(back[py0:py1, px0:px1], ((px1 - px0) * k, (py1 - py0) * k),
+                           interpolation=cv2.INTER_LINEAR)[:th, :tw]
+            got = np.zeros((th, tw), bool)
+            for sign, part in zip((1.0, -1.0), parts, strict=True):
+                if not part.any():
+                    continue
+                seeds = _blocks(part, k, th, tw)
+                region = cv2.dilate(seeds.astype(np.uint8), around) > 0
+                above = sign * (lum - b)
+                reach = cv2.dilate(np.where(region, above, -1.0).astype(np.float32), near)
+                core = region & (above >= 0.5 * reach) & (above >= _FULL_MIN)
+                # scratches and specks are a few px across whatever the picture's size: what is wider at full
+                # resolution (a rim's highlight, the dark gaps between stones) is the picture's own
+                dt = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
+                thick = dt >= 0.5 * _MAX_WIDTH + 0.5
+                if thick.any():
+                    r = _MAX_WIDTH
+                    core &= cv2.dilate(thick.astype(np.uint8),
+                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) == 0
+                # only what is connected to the found damage itself (texture beside a scratch is not)
+                n, labels, stats, _ = cv2.connectedComponentsWithStats(core.astype(np.uint8), connectivity=8)
+                keep = np.zeros(n, bool)
+                keep[labels[seeds & core]] = True
+                keep &= stats[:, cv2.CC_STAT_AREA] >= min_area
+                keep[0] = False
+                core = keep[labels]
+                edge = (cv2.dilate(core.astype(np.uint8), box) > 0) & region & (above >= 0.2 * reach)
+                got |= core | edge
+            cy, cx = py * k, px * k
+            ey, ex = min(h, (py + step) * k), min(w, (px + step) * k)
+            out[cy:ey, cx:ex] |= got[cy - y0:ey - y0, cx - x0:ex - x0]
+    return out
+
+
+def _streaks_large(rgb: np.ndarray, hi: np.ndarray, lo: np.ndarray, k: int, sensitivity: float) -> np.ndarray:
+    """_streaks on a large picture, only in the columns (rows) of the bands of k whose block maxima / minima `hi` /
+    `lo` are clipped and differ from the neighbouring blocks across often enough that one of its columns (rows)
+    could be a streak (most pictures: none), a few hundred at a time."""
+    h, w = rgb.shape[:2]
+    need = 0.5 - 0.3 * sensitivity
+    clipped = (hi.max(axis=2) >= 0.995) | (lo.min(axis=2) <= 0.005)
+    out = np.zeros((h, w), bool)
+    for axis in (0, 1):
+        # a streak pixel differs by more than 0.25 from its neighbours across: its block and the two beside it span
+        # more than that
+        across = np.ones((1, 3) if axis == 0 else (3, 1), np.uint8)
+        odd = (cv2.dilate(hi, across) - cv2.erode(lo, across)).max(axis=2) > 0.25
+        n = w if axis == 0 else h
+        blocks = np.flatnonzero((clipped & odd).mean(axis=axis) > need)
+        lines = (blocks[:, None] * k + np.arange(k)[None, :]).ravel()
+        lines = lines[lines < n]
+        for i in range(0, lines.size, 256):
+            at = lines[i:i + 256]
+            take = (lambda j: rgb[:, j]) if axis == 0 else (lambda j: rgb[j])  # noqa: E731
+            mid, prev, nxt = take(at), take((at - 1) % n), take((at + 1) % n)  # wrapping, as _streaks rolls
+            cand = ((mid >= 0.995) | (mid <= 0.005)).any(axis=2) & (np.abs(mid - 0.5 * (prev + nxt)).max(axis=2) > 0.25)
+            keep = cand.mean(axis=axis) > need
+            if axis == 0:
+                out[:, at[keep]] |= cand[:, keep]
+            else:
+                out[at[keep]] |= cand[keep]
+    return out
+
+
+def _detect_large(rgb: np.ndarray, sensitivity: float, rep) -> np.ndarray:
+    """A picture larger than _SMALL px: each kind of damage looked for at the resolution it lives at.
+
+    Scratches and specks are a few px wide whatever the picture's size, so an averaged copy of it at analysis
+    size would dilute them below a pixel (and below the near-white / near-black value the score asks of them).
+    Instead the picture is reduced k x k (k: the smallest integer bringing it to at most _POOLED pixels) by the
+    block maximum for bright damage and the block minimum for dark damage: a bright line or speck of any width
+    keeps its full value and contrast, 1-3 px wide at that size as the line score wants it, and the lengths,
+    windows and texture levels keep their meaning as fractions of the side. What is found there is then
+    re-drawn at full resolution (_full_res_pixels), a tile at a time. Holes on the block means; streaks (dead
+    rows and columns, 1 px) on the picture itself, in the bands the block maxima / minima leave possible. Memory:
+    the reduced copies, tiles and a few full-size masks besides the picture (which is read, not copied)."""
+    h, w = rgb.shape[:2]
+    s = float(sensitivity)
+    strict = 1.6 - 1.2 * s
+    k = 2
+    while h * w > _POOLED * k * k:
+        k += 1
+    rep(0.05, "looking for scratches")
+    hi, lo = _pool(rgb, k, "max"), _pool(rgb, k, "min")
+    lums = (luminance(hi), luminance(lo))
+    mb, md = _scratch_maps(hi, (0,)), _scratch_maps(lo, (1,))  # bright lines on the maxima, dark on the minima
+    maps = [[b[0], d[1]] for b, d in zip(mb[:5], md[:5], strict=True)]
+    raw = np.maximum(mb[5], md[5])
+    del mb, md
+    rep(0.5, "tracing scratches")
+    *scores, _ = _scratch_finish(lums, *maps, raw)
+    # weaker stretches join a scratch within _REACH px at full resolution, not _REACH blocks (a blade of grass
+    # beside it)
+    lines = _trace(lums, scores, raw, strict, centres=True, reach=max(1, round(_REACH / k)))
+    del maps, scores, raw
+    rep(0.6, "looking for spots")
+    # a speck of 4 px or more at full resolution may be a single block here (_full_res_pixels checks its size)
+    spots = (_spots(hi, _SPOT * strict, (0,), 1), _spots(lo, _SPOT * strict, (1,), 1))
+    mean = _pool(rgb, k, "mean")
+    rep(0.7, "drawing them at full resolution")
+    back = _median(luminance(mean), 7)
+    out = _full_res_pixels(rgb, lines, k, back, _MAX_WIDTH // 2) | _full_res_pixels(rgb, spots, k, back, 1, 4)
+    rep(0.8, "looking for holes and streaks")
+    out |= _blocks(_flat_holes(mean, max(16, int(64 * (1.0 - s)))), k, h, w)
+    out |= _streaks_large(rgb, hi, lo, k, s)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,7 +812,7 @@ def detect_damage(image, *, reference=None, sensitivity: float = 0.5, progress=N
     and 1 with a reference, whose difference mask misses the faintest part of soft edges).
     Alpha is ignored; NaN / inf pixels are treated as 0 / clipped (core.as_image).
     """
-    img = as_image(image, "image")
+    img = as_image(image, "image", copy=False)  # read only: no copy of a 4K picture
     from ..validate import check_number
 
     s = check_number(sensitivity, "sensitivity", 0.0, 1.0)
