@@ -199,9 +199,10 @@ def test_pbr_maps_ranges_units_strength_and_wrap():
     assert maps["normal"].shape[2] == 3 and maps["height"].shape[2] == 1
     n = _decode(maps["normal"])
     assert np.allclose(np.linalg.norm(n, axis=2), 1.0, atol=1e-4) and (n[:, :, 2] > 0).all()
-    # the input tiles, so the maps tile too (wrap-aware filtering)
+    # the input tiles, so the maps tile too (wrap-aware filtering): their wrap seams are no worse than the albedo's
+    # own (which varies with the draw, 0.7-1.4 over seeds)
     for key in ("height", "normal", "ao", "roughness"):
-        assert seam_ratio(maps[key]) < 1.3, key
+        assert seam_ratio(maps[key]) < 1.3 * max(1.0, seam_ratio(albedo)), key
     # strength: more relief tilts the normals more
     tilt1 = np.linalg.norm(n[:, :, :2], axis=2).mean()
     tilt3 = np.linalg.norm(_decode(pbr_maps(albedo, strength=3.0)["normal"])[:, :, :2], axis=2).mean()

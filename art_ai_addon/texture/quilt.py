@@ -69,9 +69,14 @@ class Quilter:
         self.tol = float(tolerance)
         # source position of the block that currently owns each canvas pixel (to forbid verbatim continuation)
         self.owner = np.full(canvas.shape[:2] + (2,), -10_000, np.int32)
+        self._rows = np.arange(max(canvas.shape[:2]) + 1, dtype=np.int32)
+        self._cols = self._rows
 
     def _index(self, y: int, x: int, bh: int, bw: int):
+        """The block's pixels: plain slices (views) unless it crosses the torus' edge."""
         H, W = self.canvas.shape[:2]
+        if y + bh <= H and x + bw <= W:
+            return slice(y, y + bh), slice(x, x + bw)
         rows = np.arange(y, y + bh)
         cols = np.arange(x, x + bw)
         if self.wrap:
@@ -79,22 +84,23 @@ class Quilter:
             cols %= W
         return np.ix_(rows, cols)
 
-    def place(self, y: int, x: int, bh: int, bw: int, exclude=None, rng=None) -> tuple[int, int]:
+    def place(self, y: int, x: int, bh: int, bw: int, exclude=None, draws=None) -> tuple[int, int]:
         """Fill the block at canvas (y, x) of size (bh, bw); returns the chosen source position.
 
         Reads and writes the block's own pixels only, so blocks that do not overlap may be placed concurrently
-        (each with its own `rng`; OpenCV and numpy release the GIL for the heavy parts).
+        (OpenCV and numpy release the GIL for the heavy parts). `draws`: the block's own two uniform numbers in
+        [0, 1) (else drawn from the quilter's generator), so the result does not depend on the placing order.
         """
         cv2 = _cv2()
-        rng = self.rng if rng is None else rng
+        u1, u2 = draws if draws is not None else self.rng.random(2)
         sh, sw = self.src.shape[:2]
         bh = min(bh, sh)
         bw = min(bw, sw)
         idx = self._index(y, x, bh, bw)
-        known = self.filled[idx]
+        known = self.filled[idx].copy()
         if not known.any():
-            sy = int(rng.integers(0, sh - bh + 1))
-            sx = int(rng.integers(0, sw - bw + 1))
+            sy = min(int(u1 * (sh - bh + 1)), sh - bh)
+            sx = min(int(u2 * (sw - bw + 1)), sw - bw)
             self._paste(idx, sy, sx, bh, bw, np.ones((bh, bw), np.float32), y, x)
             return sy, sx
         templ = np.ascontiguousarray(self.canvas[idx])
@@ -103,7 +109,7 @@ class Quilter:
             score = cv2.matchTemplate(self.src, templ, cv2.TM_SQDIFF)
         else:
             score = cv2.matchTemplate(self.src, templ * mask[:, :, None], cv2.TM_SQDIFF, mask=mask)
-        score = np.nan_to_num(score, nan=_BIG, posinf=_BIG)
+        np.fmin(score, _BIG, out=score)  # NaN and inf (empty masked windows) lose
         self._forbid_continuation(score, idx, known, y, x)
         if exclude is not None:
             score[exclude[0]:exclude[1], exclude[2]:exclude[3]] = _BIG
@@ -112,7 +118,7 @@ class Quilter:
         cand = np.flatnonzero(score.ravel() <= thresh)
         if cand.size > 64:  # keep the field of near-best ones bounded but random
             cand = cand[np.argsort(score.ravel()[cand])[:64]]
-        pick = int(cand[rng.integers(0, cand.size)])
+        pick = int(cand[min(int(u1 * cand.size), cand.size - 1)])
         sy, sx = divmod(pick, score.shape[1])
         block = self.src[sy:sy + bh, sx:sx + bw]
         new = self._cut_mask(block, idx, known)
@@ -121,14 +127,14 @@ class Quilter:
 
     def _forbid_continuation(self, score, idx, known, y, x):
         """No candidate may continue a neighbour's source verbatim (that would copy large regions)."""
-        own = self.owner[idx][known]
-        if own.size == 0:
-            return
+        bh, bw = known.shape
+        own = self.owner[idx]
         # for each owning source block, the source position that would make this block its seamless continuation:
         # the owner's source position minus the pixel's offset in this block (one value per neighbouring block)
-        rr, cc = np.nonzero(known)
-        key = (own[:, 0] - rr).astype(np.int64) * 65536 + (own[:, 1] - cc)
-        key = np.unique(key)
+        key = (own[:, :, 0] - self._rows[:bh, None]).astype(np.int64) * 65536 + (own[:, :, 1] - self._cols[None, :bw])
+        key = np.unique(key[known])
+        if key.size == 0:
+            return
         pos = np.stack([np.floor_divide(key + 32768, 65536), (key + 32768) % 65536 - 32768], 1)
         r = 2
         for py, px in pos:
@@ -249,7 +255,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
 
     Blocks are placed in waves of non-overlapping blocks (see `schedule`), a wave's blocks on `threads` threads
     (0: the add-on's CPU Threads setting, else the cores, up to 8); each block draws from its own random generator
-    seeded by (seed, row, column), so the result is the same whatever the thread count.
+    drawn up front from `seed`, so the result is the same whatever the thread count.
     """
     H, W = int(size[0]), int(size[1])
     sh, sw = source.shape[:2]
@@ -276,9 +282,12 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     reported = 0.0
     check = getattr(rep, "check", None)
 
+    # every block's random numbers drawn up front, so they do not depend on the order blocks are placed in
+    draws = np.random.default_rng(seed).random((len(rows), len(cols), 2))
+
     def place(b):
         i, j = b
-        q.place(rows[i][0], cols[j][0], bh[i], bw[j], rng=np.random.default_rng([seed, i, j]))
+        q.place(rows[i][0], cols[j][0], bh[i], bw[j], draws=draws[i, j])
 
     n_threads = min(_thread_count(threads), max(len(w) for w in waves))
     pool = None
