@@ -60,7 +60,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
 
 
 _BINS = 16384  # each 1-D quantile map is resampled on this many equal steps: a lookup, not a binary search
-_SMALL = 65_536  # pixels (at least) of the copy the mapping is learned and the change smoothed on
+_SMALL = 65_536  # pixels (about) of the copy the mapping is learned and the change smoothed on
 _FIT = 65_536  # most points the sliced transport is fitted on (the style side: half of it)
 _LUMA = (0.2126, 0.7152, 0.0722)  # the guide: Rec.709 luma of the sRGB-encoded values
 
@@ -133,8 +133,8 @@ def fit_transfer(src_sample: np.ndarray, tgt: np.ndarray, *, iterations: int, rn
         if it == 0:
             basis = np.eye(3)  # the first pass aligns the perceptual axes themselves
         basis = basis.astype(np.float32)
-        # the source's quantiles from at most ~2 * _FIT of its points (sorting is much of a step's time)
-        px = np.sort(basis.T @ x[:, ::max(1, x.shape[1] // _FIT)], axis=1)
+        # the source's quantiles from at most ~_FIT / 2 of its points (sorting is much of a step's time)
+        px = np.sort(basis.T @ x[:, ::max(1, -(-x.shape[1] // (_FIT // 2)))], axis=1)
         pt = np.sort(basis.T @ tgt, axis=1)
         step = _Step(basis, _sorted_quantiles(px, q), _sorted_quantiles(pt, q))
         steps.append(step)
@@ -223,7 +223,7 @@ def color_transfer(content, style, *, strength: float = 1.0, preserve_color: boo
     h, w, c = img.shape
     rng = np.random.default_rng(seed)
     # the small copy: every s-th pixel of every s-th row, centred in its s x s cell
-    s = max(1, int(np.sqrt(h * w / _SMALL)))
+    s = max(1, int(np.ceil(np.sqrt(h * w / _SMALL) - 0.25)))
     o = s // 2
     small = img[o::s, o::s]
     hs, ws = small.shape[:2]
@@ -298,9 +298,17 @@ def _full_size(img: np.ndarray, coef: np.ndarray, s: int, o: int, m) -> np.ndarr
     h, w, c = img.shape
     hs = coef.shape[0]
     x0, x1, wx = _up_axis(w, coef.shape[1], s, o)
-    cols = (coef[:, x0] * (1 - wx)[None, :, None] + coef[:, x1] * wx[None, :, None]).astype(np.float32)
-    ca = np.ascontiguousarray(cols[:, :, :3]).reshape(hs, w * 3)  # (hs, 3w): a, interleaved like the pixels
-    cb = np.ascontiguousarray(cols[:, :, 3:]).reshape(hs, w * 3)
+    # column indices and weights for rows with the three channels interleaved, as the pixels are
+    j0, j1 = (3 * x0[:, None] + np.arange(3)).reshape(-1), (3 * x1[:, None] + np.arange(3)).reshape(-1)
+    w3 = np.repeat(wx, 3)
+
+    def full_width(half: np.ndarray) -> np.ndarray:  # (hs, ws, 3) -> (hs, 3w)
+        flat = np.ascontiguousarray(half).reshape(hs, -1)
+        lo = flat[:, j0]
+        lo += (flat[:, j1] - lo) * w3
+        return lo
+
+    ca, cb = full_width(coef[:, :, :3]), full_width(coef[:, :, 3:])  # a and b on the small grid's rows
     da, db = np.diff(ca, axis=0), np.diff(cb, axis=0)
     luma3 = np.repeat(np.array(_LUMA, np.float32)[:, None], 3, axis=1)  # rgb @ luma3: the luma in each channel
     out = np.empty((h, w, c), np.float32)
