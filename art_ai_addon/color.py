@@ -269,7 +269,7 @@ def color_transfer(content, style, *, strength: float = 1.0, preserve_color: boo
     if inside is not None and fit is None:  # learned on the masked pixels, moved only there
         change *= (inside.reshape(h, w)[o::s, o::s] > 0)[:, :, None]
     guide = small_rgb @ np.array(_LUMA, np.float32)
-    r = max(1, int(round(max(2, int(round(min(h, w) / 128))) / s)))
+    r = max(1, int(max(2, int(round(min(h, w) / 128))) / s))  # the full-size radius, on the small grid
     coef = _guided_coefficients(guide, change, r, 1e-4) * np.float32(np.clip(strength, 0.0, 1.0))
     out = _full_size(img, coef, s, o, m)
     rep(1.0, "done")
