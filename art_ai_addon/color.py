@@ -381,6 +381,9 @@ def _exact_everywhere(img, m, inside, fit, strength, preserve_color, mapping, re
             out[sl, :3] = res
             if c == 4:
                 out[sl, 3] = flat[sl, 3]
+        if mflat is not None:  # exactly the original where the mask is 0
+            zero = mflat[sl] <= 0
+            out[sl][zero] = flat[sl][zero]
 
     rows = max(1, 65_536 // w)
     _in_bands(block, [(y, min(h, y + rows)) for y in range(0, h, rows)], n)
