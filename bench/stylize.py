@@ -17,6 +17,13 @@
     ratio (RMS gradient on the content's own strongest edges, ours / peer: noise in flat areas does not raise it),
     at style_scale 1 (with the fine pass, and as one pass: refine=False) and 0.5.
     Also saves both results for a look (`--save DIR`).
+(e) colour transfer (method "color", numpy only) against Reinhard's transfer in Lab with OpenCV (the classic
+    "instant" one, as bench/scaling.py writes it), interleaved, best of 3, at 512x512, 1920x1080 and 3840x2160
+    on photos (skimage coffee, astronaut) and a Cycles-like render (smooth sky, shaded sphere, floor), style
+    skimage astronaut and immunohistochemistry: wall and CPU seconds, and the colour-distribution distance to the
+    style (sliced Wasserstein of the Oklab colours, 64 directions, as bench/scaling.py measures it) for the
+    content, ours, Reinhard and (with `--previous`) the previous release's colour transfer (a440d3c, loaded from
+    git; slow: 20+ s at 4K), with the mean / 99th-percentile Oklab difference of ours to it.
 
 Run: /tmp/venv0/bin/python bench/stylize.py [--quick] [--threads N]
 """
@@ -278,6 +285,134 @@ def bench_arbitrary(quick: bool, threads: int, render: str | None, save: str | N
     return rows
 
 
+def _oklab(img, most: int = 0):
+    """Oklab colours (N, 3) of a picture; with `most`, of every k-th pixel of every k-th row (about `most`)."""
+    from art_ai_addon.color import rgb_to_oklab
+
+    k = max(1, int(np.sqrt(img.shape[0] * img.shape[1] / most))) if most else 1
+    return rgb_to_oklab(img[::k, ::k, :3].reshape(-1, 3))
+
+
+def colour_distance(a, b, n: int = 64) -> float:
+    """Sliced Wasserstein distance between the Oklab colours of two pictures (lower: closer palettes), on about
+    260k pixels of each (every k-th pixel of every k-th row)."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(3, n)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=0)
+    q = np.linspace(0, 1, 256)
+    return float(np.abs(np.quantile(_oklab(a, 1 << 18) @ d, q, axis=0) - np.quantile(_oklab(b, 1 << 18) @ d, q, axis=0))
+                 .mean())
+
+
+def reinhard(content, style):
+    """Reinhard et al.'s transfer: per-channel mean and deviation in OpenCV's float Lab."""
+    import cv2
+
+    src = cv2.cvtColor(content, cv2.COLOR_RGB2Lab)
+    sty = cv2.cvtColor(style, cv2.COLOR_RGB2Lab)
+    ms, ss = src.reshape(-1, 3).mean(0), src.reshape(-1, 3).std(0) + 1e-6
+    mt, st = sty.reshape(-1, 3).mean(0), sty.reshape(-1, 3).std(0)
+    return np.clip(cv2.cvtColor((src - ms) * (st / ss) + mt, cv2.COLOR_Lab2RGB), 0, 1)
+
+
+def render_like(w: int, h: int) -> np.ndarray:
+    """A Cycles-like frame: a smooth sky gradient, a shaded sphere, a warm floor (smooth gradients everywhere)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy /= h
+    xx /= w
+    img = np.stack([0.3 + 0.3 * yy, 0.5 + 0.3 * yy, 0.9 - 0.2 * yy], -1)
+    d = np.sqrt(((xx - 0.5) * w / h) ** 2 + (yy - 0.55) ** 2)
+    nz = np.sqrt(np.clip(1 - (d / 0.3) ** 2, 0, 1))
+    shade = np.clip(0.2 + 0.8 * nz * (1.4 - xx), 0, 1)[..., None]
+    img = np.where((d < 0.3)[..., None], shade * np.array([0.8, 0.25, 0.1], np.float32), img)
+    floor = (0.2 + 0.3 * (1 - yy))[..., None] * np.array([1, 0.9, 0.7], np.float32)
+    return np.clip(np.where((yy > 0.8)[..., None], floor, img), 0, 1).astype(np.float32)
+
+
+def _cover(pic, w: int, h: int) -> np.ndarray:
+    import cv2
+
+    k = max(w / pic.shape[1], h / pic.shape[0])
+    cw, ch = max(w, round(pic.shape[1] * k)), max(h, round(pic.shape[0] * k))
+    out = cv2.resize(pic, (cw, ch), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    out = out[(ch - h) // 2:(ch - h) // 2 + h, (cw - w) // 2:(cw - w) // 2 + w]
+    return out.astype(np.float32) / 255.0
+
+
+def _previous_colour():
+    """The previous release's color.py (a440d3c) from git, or None."""
+    import importlib.util
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(["git", "-C", str(root), "show", "a440d3c:art_ai_addon/color.py"], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "color_previous.py"
+    path.write_text(src.replace("from .core import", "from art_ai_addon.core import"))
+    spec = importlib.util.spec_from_file_location("color_previous", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def bench_colour(quick: bool, previous: bool, reps: int = 3):
+    import skimage.data
+
+    from art_ai_addon import stylize
+
+    sizes = [(512, 384)] if quick else [(512, 512), (1920, 1080), (3840, 2160)]
+    styles = {"astronaut": skimage.data.astronaut().astype(np.float32) / 255.0,
+              "ihc": skimage.data.immunohistochemistry().astype(np.float32) / 255.0}
+    old = _previous_colour() if previous else None
+    rows = []
+    for w, h in sizes:
+        pics = {"coffee": _cover(skimage.data.coffee(), w, h), "astronaut": _cover(skimage.data.astronaut(), w, h),
+                "render": render_like(w, h)}
+        for pname, pic in pics.items():
+            for sname, sty in styles.items():
+                if pname == sname:
+                    continue
+
+                def ours(pic=pic, sty=sty):
+                    return stylize(pic, sty, method="color")
+
+                def peer(pic=pic, sty=sty):
+                    return reinhard(pic, sty)
+
+                best = {"ours": (np.inf, 0.0), "peer": (np.inf, 0.0)}
+                outs = {}
+                for _ in range(reps):
+                    for name, fn in (("peer", peer), ("ours", ours)):
+                        t, c = time.perf_counter(), time.process_time()
+                        outs[name] = fn()
+                        t, c = time.perf_counter() - t, time.process_time() - c
+                        best[name] = min(best[name], (t, c))
+                row = {"case": f"{pname} <- {sname} {w}x{h}", "ours": best["ours"], "peer": best["peer"],
+                       "d_content": colour_distance(pic, sty), "d_ours": colour_distance(outs["ours"], sty),
+                       "d_peer": colour_distance(outs["peer"], sty)}
+                if old is not None:
+                    t = time.perf_counter()
+                    prev = old.color_transfer(pic, sty)
+                    row["t_prev"] = time.perf_counter() - t
+                    row["d_prev"] = colour_distance(prev, sty)
+                    e = np.linalg.norm(_oklab(prev) - _oklab(outs["ours"]), axis=1)
+                    row["diff"] = (float(e.mean()), float(np.quantile(e, 0.99)))
+                rows.append(row)
+                _print_colour_row(row)
+    return rows
+
+
+def _print_colour_row(r) -> None:
+    line = (f"{r['case']:<34}{r['peer'][0]:>9.3f}{r['peer'][1]:>7.2f}{r['ours'][0]:>9.3f}{r['ours'][1]:>7.2f}"
+            f"{r['ours'][0] / r['peer'][0]:>8.2f}x{r['d_content']:>9.4f}{r['d_peer']:>9.4f}{r['d_ours']:>9.4f}")
+    if "d_prev" in r:
+        line += f"{r['d_prev']:>9.4f}{r['t_prev']:>8.2f}{r['diff'][0]:>8.4f}{r['diff'][1]:>7.3f}"
+    print(line, flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
@@ -285,6 +420,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: a,b,c,d")
     ap.add_argument("--render", help="(d): a rendered PNG to stylize besides the photo")
     ap.add_argument("--save", help="(d): folder for the results, to look at")
+    ap.add_argument("--previous", action="store_true", help="(e): also the previous release's colour transfer")
     args = ap.parse_args(argv)
     import torch
 
@@ -319,6 +455,15 @@ def main(argv=None) -> int:
         for label, t_peer, t_ours, t_cold, ratio, detail, edges in bench_arbitrary(args.quick, args.threads,
                                                                                    args.render, args.save):
             print(f"{label:<52}{t_peer:>8.3f}{t_ours:>8.3f}{t_cold:>13.3f}{ratio:>9.2f}x{detail:>8.2f}{edges:>7.2f}")
+    if "e" not in skip:
+        print("\n(e) colour transfer: ours (numpy) vs Reinhard in Lab (OpenCV), interleaved, best of 3; s = wall "
+              "seconds, cpu = CPU seconds; distance = sliced Wasserstein of Oklab colours to the style")
+        head = (f"{'case':<34}{'peer s':>9}{'cpu':>7}{'ours s':>9}{'cpu':>7}{'ratio':>9}{'content':>9}{'peer':>9}"
+                f"{'ours':>9}")
+        if args.previous:
+            head += f"{'prev':>9}{'prev s':>8}{'diff':>8}{'p99':>7}"
+        print(head)
+        bench_colour(args.quick, args.previous)
     return 0
 
 

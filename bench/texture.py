@@ -4,6 +4,12 @@
 
 The reference quilter is a straightforward image-quilting implementation (Python loops over candidate
 positions and over the cut), written here only as the speed peer; it does no wrap and no masked matching.
+
+    python bench/texture.py --scaling [--sizes 1024,2048,4096] [--reps 3] [--big-exemplars brick,photo]
+
+Patch synthesis on 1 thread against 2 threads (the add-on's CPU Threads setting), interleaved, best of `--reps`,
+wall and CPU seconds, from 256x256 exemplars (skimage brick, gravel, grass, and a crop of the coffee photo); the
+4096 size runs on `--big-exemplars` only (it takes minutes). Also checks both thread counts give the same pixels.
 """
 
 from __future__ import annotations
@@ -85,14 +91,58 @@ def naive_quilt(ex: np.ndarray, size: int, block: int = 32, overlap: int = 8, se
     return out[:size, :size]
 
 
+def _exemplars():
+    ex = {}
+    for name in ("brick", "gravel", "grass"):
+        g = getattr(skimage.data, name)()[:256, :256].astype(np.float32) / 255.0
+        ex[name] = np.ascontiguousarray(g[:, :, None])
+    ex["photo"] = skimage.data.coffee()[100:356, 150:406].astype(np.float32) / 255.0
+    return ex
+
+
+def scaling(sizes, reps: int, big_names) -> None:
+    """Patch synthesis, 1 thread vs 2 threads, interleaved in one run: best wall seconds and their CPU seconds."""
+    from art_ai_addon.core import set_threads
+
+    print("patch synthesis from 256x256 exemplars, tileable: 1 thread vs 2 threads (interleaved, best of "
+          f"{reps}); CPU s = process CPU time of that best run")
+    print(f"{'exemplar':10s} {'size':>6s} {'1 thr s':>9s} {'CPU s':>7s} {'2 thr s':>9s} {'CPU s':>7s} {'speed-up':>9s}"
+          f" {'same':>5s}")
+    for name, ex in _exemplars().items():
+        for size in sizes:
+            if size > 2048 and name not in big_names:
+                continue
+            best = {1: (np.inf, 0.0), 2: (np.inf, 0.0)}
+            outs = {}
+            for _ in range(reps):
+                for n in (1, 2):
+                    set_threads(n)
+                    t, c = time.perf_counter(), time.process_time()
+                    outs[n] = synthesize_texture(ex, (size, size), method="patch", seed=0)
+                    t, c = time.perf_counter() - t, time.process_time() - c
+                    if t < best[n][0]:
+                        best[n] = (t, c)
+            set_threads(0)
+            same = "yes" if np.array_equal(outs[1], outs[2]) else "NO"
+            print(f"{name:10s} {size:6d} {best[1][0]:9.2f} {best[1][1]:7.2f} {best[2][0]:9.2f} {best[2][1]:7.2f}"
+                  f" {best[1][0] / best[2][0]:8.2f}x {same:>5s}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scaling", action="store_true", help="patch synthesis on 1 vs 2 threads only")
+    ap.add_argument("--sizes", default="1024,2048,4096")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--big-exemplars", default="brick,photo", help="exemplars also run above 2048")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--neural-steps", type=int, default=20)
     ap.add_argument("--gan-steps", type=int, default=100)
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.scaling:
+        scaling([int(v) for v in args.sizes.split(",")], args.reps, set(args.big_exemplars.split(",")))
+        return 0
     try:
         import torch
 

@@ -95,3 +95,40 @@ def test_cancel_and_progress(pair):
     ev.set()
     with pytest.raises(art.Cancelled):
         art.stylize(content, style, method="color", cancel=ev)
+
+
+def _gradient_render(h, w):
+    """A render-like frame: smooth sky gradient and a shaded ball (no edges but the ball's outline)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = yy / h, xx / w
+    img = np.stack([0.3 + 0.3 * yy, 0.5 + 0.3 * yy, 0.9 - 0.2 * yy], -1)
+    d = np.sqrt(((xx - 0.5) * w / h) ** 2 + (yy - 0.5) ** 2)
+    shade = np.clip(0.2 + 0.8 * np.sqrt(np.clip(1 - (d / 0.3) ** 2, 0, 1)) * (1.4 - xx), 0, 1)[..., None]
+    return np.where((d < 0.3)[..., None], shade * np.array([0.8, 0.25, 0.1], np.float32), img).astype(np.float32)
+
+
+def test_large_pictures_mapping_learned_small_applied_full_size():
+    """Above ~130k pixels the mapping is learned on a small copy and applied at full size: the palette still
+    moves, gradients stay smooth (no banding or blocks), mask, alpha and grey behave as at small sizes."""
+    content, style = _gradient_render(520, 540), skimage_rgb("coffee", 160)
+    out = art.stylize(content, style, method="color")
+    assert hist_distance(out, style) < 0.5 * hist_distance(content, style)
+    # the sky is a smooth gradient: so is the result (second differences along rows and columns stay tiny, as
+    # they are in the content; banding or 2-px blocks from the small grid would show as steps)
+    sky = out[:100, :200]
+    for axis in (0, 1):
+        step = np.abs(np.diff(sky, n=2, axis=axis)).max()
+        assert step < 4 / 255, (axis, step)
+    mask = np.zeros(content.shape[:2], np.float32)
+    mask[:, 270:] = 1.0
+    masked = art.stylize(content, style, method="color", mask=mask)
+    assert np.array_equal(masked[:, :270], content[:, :270])
+    assert np.abs(masked[:, 300:] - content[:, 300:]).mean() > 0.03
+    rgba = np.dstack([content, np.linspace(0, 1, 540, dtype=np.float32)[None].repeat(520, 0)])
+    out4 = art.stylize(rgba, style, method="color")
+    assert np.array_equal(out4[:, :, 3], rgba[:, :, 3]) and np.allclose(out4[:, :, :3], out, atol=1e-6)
+    grey = art.stylize(content.mean(axis=2, keepdims=True), style, method="color")
+    assert grey.shape == (520, 540, 1) and 0 <= grey.min() and grey.max() <= 1
+    exact = art.stylize(content, style, method="color", regrain=False)  # the mapping on every pixel
+    lab_o, lab_e = rgb2lab(out), rgb2lab(exact)
+    assert np.median(np.abs(lab_o - lab_e)) < 3.0  # the smoothed change follows the exact mapping closely

@@ -92,8 +92,11 @@ def test_patch_deterministic_colour_alpha_and_non_tileable():
     c = synthesize_texture(ex, (96, 80), method="patch", seed=8)
     assert a.shape == (96, 80, 4)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    # alpha travels with its pixels: its values come from the exemplar's alpha range
-    assert a[:, :, 3].min() >= 0.2 - 1e-3 and a[:, :, 3].std() > 0.05
+    # alpha travels with its pixels and is not flattened to one value
+    assert a[:, :, 3].min() >= 0.2 - 1e-3 and a[:, :, 3].std() > 0.02
+    # (the RGBA of most output pixels is an exemplar pixel's RGBA, which fails if alpha were placed apart)
+    pixels = {tuple(p) for p in ex.reshape(-1, 4)}
+    assert np.mean([tuple(p) in pixels for p in a.reshape(-1, 4)]) > 0.5
     flat = synthesize_texture(ex[:, :, :3], (100, 100), method="patch", seed=1, tileable=False)
     assert flat.shape == (100, 100, 3)
 
@@ -196,9 +199,10 @@ def test_pbr_maps_ranges_units_strength_and_wrap():
     assert maps["normal"].shape[2] == 3 and maps["height"].shape[2] == 1
     n = _decode(maps["normal"])
     assert np.allclose(np.linalg.norm(n, axis=2), 1.0, atol=1e-4) and (n[:, :, 2] > 0).all()
-    # the input tiles, so the maps tile too (wrap-aware filtering)
+    # the input tiles, so the maps tile too (wrap-aware filtering): their wrap seams are no worse than the albedo's
+    # own (which varies with the draw, 0.7-1.4 over seeds)
     for key in ("height", "normal", "ao", "roughness"):
-        assert seam_ratio(maps[key]) < 1.3, key
+        assert seam_ratio(maps[key]) < 1.3 * max(1.0, seam_ratio(albedo)), key
     # strength: more relief tilts the normals more
     tilt1 = np.linalg.norm(n[:, :, :2], axis=2).mean()
     tilt3 = np.linalg.norm(_decode(pbr_maps(albedo, strength=3.0)["normal"])[:, :, :2], axis=2).mean()
@@ -244,3 +248,40 @@ def test_a_grey_texture_in_rgba_stays_grey(method, tmp_path):
         assert out[:, :, 0].std() > 0.5 * grey.std()  # a texture, not a flat grey
         if ex.shape[2] == 4 and method == "neural":  # its histograms are matched to the exemplar's
             assert abs(float(np.median(out[:, :, 3])) - float(np.median(alpha))) < 0.05
+
+
+@pytest.mark.parametrize("tileable", [True, False])
+def test_patch_same_pixels_whatever_the_thread_count(tileable):
+    from art_ai_addon.core import get_threads, set_threads
+
+    ex = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    before = get_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            set_threads(n)
+            outs.append(synthesize_texture(ex, (150, 230), method="patch", seed=5, tileable=tileable, block=24))
+    finally:
+        set_threads(before)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_patch_waves_never_hold_overlapping_blocks():
+    from art_ai_addon.texture.quilt import grid, schedule
+
+    for wrap in (True, False):
+        for H, W, block, overlap in ((150, 230, 24, 6), (64, 300, 16, 8), (97, 41, 20, 5)):
+            rows, cols = grid(H, block - overlap, wrap), grid(W, block - overlap, wrap)
+            bh, bw = [n + overlap for _, n in rows], [n + overlap for _, n in cols]
+            ch = rows[-1][0] + rows[-1][1] + (0 if wrap else overlap)
+            cw = cols[-1][0] + cols[-1][1] + (0 if wrap else overlap)
+            waves = schedule(rows, cols, bh, bw, ch, cw, wrap)
+            assert sorted(b for w in waves for b in w) == [(i, j) for i in range(len(rows)) for j in range(len(cols))]
+            assert max(len(w) for w in waves) > 1 or len(cols) < 5  # some parallel work (5+ columns: rows offset)
+            for wave in waves:  # pixel footprints of one wave's blocks are disjoint (around the torus if wrap)
+                cover = np.zeros((ch, cw), np.int32)
+                for i, j in wave:
+                    r = np.arange(rows[i][0], rows[i][0] + bh[i]) % ch
+                    c = np.arange(cols[j][0], cols[j][0] + bw[j]) % cw
+                    cover[np.ix_(r, c)] += 1
+                assert cover.max() == 1
