@@ -208,15 +208,14 @@ def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
     patches may come from (default: everywhere outside the hole)."""
     import cv2
 
-    from .patchmatch import patch_inpaint
+    from .patchmatch import GRAIN_ITERS, grain_inpaint
 
-    smooth = _smooth(rgb, hole, solve=thin, rep=rep.sub(0.0, 0.3))
+    smooth = _smooth(rgb, hole, solve=thin, rep=rep)
     depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     deep = thin & (depth > 1.0)  # (the edge pixels are context for the patches, with the smooth fill's values)
     source_ok = ~hole if source_ok is None else source_ok & ~hole
-    patch = patch_inpaint(smooth, deep, source_ok=source_ok, patch_size=options.get("patch_size") or 7, seed=seed,
-                          em_iters=options.get("em_iters"), init=smooth, max_levels=1,
-                          rep=rep.sub(0.3, 1.0)) if deep.any() else None
+    patch = grain_inpaint(smooth, deep, source_ok=source_ok, patch_size=options.get("patch_size") or 7, seed=seed,
+                          iters=options.get("em_iters") or GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
     grain = _with_detail(smooth, patch, _THIN_SIGMA, _thin_gain(smooth, patch, hole, thin))

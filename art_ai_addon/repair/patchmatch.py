@@ -52,12 +52,15 @@ BLUR_SIGMA = 1.0
 DISTANCE_WEIGHT_COARSE = 1.0
 DISTANCE_WEIGHT = 0.01
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+# grain_inpaint's search iterations: on the bench's scratches (512 px, four pictures, two seeds) 6 match the
+# two-EM-round fill of all the patches that touch the hole (+0.1 dB, same detail) at half its time; 2 lose 0.7 dB
+GRAIN_ITERS = 6
 
 
 class _Level:
     """One pyramid level: image, hole, where source patches may come from, and the patch geometry."""
 
-    def __init__(self, img, hole, source_ok, radius):
+    def __init__(self, img, hole, source_ok, radius, centred=False):
         import cv2
 
         self.img = img
@@ -72,8 +75,8 @@ class _Level:
         self.valid = ok
         self._near = None
         self.vy, self.vx = np.nonzero(ok)
-        # target centres: every patch that touches the hole
-        tmask = cv2.dilate(hole.astype(np.uint8), kernel) > 0
+        # target centres: every patch that touches the hole (centred: only those centred in it)
+        tmask = hole if centred else cv2.dilate(hole.astype(np.uint8), kernel) > 0
         self.ty, self.tx = np.nonzero(tmask)
         self.tidx = np.full((self.h, self.w), -1, np.int64)
         self.tidx[self.ty, self.tx] = np.arange(self.ty.size)
@@ -376,3 +379,26 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
             rep(done, f"patch fill, level {nlev - li}/{nlev}")
         prev = (level, sy, sx)
     return cur
+
+
+def grain_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, iters=GRAIN_ITERS):
+    """The grain of a thin fill: each `hole` pixel copies the centre of the source patch that best matches the
+    patch centred on it, the guess inside the hole being `img` (e.g. the smooth fill); one level, no vote.
+
+    Only the patches centred in the hole are searched (the vote of patch_inpaint needs every patch that touches
+    the hole, seven times as many around a scratch 1 px wide), with the weights and features of patch_inpaint's
+    finest level; the known pixels decide almost alone (HOLE_WEIGHT_START). Returns None when no whole patch fits
+    in the known area.
+    """
+    rng = np.random.default_rng(seed)
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    hole = np.asarray(hole, bool)
+    source_ok = ~hole if source_ok is None else (np.asarray(source_ok, bool) & ~hole)
+    level = _Level(img, hole, source_ok, max(1, patch_size // 2), centred=True)
+    if level.vy.size == 0:
+        return None
+    level.dw = DISTANCE_WEIGHT
+    k = rng.integers(0, level.vy.size, level.ty.size)
+    sy, sx = level.vy[k].copy(), level.vx[k].copy()
+    _patchmatch(level, img, sy, sx, iters, rng, HOLE_WEIGHT_START, 64, BLUR_SIGMA)
+    return _centre(level, img, img, sy, sx)
