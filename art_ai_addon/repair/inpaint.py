@@ -208,14 +208,15 @@ def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
     patches may come from (default: everywhere outside the hole)."""
     import cv2
 
-    from .patchmatch import GRAIN_ITERS, grain_inpaint
+    from . import patchmatch
+    from .patchmatch import grain_inpaint
 
     smooth = _smooth(rgb, hole, solve=thin, rep=rep)
     depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     deep = thin & (depth > 1.0)  # (the edge pixels are context for the patches, with the smooth fill's values)
     source_ok = ~hole if source_ok is None else source_ok & ~hole
     patch = grain_inpaint(smooth, deep, source_ok=source_ok, patch_size=options.get("patch_size") or 7, seed=seed,
-                          iters=options.get("em_iters") or GRAIN_ITERS) if deep.any() else None
+                          iters=options.get("em_iters") or patchmatch.GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
     grain = _with_detail(smooth, patch, _THIN_SIGMA, _thin_gain(smooth, patch, hole, thin))
@@ -358,6 +359,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
 _JOIN = 8
 _THIN_MARGIN = 24
 _LARGE_MARGIN = 2.0
+# overlapping windows merge up to this many pixels
+_WINDOW_AREA = 1024 * 1024
 
 
 def _windows(hole, large=None):
@@ -384,12 +387,39 @@ def _windows(hole, large=None):
         np.maximum.at(hi_y, lab, ys)
         np.maximum.at(hi_x, lab, xs)
         size = np.maximum(np.maximum(hi_y - lo_y, hi_x - lo_x) + 1, 0)
+    boxes, inner = [], {}
     for i in range(1, n):
         x, y, bw, bh = (int(v) for v in stats[i, :4])
         margin = max(_THIN_MARGIN, int(np.ceil(_LARGE_MARGIN * size[i])))
-        ys = slice(max(0, y - margin), min(h, y + bh + margin))
-        xs = slice(max(0, x - margin), min(w, x + bw + margin))
-        yield ys, xs, (labels[ys, xs] == i) & hole[ys, xs]
+        boxes.append([max(0, y - margin), min(h, y + bh + margin), max(0, x - margin), min(w, x + bw + margin), [i]])
+        half = margin // 2
+        inner[i] = (max(0, y - half), min(h, y + bh + half), max(0, x - half), min(w, x + bw + half))
+    # windows that overlap are one while their union stays within _WINDOW_AREA: the damage in the overlap is filled
+    # once, and a few calls on larger windows cost less than many on small ones
+    groups = []
+    for b in sorted(boxes, key=lambda b: (b[0], b[2])):
+        for g in groups:
+            y0, y1, x0, x1 = min(g[0], b[0]), max(g[1], b[1]), min(g[2], b[2]), max(g[3], b[3])
+            if b[0] < g[1] and g[0] < b[1] and b[2] < g[3] and g[2] < b[3] and (y1 - y0) * (x1 - x0) <= _WINDOW_AREA:
+                g[:4] = y0, y1, x0, x1
+                g[4] += b[4]
+                break
+        else:
+            groups.append(b)
+    done = np.zeros(n, bool)
+    for y0, y1, x0, x1, ids in groups:
+        ys, xs = slice(y0, y1), slice(x0, x1)
+        # damage of other windows that lies in this one with half its own margin around it is filled here too
+        seen = np.unique(labels[ys, xs])
+        ids = [i for i in ids if not done[i]] + [
+            int(i) for i in seen if i and not done[i] and i not in ids and y0 <= inner[i][0] and inner[i][1] <= y1
+            and x0 <= inner[i][2] and inner[i][3] <= x1]
+        if not ids:
+            continue
+        done[ids] = True
+        member = np.zeros(n, bool)
+        member[ids] = True
+        yield ys, xs, member[labels[ys, xs]] & hole[ys, xs]
 
 
 def _put(out, rgb, got, weight, ys, xs, where):

@@ -51,10 +51,17 @@ BLUR_SIGMA = 1.0
 # +0.5 dB on the bench's photo holes over three seeds, textures unchanged), mild below
 DISTANCE_WEIGHT_COARSE = 1.0
 DISTANCE_WEIGHT = 0.01
+# the length the penalty is measured against, in pixels of the full-size picture (the diagonal of the 512x512
+# pictures it was tuned on), whatever the size of the picture or of the window around a hole that is filled:
+# the same hole gets the same fill at every picture size (None: the diagonal of the image given)
+DISTANCE_REF = 724.0
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 # grain_inpaint's search iterations: on the bench's scratches (512 px, four pictures, two seeds) 6 match the
 # two-EM-round fill of all the patches that touch the hole (+0.1 dB, same detail) at half its time; 2 lose 0.7 dB
 GRAIN_ITERS = 6
+# (the guess inside a scratch is the smooth fill and weighs 0.1: comparing it with blurred sources changes nothing
+# measurable on the bench's scratches, and costs 15 %)
+BLUR_SIGMA_GRAIN = 0.0
 
 
 class _Level:
@@ -67,6 +74,7 @@ class _Level:
         self.hole = hole
         self.dw = DISTANCE_WEIGHT  # the distance penalty at this level (see DISTANCE_WEIGHT_COARSE)
         self.h, self.w = hole.shape
+        self.d2 = float(self.h * self.h + self.w * self.w)  # ... per this squared length (see DISTANCE_REF)
         self.r = radius
         size = 2 * radius + 1
         kernel = np.ones((size, size), np.uint8)
@@ -147,7 +155,7 @@ def _cost(ctx, level, sy, sx, sub=None):
     c = np.einsum("np,np->n", tot, tw)
     if level.dw:
         ty, tx = (level.ty, level.tx) if sub is None else (level.ty[sub], level.tx[sub])
-        c += (level.dw / (level.h * level.h + level.w * level.w)) * ((sy - ty) ** 2 + (sx - tx) ** 2)
+        c += (level.dw / level.d2) * ((sy - ty) ** 2 + (sx - tx) ** 2)
     return c
 
 
@@ -333,6 +341,8 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
         level = _Level(im, ho, so, radius)
         # (one level only: thin holes, no layout to decide, and the strong penalty costs 0.8 dB on scratches)
         level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 and nlev > 1 else DISTANCE_WEIGHT
+        if DISTANCE_REF:
+            level.d2 = (DISTANCE_REF / 2 ** li) ** 2
         if level.vy.size == 0:
             return None
         rep.check()
@@ -400,5 +410,5 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, iters=GRAI
     level.dw = DISTANCE_WEIGHT
     k = rng.integers(0, level.vy.size, level.ty.size)
     sy, sx = level.vy[k].copy(), level.vx[k].copy()
-    _patchmatch(level, img, sy, sx, iters, rng, HOLE_WEIGHT_START, 64, BLUR_SIGMA)
+    _patchmatch(level, img, sy, sx, iters, rng, HOLE_WEIGHT_START, 64, BLUR_SIGMA_GRAIN)
     return _centre(level, img, img, sy, sx)
