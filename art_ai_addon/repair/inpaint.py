@@ -360,7 +360,7 @@ _JOIN = 8
 _THIN_MARGIN = 24
 _LARGE_MARGIN = 2.0
 # overlapping windows merge up to this many pixels
-_WINDOW_AREA = 1024 * 1024
+_WINDOW_AREA = 1536 * 1536
 
 
 def _windows(hole, large=None):
@@ -469,13 +469,18 @@ def _windowed(name, rgb, hole, weight, seed, rep, info, options):
             thin_n += _count(part)
     if large.any():
         wins = list(_windows(large, large))
+        todo = large.copy()  # large damage not filled yet
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(split + (1 - split) * k / len(wins), split + (1 - split) * (k + 1) / len(wins))
+            # the damage of windows already done is filled (their final fill, as the thin parts are); the rest of
+            # the window's damage is filled with its own, never a source, then dropped
+            fill = todo[ys, xs]
             crop = np.ascontiguousarray(out[ys, xs])
-            crop[large[ys, xs]] = rgb[ys, xs][large[ys, xs]]
+            crop[fill] = rgb[ys, xs][fill]
             said = {}
-            got = _auto(crop, large[ys, xs], seed=seed, rep=sub, info=said, **options)
+            got = _auto(crop, fill, seed=seed, rep=sub, info=said, **options)
             _put(out, rgb, got, weight, ys, xs, own)
+            todo[ys, xs] &= ~own
             own_n = _count(own)
             picks = {c: said.get("holes", {}).get(c, 0) for c in _CHOICES}
             total = sum(picks.values())
