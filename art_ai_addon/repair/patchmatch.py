@@ -250,24 +250,29 @@ def _centre(level, cur, im, sy, sx):
 def _vote(level, cur, im, sy, sx, cost):
     """New hole pixels: the weighted mean of the proposals of all the patches that cover each of them.
 
-    Weights exp(-(cost - min) / (VOTE_H * median cost)): good matches count, bad ones hardly."""
+    Weights exp(-(cost - min) / (VOTE_H * median cost)): good matches count, bad ones hardly. Summed one patch
+    offset at a time into per-hole-pixel sums, so the memory is a few arrays of the targets' size, not (targets x
+    patch pixels) ones."""
     r = level.r
-    lin = (level.t_lin[:, None] + level.offs[None, :]).ravel()
-    src = (level.src_lin(sy, sx)[:, None] + level.offs[None, :]).ravel()
+    hy, hx = np.nonzero(level.hole)
+    at = np.full((level.h + 2 * r) * level.wp, -1, np.int64)  # padded position -> hole pixel number
+    at[(hy + r) * level.wp + (hx + r)] = np.arange(hy.size)
     flat = level.padded(im)
-    keep = np.pad(level.hole, r).ravel()[lin]
-    lin, src = lin[keep], src[keep]
-    owner = np.repeat(np.arange(sy.size), level.offs.size)[keep]
-    out = cur.copy()
     med = max(float(np.median(cost)), 1e-8)
-    w = np.exp(-(cost - cost.min()) / (VOTE_H * med))[owner]
-    size = (level.h + 2 * r) * level.wp
-    den = np.bincount(lin, w, size)
+    w = np.exp(-(cost - cost.min()) / (VOTE_H * med))
+    src0 = level.src_lin(sy, sx)
+    den = np.zeros(hy.size)
+    num = np.zeros((im.shape[2], hy.size))
+    for o in level.offs:
+        dst = at[level.t_lin + o]
+        keep = dst >= 0
+        dst, wk, src = dst[keep], w[keep], src0[keep] + o
+        den += np.bincount(dst, wk, hy.size)
+        for ch in range(im.shape[2]):
+            num[ch] += np.bincount(dst, wk * flat[src, ch], hy.size)
+    out = cur.copy()
     got = den > 0
-    yy, xx = np.divmod(np.nonzero(got)[0], level.wp)
-    for ch in range(im.shape[2]):
-        num = np.bincount(lin, w * flat[src, ch], size)
-        out[yy - r, xx - r, ch] = num[got] / den[got]
+    out[hy[got], hx[got]] = (num[:, got] / den[got]).T
     return out
 
 
