@@ -422,16 +422,16 @@ def _windows(hole, large=None):
         yield ys, xs, member[labels[ys, xs]] & hole[ys, xs]
 
 
-def _put(out, rgb, got, weight, ys, xs, where):
-    """Blend a window's fill into `out` at `where` (window coordinates) by the mask weight."""
-    wgt = weight[ys, xs][where][:, None]
+def _put(out, rgb, got, m, ys, xs, where):
+    """Blend a window's fill into `out` at `where` (window coordinates) by the weight min(1, 2 * mask)."""
+    wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
     region = out[ys, xs]
     region[where] = rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
 
 
-def _windowed(name, rgb, hole, weight, seed, rep, info, options):
+def _windowed(name, rgb, hole, m, seed, rep, info, options):
     """Fill `hole` window by window (see _windows) with method `name`; returns rgb with the filled pixels blended
-    in by `weight` (a copy). A window's fill never reads the other windows' damage: it is not a source of
+    in by min(1, 2 * m) (a copy). A window's fill never reads the other windows' damage: it is not a source of
     patches, and it lies beyond the reach of the smooth fill's stencil and of Telea's radius.
 
     auto: first the thin parts, window by window (the large parts next to them are context, as in _auto), then
@@ -443,7 +443,7 @@ def _windowed(name, rgb, hole, weight, seed, rep, info, options):
         wins = list(_windows(hole, large))
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(k / len(wins), (k + 1) / len(wins))
-            crop = np.ascontiguousarray(rgb[ys, xs])
+            crop = rgb[ys, xs].copy()
             if name == "smooth":
                 got = _smooth(crop, own, rep=sub)
             elif name == "telea":
@@ -452,7 +452,7 @@ def _windowed(name, rgb, hole, weight, seed, rep, info, options):
                 got = _ns(crop, own)
             else:
                 got = _patch(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
-            _put(out, rgb, got, weight, ys, xs, own)
+            _put(out, rgb, got, m, ys, xs, own)
         return out
     thin_n, chosen = 0, {c: 0 for c in _CHOICES}
     split = 0.25 if large.any() else 1.0
@@ -463,9 +463,9 @@ def _windowed(name, rgb, hole, weight, seed, rep, info, options):
             if not part.any():
                 continue
             sub = rep.sub(split * k / len(wins), split * (k + 1) / len(wins))
-            crop = np.ascontiguousarray(rgb[ys, xs])
+            crop = rgb[ys, xs].copy()
             got = _thin_fill(crop, own, part, seed, sub, source_ok=~(hole[ys, xs] & ~own), **options)
-            _put(out, rgb, got, weight, ys, xs, part)
+            _put(out, rgb, got, m, ys, xs, part)
             thin_n += _count(part)
     if large.any():
         wins = list(_windows(large, large))
@@ -475,11 +475,11 @@ def _windowed(name, rgb, hole, weight, seed, rep, info, options):
             # the damage of windows already done is filled (their final fill, as the thin parts are); the rest of
             # the window's damage is filled with its own, never a source, then dropped
             fill = todo[ys, xs]
-            crop = np.ascontiguousarray(out[ys, xs])
+            crop = out[ys, xs].copy()
             crop[fill] = rgb[ys, xs][fill]
             said = {}
             got = _auto(crop, fill, seed=seed, rep=sub, info=said, **options)
-            _put(out, rgb, got, weight, ys, xs, own)
+            _put(out, rgb, got, m, ys, xs, own)
             todo[ys, xs] &= ~own
             own_n = _count(own)
             picks = {c: said.get("holes", {}).get(c, 0) for c in _CHOICES}
@@ -536,7 +536,7 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     - NaN / inf in float images become 0 / clipped (core.as_image) before filling;
     - alpha passes through unchanged; grey images come back grey.
     """
-    img = as_image(image, "image")
+    img = as_image(image, "image", copy=False)  # (read only: the result is a new array)
     m = as_mask(_binary_ints(mask), img.shape, "mask")
     if m is None:
         raise InputError("mask: no mask given; paint one, or detect damage first (detect_damage / --detect)")
@@ -559,9 +559,8 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     rgb = np.ascontiguousarray(rgb)
     seed = int(options.pop("seed", 0) or 0)
     rep(0.0, f"inpainting ({name})")
-    weight = np.clip(m * 2.0, 0.0, 1.0)
     if name in _WINDOWED:
-        out = _windowed(name, rgb, hole, weight, seed, rep, info, options)
+        out = _windowed(name, rgb, hole, m, seed, rep, info, options)
     else:
         if name == "dip":
             from .dip import dip_inpaint
@@ -572,10 +571,12 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
 
             filled = lama_inpaint(rgb, hole, device=device, rep=rep, **options)
         out = rgb.copy()
-        w = weight[hole][:, None]
+        w = np.clip(m[hole] * 2.0, 0.0, 1.0)[:, None]
         out[hole] = rgb[hole] * (1.0 - w) + np.clip(filled[hole], 0.0, 1.0) * w
     from ..core import finite_result
 
     out = finite_result(out, f"inpaint ({name})")
     rep(1.0, "done")
+    if alpha is None and img.shape[2] == 3:  # (out is a new float32 array in [0, 1]: no second copy of it)
+        return out
     return merge_alpha(out, alpha, like=img)
