@@ -85,11 +85,18 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= 2 * thin_radius * thin_radius
     keep[0] = False
-    core = keep[labels].astype(np.uint8)
+    core = keep[labels]
     if not core.any():
         return hole.copy(), np.zeros_like(hole)
-    grow = int(np.ceil(dist.max())) + 1
-    large = (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0) & hole
+    # each wide part grows by its own radius (+1 px): a hole pixel is large when the wide part nearest to it is at
+    # most that far (a distance transform costs the same whatever the radius; a dilation costs radius^2)
+    radius = np.zeros(n, np.float32)
+    np.maximum.at(radius, labels[core], dist[core])
+    away, nearest = cv2.distanceTransformWithLabels((~core).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    to_part = np.zeros(int(nearest.max()) + 1, np.int32)
+    to_part[nearest[core]] = labels[core]
+    large = hole & (away <= np.ceil(radius)[to_part[nearest]] + 1.0)
     return hole & ~large, large
 
 
@@ -194,20 +201,22 @@ def _with_detail(smooth, patch, sigma, gain=1.0):
     return np.clip(cv2.GaussianBlur(smooth, (0, 0), sigma) + gain * detail, 0.0, 1.0)
 
 
-def _thin_fill(rgb, hole, thin, seed, rep, **options):
+def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
     """Thin parts: the biharmonic fill, inside with the grain of a one-level PatchMatch started from it.
 
-    The rest of the hole keeps Telea's fill (context for the patches, never a source)."""
+    The rest of the hole keeps Telea's fill (context for the patches, never a source); source_ok: where else
+    patches may come from (default: everywhere outside the hole)."""
     import cv2
 
-    from .patchmatch import patch_inpaint
+    from . import patchmatch
+    from .patchmatch import grain_inpaint
 
-    smooth = _smooth(rgb, hole, solve=thin, rep=rep.sub(0.0, 0.3))
+    smooth = _smooth(rgb, hole, solve=thin, rep=rep)
     depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     deep = thin & (depth > 1.0)  # (the edge pixels are context for the patches, with the smooth fill's values)
-    patch = patch_inpaint(smooth, deep, source_ok=~hole, patch_size=options.get("patch_size") or 7, seed=seed,
-                          em_iters=options.get("em_iters"), init=smooth, max_levels=1,
-                          rep=rep.sub(0.3, 1.0)) if deep.any() else None
+    source_ok = ~hole if source_ok is None else source_ok & ~hole
+    patch = grain_inpaint(smooth, deep, source_ok=source_ok, patch_size=options.get("patch_size") or 7, seed=seed,
+                          iters=options.get("em_iters") or patchmatch.GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
     grain = _with_detail(smooth, patch, _THIN_SIGMA, _thin_gain(smooth, patch, hole, thin))
@@ -344,6 +353,152 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
     return out
 
 
+# windows: damage closer than _JOIN px is one sub-problem, filled in a window of the picture around it that reaches
+# _THIN_MARGIN px beyond its damage, or _LARGE_MARGIN times the size of its large part beyond it when it has one
+# (the surroundings its patches come from, and room for auto's test copies)
+_JOIN = 8
+_THIN_MARGIN = 24
+_LARGE_MARGIN = 2.0
+# overlapping windows merge up to this many pixels
+_WINDOW_AREA = 1536 * 1536
+
+
+def _windows(hole, large=None):
+    """The sub-problems of a hole mask, one at a time: (ys, xs, own), a window (slices of the picture) and the
+    hole pixels it fills there (damage closer than _JOIN px to each other; the window's other damage belongs to
+    other windows). `large`: the large parts, which widen their windows (see _LARGE_MARGIN).
+
+    Costs a few passes over the picture (a distance transform, connected components), whatever the damage.
+    """
+    import cv2
+
+    h, w = hole.shape
+    near = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= _JOIN / 2
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(near.astype(np.uint8), connectivity=8)
+    del near
+    size = np.zeros(n, np.int64)
+    if large is not None and large.any():
+        ys, xs = np.nonzero(large)
+        lab = labels[ys, xs]
+        lo_y, lo_x = np.full(n, h, np.int64), np.full(n, w, np.int64)
+        hi_y, hi_x = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        np.minimum.at(lo_y, lab, ys)
+        np.minimum.at(lo_x, lab, xs)
+        np.maximum.at(hi_y, lab, ys)
+        np.maximum.at(hi_x, lab, xs)
+        size = np.maximum(np.maximum(hi_y - lo_y, hi_x - lo_x) + 1, 0)
+    boxes, inner = [], {}
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        margin = max(_THIN_MARGIN, int(np.ceil(_LARGE_MARGIN * size[i])))
+        boxes.append([max(0, y - margin), min(h, y + bh + margin), max(0, x - margin), min(w, x + bw + margin), [i]])
+        half = margin // 2
+        inner[i] = (max(0, y - half), min(h, y + bh + half), max(0, x - half), min(w, x + bw + half))
+    # windows that overlap are one while their union stays within _WINDOW_AREA: the damage in the overlap is filled
+    # once, and a few calls on larger windows cost less than many on small ones
+    groups = []
+    for b in sorted(boxes, key=lambda b: (b[0], b[2])):
+        for g in groups:
+            y0, y1, x0, x1 = min(g[0], b[0]), max(g[1], b[1]), min(g[2], b[2]), max(g[3], b[3])
+            if b[0] < g[1] and g[0] < b[1] and b[2] < g[3] and g[2] < b[3] and (y1 - y0) * (x1 - x0) <= _WINDOW_AREA:
+                g[:4] = y0, y1, x0, x1
+                g[4] += b[4]
+                break
+        else:
+            groups.append(b)
+    done = np.zeros(n, bool)
+    for y0, y1, x0, x1, ids in groups:
+        ys, xs = slice(y0, y1), slice(x0, x1)
+        # damage of other windows that lies in this one with half its own margin around it is filled here too
+        seen = np.unique(labels[ys, xs])
+        ids = [i for i in ids if not done[i]] + [
+            int(i) for i in seen if i and not done[i] and i not in ids and y0 <= inner[i][0] and inner[i][1] <= y1
+            and x0 <= inner[i][2] and inner[i][3] <= x1]
+        if not ids:
+            continue
+        done[ids] = True
+        member = np.zeros(n, bool)
+        member[ids] = True
+        yield ys, xs, member[labels[ys, xs]] & hole[ys, xs]
+
+
+def _put(out, rgb, got, m, ys, xs, where):
+    """Blend a window's fill into `out` at `where` (window coordinates) by the weight min(1, 2 * mask)."""
+    wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
+    region = out[ys, xs]
+    region[where] = rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
+
+
+def _windowed(name, rgb, hole, m, seed, rep, info, options):
+    """Fill `hole` window by window (see _windows) with method `name`; returns rgb with the filled pixels blended
+    in by min(1, 2 * m) (a copy). A window's fill never reads the other windows' damage: it is not a source of
+    patches, and it lies beyond the reach of the smooth fill's stencil and of Telea's radius.
+
+    auto: first the thin parts, window by window (the large parts next to them are context, as in _auto), then
+    each large part in its own window of the picture with the thin parts repaired; a large part's window is
+    filled by _auto, with the other large damage in it (filled too, never a source, then dropped)."""
+    out = rgb.copy()
+    thin, large = thin_and_large(hole) if name in ("auto", "patch") else (hole, None)
+    if name != "auto":
+        wins = list(_windows(hole, large))
+        for k, (ys, xs, own) in enumerate(wins):
+            sub = rep.sub(k / len(wins), (k + 1) / len(wins))
+            crop = rgb[ys, xs].copy()
+            if name == "smooth":
+                got = _smooth(crop, own, rep=sub)
+            elif name == "telea":
+                got = _telea(crop, own)
+            elif name == "ns":
+                got = _ns(crop, own)
+            else:
+                got = _patch(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
+            _put(out, rgb, got, m, ys, xs, own)
+        return out
+    thin_n, chosen = 0, {c: 0 for c in _CHOICES}
+    split = 0.25 if large.any() else 1.0
+    if thin.any():
+        wins = list(_windows(hole))
+        for k, (ys, xs, own) in enumerate(wins):
+            part = own & thin[ys, xs]
+            if not part.any():
+                continue
+            sub = rep.sub(split * k / len(wins), split * (k + 1) / len(wins))
+            crop = rgb[ys, xs].copy()
+            got = _thin_fill(crop, own, part, seed, sub, source_ok=~(hole[ys, xs] & ~own), **options)
+            _put(out, rgb, got, m, ys, xs, part)
+            thin_n += _count(part)
+    if large.any():
+        wins = list(_windows(large, large))
+        todo = large.copy()  # large damage not filled yet
+        for k, (ys, xs, own) in enumerate(wins):
+            sub = rep.sub(split + (1 - split) * k / len(wins), split + (1 - split) * (k + 1) / len(wins))
+            # the damage of windows already done is filled (their final fill, as the thin parts are); the rest of
+            # the window's damage is filled with its own, never a source, then dropped
+            fill = todo[ys, xs]
+            crop = out[ys, xs].copy()
+            crop[fill] = rgb[ys, xs][fill]
+            said = {}
+            got = _auto(crop, fill, seed=seed, rep=sub, info=said, **options)
+            _put(out, rgb, got, m, ys, xs, own)
+            todo[ys, xs] &= ~own
+            own_n = _count(own)
+            picks = {c: said.get("holes", {}).get(c, 0) for c in _CHOICES}
+            total = sum(picks.values())
+            if total > own_n:  # the other large damage in the window was counted too: own's share, in proportion
+                share = {c: picks[c] * own_n / total for c in _CHOICES}
+                picks = {c: int(share[c]) for c in _CHOICES}
+                for c in sorted(_CHOICES, key=lambda c: picks[c] - share[c])[:own_n - sum(picks.values())]:
+                    picks[c] += 1
+            for c in _CHOICES:
+                chosen[c] += picks[c]
+    if info is not None:
+        parts = [f"{thin_n} thin hole{'s' * (thin_n != 1)} smooth+detail"] if thin_n else []
+        parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
+        info["note"] = "auto: " + (", ".join(parts) or "nothing to fill")
+        info["holes"] = dict(chosen, thin=thin_n)
+    return out
+
+
 def _binary_ints(mask):
     """An integer mask holding only 0 and 1 (a label image) means 0/1, not 0/255."""
     if mask is not None and not isinstance(mask, np.ndarray | float):
@@ -351,6 +506,10 @@ def _binary_ints(mask):
     if isinstance(mask, np.ndarray) and np.issubdtype(mask.dtype, np.integer) and mask.size and mask.max() == 1:
         return mask.astype(np.float32)
     return mask
+
+
+# the methods that fill each damaged area in a window of the picture around it (see _windows)
+_WINDOWED = ("smooth", "telea", "ns", "patch", "auto")
 
 
 def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress=None, cancel=None,
@@ -377,7 +536,7 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     - NaN / inf in float images become 0 / clipped (core.as_image) before filling;
     - alpha passes through unchanged; grey images come back grey.
     """
-    img = as_image(image, "image")
+    img = as_image(image, "image", copy=False)  # (read only: the result is a new array)
     m = as_mask(_binary_ints(mask), img.shape, "mask")
     if m is None:
         raise InputError("mask: no mask given; paint one, or detect damage first (detect_damage / --detect)")
@@ -400,31 +559,24 @@ def inpaint(image, mask, *, method: str = "auto", device: str = "auto", progress
     rgb = np.ascontiguousarray(rgb)
     seed = int(options.pop("seed", 0) or 0)
     rep(0.0, f"inpainting ({name})")
-    if name == "smooth":
-        filled = _smooth(rgb, hole, rep=rep)
-    elif name == "telea":
-        filled = _telea(rgb, hole)
-    elif name == "ns":
-        filled = _ns(rgb, hole)
-    elif name == "patch":
-        filled = _patch(rgb, hole, seed=seed, rep=rep, **options)
-    elif name == "auto":
-        filled = _auto(rgb, hole, seed=seed, rep=rep, info=info, **options)
-    elif name == "dip":
-        from .dip import dip_inpaint
-
-        filled = dip_inpaint(rgb, hole, device=device, seed=seed, rep=rep, **options)
+    if name in _WINDOWED:
+        out = _windowed(name, rgb, hole, m, seed, rep, info, options)
     else:
-        from .lama import lama_inpaint
+        if name == "dip":
+            from .dip import dip_inpaint
 
-        filled = lama_inpaint(rgb, hole, device=device, rep=rep, **options)
-    weight = np.clip(m * 2.0, 0.0, 1.0)
-    weight[~hole] = 0.0
-    w3 = weight[:, :, None]
-    out = rgb * (1.0 - w3) + np.clip(filled, 0.0, 1.0) * w3
-    out[~hole] = rgb[~hole]
+            filled = dip_inpaint(rgb, hole, device=device, seed=seed, rep=rep, **options)
+        else:
+            from .lama import lama_inpaint
+
+            filled = lama_inpaint(rgb, hole, device=device, rep=rep, **options)
+        out = rgb.copy()
+        w = np.clip(m[hole] * 2.0, 0.0, 1.0)[:, None]
+        out[hole] = rgb[hole] * (1.0 - w) + np.clip(filled[hole], 0.0, 1.0) * w
     from ..core import finite_result
 
     out = finite_result(out, f"inpaint ({name})")
     rep(1.0, "done")
+    if alpha is None and img.shape[2] == 3:  # (out is a new float32 array in [0, 1]: no second copy of it)
+        return out
     return merge_alpha(out, alpha, like=img)

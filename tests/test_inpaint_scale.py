@@ -1,0 +1,103 @@
+"""Inpainting at scale: each damaged area is filled in a window of the picture around it, which must give the fill
+the whole picture gives where nothing else is in reach, and must never copy another window's damage; the split
+into thin and large damage grows each wide part by its own radius."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+
+from art_ai_addon.repair import inpaint
+
+ip = sys.modules["art_ai_addon.repair.inpaint"]
+
+
+def picture(size=160, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    base = np.stack([0.3 + 0.4 * yy, 0.5 + 0.2 * np.sin(6 * xx), 0.4 + 0.3 * xx * yy], axis=2)
+    grain = cv2.GaussianBlur(rng.normal(0, 0.06, (size, size, 3)).astype(np.float32), (0, 0), 0.8)
+    return np.clip(base + grain, 0, 1).astype(np.float32)
+
+
+def disc(size, cy, cx, r):
+    m = np.zeros((size, size), np.uint8)
+    cv2.circle(m, (cx, cy), r, 1, -1)
+    return m.astype(bool)
+
+
+def test_each_wide_part_grows_by_its_own_radius():
+    size = 160
+    big, small = disc(size, 50, 50, 14), disc(size, 110, 110, 8)
+    line = np.zeros((size, size), np.uint8)
+    cv2.line(line, (50, 50), (50, 150), 1, 2)  # from the big disc's centre down, 2 px wide
+    cv2.line(line, (110, 110), (150, 110), 1, 2)  # from the small disc's centre to the right
+    hole = big | small | line.astype(bool)
+    thin, large = ip.thin_and_large(hole)
+    assert not (thin & large).any() and ((thin | large) == hole).all()
+    assert large[big].all() and large[small].all()
+    # the lines are large next to their disc only: up to its radius (+ about 2 px) from its core, whose edge
+    # lies THIN_RADIUS px inside the disc; the old dilation grew every part by the widest radius (14 + 1)
+    down = np.nonzero(large[:, 50] & line[:, 50].astype(bool))[0]
+    right = np.nonzero(large[110, :] & line[110, :].astype(bool))[0]
+    core_big, core_small = 14 - ip.THIN_RADIUS, 8 - ip.THIN_RADIUS
+    assert 50 + core_big + 13 <= down.max() <= 50 + core_big + 17, down.max()
+    assert 110 + core_small + 6 <= right.max() <= 110 + core_small + 10, right.max()
+    assert thin[140, 50] and thin[110, 140]
+
+
+def test_windows_fill_as_the_whole_picture_does_where_nothing_else_is_in_reach():
+    img = picture()
+    holes = disc(160, 40, 40, 9) | disc(160, 120, 120, 9)
+    bad = img.copy()
+    bad[holes] = 1.0
+    got = inpaint(bad, holes, method="telea")
+    whole = ip._telea(bad, holes)  # one call on the whole picture
+    assert np.abs(got - whole)[holes].max() < 1e-4
+    smooth = inpaint(bad, holes, method="smooth")
+    whole = ip._smooth(bad, holes)
+    assert np.abs(smooth - whole)[holes].max() < 2e-3  # (conjugate gradients stop at a relative residual)
+    assert (got[~holes] == bad[~holes]).all() and (smooth[~holes] == bad[~holes]).all()
+
+
+def test_no_window_copies_the_damage_of_another():
+    """Red damage (a colour the picture does not have) next to each hole, outside the mask of the one being filled
+    but inside its window: patches must never come from it."""
+    size = 200
+    img = picture(size, 1)
+    img[:, :, 0] *= 0.5  # no strong red anywhere
+    red = np.zeros((size, size), bool)
+    holes = np.zeros((size, size), bool)
+    for cy, cx in ((50, 50), (50, 150), (150, 100)):
+        holes |= disc(size, cy, cx, 10)
+        red |= disc(size, cy + 24, cx, 6)  # 8 px and more from the hole: another window's damage
+    bad = img.copy()
+    bad[red] = (1.0, 0.0, 0.0)
+    for method in ("patch", "auto"):
+        out = inpaint(bad, holes | red, method=method)
+        redness = out[:, :, 0] - out[:, :, 1:].max(axis=2)
+        assert redness[holes | red].max() < 0.3, (method, redness[holes | red].max())
+    # and the windows are what the fill runs on: one per group of nearby damage, each around its damage
+    wins = list(ip._windows(holes | red, ip.thin_and_large(holes | red)[1]))
+    assert sum(int(own.sum()) for _, _, own in wins) == int((holes | red).sum())
+    for ys, xs, own in wins:
+        assert own.any() and (ys.stop - ys.start) * (xs.stop - xs.start) <= max(ip._WINDOW_AREA, 200 * 200)
+
+
+def test_far_apart_damage_in_a_large_picture_is_split_into_windows():
+    size = 1400
+    hole = np.zeros((size, size), bool)
+    for cy in range(100, size, 300):
+        for cx in range(100, size, 300):
+            hole |= disc(size, cy, cx, 12)
+    wins = list(ip._windows(hole, hole))
+    assert len(wins) > 4
+    covered = np.zeros_like(hole)
+    for ys, xs, own in wins:
+        assert (ys.stop - ys.start) * (xs.stop - xs.start) <= ip._WINDOW_AREA
+        region = covered[ys, xs]
+        assert not (region & own).any()  # every hole pixel is filled once
+        region |= own
+    assert (covered == hole).all()
