@@ -291,14 +291,15 @@ def _smooth_fill(img, hole):
 
 
 def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None, init=None,
-                  max_levels=None):
+                  max_levels=None, coarse_init=None):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
     other damage is never copied. em_iters: EM iterations per level (default EM_ITERS). max_levels: at most
     this many pyramid levels (1 for scratches, which vanish at half size). init: the first guess inside the
-    hole when there is one level (default Telea's fill; e.g. the smooth fill). Returns None when no whole
-    patch fits in the known area.
+    hole when there is one level (default Telea's fill; e.g. the smooth fill). coarse_init: a function
+    (img, hole, source_ok) -> the first guess at the coarsest level (default Telea's fill; e.g.
+    structure.structure_fill). Returns None when no whole patch fits in the known area.
     """
     import cv2
 
@@ -336,7 +337,12 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
             return None
         rep.check()
         if cur is None:
-            cur = _smooth_fill(im, ho) if init is None or nlev > 1 else np.where(ho[:, :, None], init, im)
+            if init is not None and nlev == 1:
+                cur = np.where(ho[:, :, None], init, im)
+            elif coarse_init is not None:
+                cur = np.asarray(coarse_init(im, ho, so), np.float32)
+            else:
+                cur = _smooth_fill(im, ho)
             k = rng.integers(0, level.vy.size, level.ty.size)
             sy, sx = level.vy[k].copy(), level.vx[k].copy()
         else:
