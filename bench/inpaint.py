@@ -327,7 +327,13 @@ def _grid_case(task):
 
 
 def grid_methods(seed):
-    fns = {"auto": lambda img, m: inpaint(img, m, method="auto", seed=seed),
+    """The grid's methods; "structure": the plain patch fill started from the structure-first fill at its
+    coarsest level (art_ai_addon/repair/structure.py), measured against "patch" with --only patch,structure."""
+    from art_ai_addon.repair.patchmatch import patch_inpaint
+    from art_ai_addon.repair.structure import structure_fill
+
+    fns = {"structure": lambda img, m: patch_inpaint(img, m, seed=seed, coarse_init=structure_fill),
+           "auto": lambda img, m: inpaint(img, m, method="auto", seed=seed),
            "patch": lambda img, m: inpaint(img, m, method="patch", seed=seed),
            "opencv-telea": lambda img, m: inpaint(img, m, method="telea"),
            PEER: lambda img, m: pypatchmatch_fill(img, m, seed=seed)}
@@ -417,7 +423,6 @@ def run_collapse(args):
     size = 512
     img = sd.astronaut().astype(np.float32) / 255.0
     fns = grid_methods(args.seed)
-    fns["opencv-telea"] = fns["opencv-telea"]
     for seed in range(3):
         rng = np.random.default_rng(seed)
         mask = shape_mask("ellipse", size, rng, (0.06, 0.06))
