@@ -70,6 +70,18 @@ def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, re
     return out
 
 
+def _structure(rgb, hole, *, seed=0, source_ok=None, patch_size=7, em_iters=None, rep=None, **_):
+    """Structure first: the greedy fill in isophote order (structure.py), refined by a one-level PatchMatch
+    started from it (the copied edges stay where the greedy fill put them, the seams between its patches go)."""
+    from .patchmatch import patch_inpaint
+    from .structure import structure_fill
+
+    guess = structure_fill(rgb, hole, source_ok, patch_size=patch_size or 7)
+    out = patch_inpaint(guess, hole, source_ok=source_ok, patch_size=patch_size or 7, seed=seed, em_iters=em_iters,
+                        init=guess, max_levels=1, rep=rep)
+    return guess if out is None else out
+
+
 def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     """Split a hole mask into thin parts (scratches, text) and large ones (blobs, missing areas).
 
@@ -94,9 +106,11 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
 
 
 # auto, large holes: the fills it chooses between, best first when they score alike (detail over smoothness)
-_CHOICES = ("patch", "smooth+detail", "smooth")
-# dB a fill with more detail may lose on the test copies and still be chosen (its error is the price of grain)
-_DETAIL_MARGIN = {"patch": 1.0, "smooth+detail": 0.5, "smooth": 0.0}
+_CHOICES = ("patch", "structure", "smooth+detail", "smooth")
+# dB a fill with more detail may lose on the test copies and still be chosen (its error is the price of grain);
+# structure (edges continued first, then texture) has patch's grain but is chosen only where it beats patch
+# by more than patch's margin: on the grid's photos a wrong structure guess costs more than patch's texture
+_DETAIL_MARGIN = {"patch": 1.0, "structure": 0.0, "smooth+detail": 0.5, "smooth": 0.0}
 # share of the intact copy area's gradient energy a fill must reach to be chosen (0.7: on the bench's photo holes
 # 0.5 gives +0.2 dB more but less detail than pypatchmatch's, x0.98 instead of x1.06)
 _MIN_DETAIL = 0.7
@@ -272,7 +286,9 @@ def _candidates(base, both, source_ok, seed, sigma, rep, **options):
     # (a candidate only: fewer conjugate-gradient steps than the smooth method's; the large-scale shading has
     # converged by then)
     smooth = _smooth(base, both, solve=both, max_iter=_CHOICE_CG)
-    return {"patch": patch, "smooth": smooth, "smooth+detail": _with_detail(smooth, patch, sigma)}
+    structure = _structure(base, both, seed=seed, source_ok=source_ok, **options)
+    return {"patch": patch, "structure": structure, "smooth": smooth,
+            "smooth+detail": _with_detail(smooth, patch, sigma)}
 
 
 def _choose(fills, truth_img, owner, labels_n, test):
@@ -354,11 +370,19 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
             # steps at full size converge; from Telea's fill they would need hundreds
             up = cv2.resize(smooth_half, hole.shape[::-1], interpolation=cv2.INTER_LINEAR)
             smooth = _smooth(base, large, solve=need, init=up, max_iter=100)
+        structured = np.zeros_like(large)
+        for i, pick in picks.items():
+            if pick == "structure":
+                structured |= labels == i
+        if structured.any():
+            structure = _structure(base, structured, seed=seed, source_ok=~hole, **options)
         for i, pick in picks.items():
             chosen[pick] += 1
             part = labels == i
             if pick == "patch":
                 out[part] = patch[part]
+            elif pick == "structure":
+                out[part] = structure[part]
             elif pick == "smooth":
                 out[part] = smooth[part]
             else:
