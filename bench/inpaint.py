@@ -327,12 +327,15 @@ def _grid_case(task):
 
 
 def grid_methods(seed):
-    """The grid's methods; "structure": the plain patch fill started from the structure-first fill at its
-    coarsest level (art_ai_addon/repair/structure.py), measured against "patch" with --only patch,structure."""
+    """The grid's methods. "structure": auto's structure candidate on every hole (the greedy fill in isophote
+    order, art_ai_addon/repair/structure.py, refined by a one-level PatchMatch); "structure-coarse": the plain
+    patch fill started from the greedy fill at its coarsest level (measured: behind "patch", so unused)."""
+    from art_ai_addon.repair.inpaint import _structure
     from art_ai_addon.repair.patchmatch import patch_inpaint
     from art_ai_addon.repair.structure import structure_fill
 
-    fns = {"structure": lambda img, m: patch_inpaint(img, m, seed=seed, coarse_init=structure_fill),
+    fns = {"structure": lambda img, m: _structure(img, m, seed=seed, source_ok=~m),
+           "structure-coarse": lambda img, m: patch_inpaint(img, m, seed=seed, coarse_init=structure_fill),
            "auto": lambda img, m: inpaint(img, m, method="auto", seed=seed),
            "patch": lambda img, m: inpaint(img, m, method="patch", seed=seed),
            "opencv-telea": lambda img, m: inpaint(img, m, method="telea"),
