@@ -132,6 +132,12 @@ _THIN_DETAIL = 1.6
 # texture blobs -3.3 dB against pypatchmatch where patch was +2.2)
 _COMPACT = 3.0
 _SCRATCH_RADIUS = 1.5
+# the structure fill's guard (see _check_structure): the scale (px) of the shading it compares
+_GUARD_SIGMA = 4.0
+# and how much further than PatchMatch's it may be: gross failures only. A continued rim is far from a smooth
+# fill too (x37 on the test's cup rim, where PatchMatch's red wedge is closer to the blur); the coat spread over
+# the sky in the grid's camera photo was x2700. Set on those two cases, so a rough bound, not a tuned value
+_GUARD_RATIO = 100.0
 # test copies per large hole: the choice on one copy is a coin toss where the hole is small
 _COPIES = 3
 # the candidates at half size only rank the fills: fewer EM iterations per level, fewer smooth-fill steps
@@ -317,6 +323,26 @@ def _choose(fills, truth_img, owner, labels_n, test):
     return picks
 
 
+def _check_structure(picks, labels, structure, patch, smooth):
+    """A hole keeps the structure fill unless its shading (above _GUARD_SIGMA px) is _GUARD_RATIO times further
+    from the smooth fill's than PatchMatch's is: a greedy fill can carry a wrong first copy across the whole hole
+    (a dark coat's patch spread over a sky), which the test copies, elsewhere, do not see."""
+    import cv2
+
+    def low(img):
+        return cv2.GaussianBlur(img, (0, 0), _GUARD_SIGMA)
+
+    ref, s_low, p_low = low(smooth), low(structure), low(patch)
+    out = dict(picks)
+    for i, pick in picks.items():
+        if pick == "structure":
+            part = labels == i
+            es, ep = np.mean((s_low[part] - ref[part]) ** 2), np.mean((p_low[part] - ref[part]) ** 2)
+            if es > _GUARD_RATIO * max(ep, 1e-8):
+                out[i] = "patch"
+    return out
+
+
 def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
     """Per hole: thin parts get the smooth fill with PatchMatch's grain; each large one the fill that wins on its
     test copies.
@@ -376,6 +402,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
                 structured |= labels == i
         if structured.any():
             structure = _structure(base, structured, seed=seed, source_ok=~hole, **options)
+            picks = _check_structure(picks, labels, structure, patch, smooth)
         for i, pick in picks.items():
             chosen[pick] += 1
             part = labels == i
