@@ -347,33 +347,55 @@ def run_grid(args):
     methods = [m for m in (args.only.split(",") if args.only else ["auto"]) if m != PEER] + [PEER]
     pics = grid_pictures(args.size, args.quick)
     seeds = range(2 if args.quick and args.seeds == 5 else args.seeds)
-    tasks = [(name, kind, img, shape, size_name, seed, methods) for name, (kind, img) in pics.items()
-             for shape in SHAPES for size_name in SIZES for seed in seeds]
+    # seed by seed, so that an interrupted run (its --csv is written case by case) still covers every class
+    tasks = [(name, kind, img, shape, size_name, seed, methods) for seed in seeds for name, (kind, img) in pics.items()
+             for shape in SHAPES for size_name in SIZES]
     print(f"grid: {len(pics)} pictures x {len(SHAPES)} shapes x {len(SIZES)} sizes x {len(seeds)} seeds = "
           f"{len(tasks)} cases; methods {', '.join(methods)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     rows = []
+    out = open(args.csv, "w") if args.csv else None
+    if out:
+        out.write("picture,kind,shape,size,seed,hole_pct,method,psnr,detail,time\n")
+
+    def done(i, r):
+        rows.append(r)
+        if out:
+            for meth, v in r["res"].items():
+                out.write(f"{r['name']},{r['kind']},{r['shape']},{r['size']},{r['seed']},{r['hole']:.2f},{meth},"
+                          f"{v['psnr']:.3f},{v['detail']:.4f},{v['time']:.4f}\n")
+            out.flush()
+        if i % 20 == 19:
+            print(f"  {i + 1}/{len(tasks)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
     if args.jobs > 1:
         from multiprocessing import get_context
 
         with get_context("spawn").Pool(args.jobs) as pool:
-            for i, r in enumerate(pool.imap_unordered(_grid_case, tasks)):
-                rows.append(r)
-                if i % 20 == 19:
-                    print(f"  {i + 1}/{len(tasks)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+            for i, r in enumerate(pool.imap(_grid_case, tasks)):
+                done(i, r)
     else:
         for i, task in enumerate(tasks):
-            rows.append(_grid_case(task))
-            if i % 20 == 19:
-                print(f"  {i + 1}/{len(tasks)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    if args.csv:
-        with open(args.csv, "w") as f:
-            f.write("picture,kind,shape,size,seed,hole_pct,method,psnr,detail,time\n")
-            for r in rows:
-                for meth, v in r["res"].items():
-                    f.write(f"{r['name']},{r['kind']},{r['shape']},{r['size']},{r['seed']},{r['hole']:.2f},{meth},"
-                            f"{v['psnr']:.3f},{v['detail']:.4f},{v['time']:.4f}\n")
+            done(i, _grid_case(task))
+    if out:
+        out.close()
     print_grid(rows, methods, args, time.perf_counter() - t0)
+
+
+def grid_from_csv(args):
+    """The grid's table again from a --csv file (also from an interrupted run: the cases it finished)."""
+    import csv
+
+    cases = {}
+    for row in csv.DictReader(open(args.summary)):
+        key = (row["picture"], row["shape"], row["size"], row["seed"])
+        r = cases.setdefault(key, dict(name=row["picture"], kind=row["kind"], shape=row["shape"], size=row["size"],
+                                       seed=int(row["seed"]), res={}))
+        r["res"][row["method"]] = dict(psnr=float(row["psnr"]), detail=float(row["detail"]), time=float(row["time"]))
+    rows = [r for r in cases.values() if PEER in r["res"]]
+    methods = [m for m in dict.fromkeys(k for r in rows for k in r["res"]) if m != PEER] + [PEER]
+    print(f"{len(rows)} cases from {args.summary}, seeds {sorted({r['seed'] for r in rows})}")
+    print_grid(rows, methods, args, float("nan"))
 
 
 def print_grid(rows, methods, args, wall):
@@ -453,9 +475,12 @@ def main():
     ap.add_argument("--seeds", type=int, default=5, help="with --grid: mask seeds per picture, shape and size")
     ap.add_argument("--jobs", type=int, default=1, help="with --grid: worker processes (1 thread each)")
     ap.add_argument("--csv", default="", help="with --grid: write every case's figures to this file")
+    ap.add_argument("--summary", default="", help="print the grid's table from this --csv file and stop")
     ap.add_argument("--collapse", action="store_true", help="astronaut at 512 px, five holes of radius 6 %%")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.summary:
+        return grid_from_csv(args)
     if args.grid:
         return run_grid(args)
     if args.collapse:
