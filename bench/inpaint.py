@@ -10,6 +10,16 @@ big-lama is in the model store.
 
     python bench/inpaint.py [--size 256] [--dip-steps 300] [--dip] [--only auto,patch] [--seed 0]
     python bench/inpaint.py --only auto,pypatchmatch --kinds holes --cases coffee,brick   # a quick look
+
+The grid (issue 33: a bench that cannot be tuned to): 16 pictures (skimage photos and textures, synthetic pictures
+whose right fill is known: straight and curved edges, tiles, stripes; Cycles renders of the demo scenes, rendered
+once with bpy into ~/.cache/art_ai/bench_renders), three hole shapes (ellipses, blobs, brush strokes), three sizes
+(radius 2-4, 4-7 and 7-10 % of the short side; five holes a picture), five mask seeds each. Per class (kind of
+picture x shape x size) it prints the median and the worst decile of (method - pypatchmatch) in PSNR on the hole
+pixels, the median detail ratio (method / pypatchmatch's) and the time ratio:
+
+    python bench/inpaint.py --grid [--quick] [--only auto,patch] [--seeds 5] [--jobs 1] [--csv out.csv]
+    python bench/inpaint.py --collapse        # astronaut, five holes of radius 6 %, 512 px: auto / patch / peers
 """
 
 from __future__ import annotations
@@ -157,6 +167,299 @@ def lama_available():
     return found is not None
 
 
+# -- the grid -----------------------------------------------------------------------------------------------------
+
+GRID_PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "motorcycle")
+GRID_TEXTURES = ("brick", "grass", "gravel")
+GRID_SYNTHETIC = ("edges", "rings", "tiles", "stripes")
+GRID_RENDERS = ("scene", "scene_side", "stones")
+SHAPES = ("ellipse", "blob", "stroke")
+SIZES = {"small": (0.02, 0.04), "medium": (0.04, 0.07), "large": (0.07, 0.10)}
+RENDER_CACHE = Path.home() / ".cache" / "art_ai" / "bench_renders"
+
+_RENDER_CODE = """
+import importlib.util, math, sys
+import bpy
+spec = importlib.util.spec_from_file_location("demo_scene", sys.argv[1])
+sm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sm)
+out, size = sys.argv[2], int(sys.argv[3])
+def shoot(scene, name):
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = f"{out}/{name}.png"
+    bpy.ops.render.render(write_still=True)
+shoot(sm.build_swatch_scene(size=size, samples=32), "stones")
+scene = sm.build_demo_scene(size=size, samples=32)
+shoot(scene, "scene")
+scene.camera.location = (4.5, -4.5, 3.0)
+scene.camera.rotation_euler = (math.radians(62), 0, math.radians(45))
+shoot(scene, "scene_side")
+"""
+
+
+def _square(img, size):
+    """The centre square of a picture, resized to `size` (no squashing)."""
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(img[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _renders(size):
+    """The Cycles renders of the grid, rendered once with bpy (a separate process) into RENDER_CACHE."""
+    import subprocess
+
+    folder = RENDER_CACHE / str(size)
+    names = GRID_RENDERS
+    if not all((folder / f"{n}.png").exists() for n in names):
+        folder.mkdir(parents=True, exist_ok=True)
+        scene_py = Path(__file__).resolve().parents[1] / "art_ai_addon" / "blender" / "demo_scene.py"
+        print(f"rendering the grid's Cycles scenes into {folder} (once)", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-c", _RENDER_CODE, str(scene_py), str(folder), str(size)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return {n: cv2.cvtColor(cv2.imread(str(folder / f"{n}.png")), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+            for n in names}
+
+
+def synthetic(name, size, seed=0):
+    """Pictures whose right fill is known: structure (edges, curves, a grid, stripes) plus fine grain."""
+    rng = np.random.default_rng(100 + seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
+    if name == "edges":  # three straight edges at odd angles between flat colour regions
+        lab = np.zeros((size, size), np.int32)
+        for k, (a, c) in enumerate(((0.35, 0.3), (1.9, 0.55), (2.8, 0.7))):
+            lab += ((np.cos(a) * xx + np.sin(a) * yy) > c * (np.cos(a) + np.sin(a))).astype(np.int32) << k
+        pal = rng.uniform(0.1, 0.9, (8, 3))
+        img = pal[lab]
+    elif name == "rings":  # curved edges: concentric rings around an off-centre point
+        r = np.hypot(yy - 0.4, xx - 0.55)
+        band = (r * 9).astype(np.int32)
+        pal = rng.uniform(0.1, 0.9, (16, 3))
+        img = pal[band % 16]
+    elif name == "tiles":  # a regular grid: tiles with dark joints, tone per tile
+        p = size // 8
+        iy, ix = np.mgrid[:size, :size]
+        joints = ((iy % p) < 3) | ((ix % p) < 3)
+        tone = rng.uniform(0.45, 0.8, (size // p + 1, size // p + 1, 3))[iy // p, ix // p]
+        img = np.where(joints[:, :, None], 0.15, tone)
+    else:  # stripes: a slanted periodic pattern (a fence, a shirt)
+        t = (np.cos(0.5) * xx + np.sin(0.5) * yy) * 14
+        img = np.where(((t % 1.0) < 0.4)[:, :, None], np.array([0.8, 0.7, 0.3]), np.array([0.2, 0.25, 0.5]))
+    img = img + rng.normal(0, 0.02, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def grid_pictures(size, quick=False):
+    """name -> (kind, picture) for every picture of the grid."""
+    import skimage.data as sd
+
+    pics = {}
+    for name in GRID_PHOTOS[:3] if quick else GRID_PHOTOS:
+        img = sd.stereo_motorcycle()[0] if name == "motorcycle" else getattr(sd, name)()
+        img = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[:, :, :3]
+        pics[name] = ("photo", _square(img, size).astype(np.float32) / 255.0)
+    for name in GRID_TEXTURES[:2] if quick else GRID_TEXTURES:
+        img = getattr(sd, name)()
+        pics[name] = ("texture", np.repeat(_square(img, size)[:, :, None], 3, axis=2).astype(np.float32) / 255.0)
+    for name in GRID_SYNTHETIC[:2] if quick else GRID_SYNTHETIC:
+        pics[name] = ("synthetic", synthetic(name, size))
+    try:
+        renders = _renders(size)
+    except Exception as exc:  # noqa: BLE001 - no bpy: the grid runs without the render rows, and says so
+        print(f"note: no Cycles renders in the grid ({exc})", file=sys.stderr)
+        renders = {}
+    for name, img in list(renders.items())[:2] if quick else renders.items():
+        pics[name] = ("render", img)
+    return pics
+
+
+def shape_mask(shape, size, rng, radii, n=5):
+    """n separate holes of one shape; radii: (lo, hi) as a fraction of the side. A blob is a union of a few discs
+    around a centre; a stroke a brush line of width one radius, a few radii long, bent once."""
+    m = np.zeros((size, size), np.uint8)
+    placed = tries = 0
+    while placed < n and tries < 500:
+        tries += 1
+        r = rng.uniform(*radii) * size
+        one = np.zeros_like(m)
+        c = rng.uniform(r + 2, size - r - 2, 2)
+        if shape == "ellipse":
+            ratio = rng.uniform(0.5, 1.0)
+            cv2.ellipse(one, (int(c[1]), int(c[0])), (int(round(r)), max(1, int(round(r * ratio)))),
+                        float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        elif shape == "blob":
+            for _ in range(4):
+                d = rng.normal(0, 0.45 * r, 2)
+                cv2.circle(one, (int(c[1] + d[1]), int(c[0] + d[0])), int(max(2, rng.uniform(0.45, 0.7) * r)), 1, -1)
+        else:
+            a = rng.uniform(0, np.pi)
+            pts = [c - 1.5 * r * np.array([np.sin(a), np.cos(a)])]
+            for _ in range(2):
+                a += rng.uniform(-0.8, 0.8)
+                pts.append(pts[-1] + 1.5 * r * np.array([np.sin(a), np.cos(a)]))
+            pts = np.clip(np.array(pts), 0, size - 1)
+            cv2.polylines(one, [pts[:, ::-1].astype(np.int32)], False, 1, max(2, int(round(r))))
+        if (cv2.dilate(m, np.ones((9, 9), np.uint8)) & one).any() or one.sum() == 0:
+            continue
+        m |= one
+        placed += 1
+    return m.astype(bool)
+
+
+def _grid_case(task):
+    """One grid case: every method on one picture and mask (runs in a worker process with --jobs)."""
+    name, kind, img, shape, size_name, seed, methods = task
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng([seed, SHAPES.index(shape), list(SIZES).index(size_name),
+                                 sum(map(ord, name))])
+    mask = shape_mask(shape, img.shape[0], rng, SIZES[size_name])
+    bad = damage(img, mask, rng)
+    interior = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    e_clean = grad_energy(img, interior)
+    fns = grid_methods(seed)
+    res = {}
+    for meth in methods:
+        t = time.perf_counter()
+        out = fns[meth](bad, mask)
+        dt = time.perf_counter() - t
+        res[meth] = dict(psnr=psnr(out, img, mask), detail=grad_energy(out, interior) / max(e_clean, 1e-12), time=dt)
+    return dict(name=name, kind=kind, shape=shape, size=size_name, seed=seed, hole=100 * mask.mean(), res=res)
+
+
+def grid_methods(seed):
+    """The grid's methods. "structure": auto's structure candidate on every hole (the greedy fill in isophote
+    order, art_ai_addon/repair/structure.py, refined by a one-level PatchMatch); "structure-coarse": the plain
+    patch fill started from the greedy fill at its coarsest level (measured: behind "patch", so unused)."""
+    from art_ai_addon.repair.inpaint import _structure
+    from art_ai_addon.repair.patchmatch import patch_inpaint
+    from art_ai_addon.repair.structure import structure_fill
+
+    fns = {"structure": lambda img, m: _structure(img, m, seed=seed, source_ok=~m),
+           "structure-coarse": lambda img, m: patch_inpaint(img, m, seed=seed, coarse_init=structure_fill),
+           "auto": lambda img, m: inpaint(img, m, method="auto", seed=seed),
+           "patch": lambda img, m: inpaint(img, m, method="patch", seed=seed),
+           "opencv-telea": lambda img, m: inpaint(img, m, method="telea"),
+           PEER: lambda img, m: pypatchmatch_fill(img, m, seed=seed)}
+    return fns
+
+
+def run_grid(args):
+    methods = [m for m in (args.only.split(",") if args.only else ["auto"]) if m != PEER] + [PEER]
+    pics = grid_pictures(args.size, args.quick)
+    seeds = range(2 if args.quick and args.seeds == 5 else args.seeds)
+    # seed by seed, so that an interrupted run (its --csv is written case by case) still covers every class
+    tasks = [(name, kind, img, shape, size_name, seed, methods) for seed in seeds for name, (kind, img) in pics.items()
+             for shape in SHAPES for size_name in SIZES]
+    print(f"grid: {len(pics)} pictures x {len(SHAPES)} shapes x {len(SIZES)} sizes x {len(seeds)} seeds = "
+          f"{len(tasks)} cases; methods {', '.join(methods)}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    rows = []
+    out = open(args.csv, "w") if args.csv else None
+    if out:
+        out.write("picture,kind,shape,size,seed,hole_pct,method,psnr,detail,time\n")
+
+    def done(i, r):
+        rows.append(r)
+        if out:
+            for meth, v in r["res"].items():
+                out.write(f"{r['name']},{r['kind']},{r['shape']},{r['size']},{r['seed']},{r['hole']:.2f},{meth},"
+                          f"{v['psnr']:.3f},{v['detail']:.4f},{v['time']:.4f}\n")
+            out.flush()
+        if i % 20 == 19:
+            print(f"  {i + 1}/{len(tasks)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    if args.jobs > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(args.jobs) as pool:
+            for i, r in enumerate(pool.imap(_grid_case, tasks)):
+                done(i, r)
+    else:
+        for i, task in enumerate(tasks):
+            done(i, _grid_case(task))
+    if out:
+        out.close()
+    print_grid(rows, methods, args, time.perf_counter() - t0)
+
+
+def grid_from_csv(args):
+    """The grid's table again from a --csv file (also from an interrupted run: the cases it finished)."""
+    import csv
+
+    cases = {}
+    for row in csv.DictReader(open(args.summary)):
+        key = (row["picture"], row["shape"], row["size"], row["seed"])
+        r = cases.setdefault(key, dict(name=row["picture"], kind=row["kind"], shape=row["shape"], size=row["size"],
+                                       seed=int(row["seed"]), res={}))
+        r["res"][row["method"]] = dict(psnr=float(row["psnr"]), detail=float(row["detail"]), time=float(row["time"]))
+    rows = [r for r in cases.values() if PEER in r["res"]]
+    methods = [m for m in dict.fromkeys(k for r in rows for k in r["res"]) if m != PEER] + [PEER]
+    print(f"{len(rows)} cases from {args.summary}, seeds {sorted({r['seed'] for r in rows})}")
+    print_grid(rows, methods, args, float("nan"))
+
+
+def print_grid(rows, methods, args, wall):
+    kinds = [k for k in ("photo", "texture", "synthetic", "render") if any(r["kind"] == k for r in rows)]
+    print(f"\ninpaint grid, {args.size}x{args.size}, CPU, 1 thread per process; {len(rows)} cases in {wall:.0f} s; "
+          f"d = method - {PEER} on the same picture and mask (PSNR on the hole pixels), x = ratio to {PEER}\n")
+    ours = [m for m in methods if m != PEER]
+    hdr = (f"{'class':26s} {'n':>3s} {'peer dB':>7s}" + "".join(
+        f" | {m[:12]:>12s}: {'med d':>6s} {'p10 d':>6s} {'xdet':>5s} {'xtime':>5s}" for m in ours))
+    print(hdr)
+    print("-" * len(hdr))
+
+    def line(label, sel):
+        got = [r for r in rows if sel(r)]
+        if not got:
+            return
+        s = f"{label:26s} {len(got):3d} {np.median([r['res'][PEER]['psnr'] for r in got]):7.2f}"
+        for m in ours:
+            d = np.array([r["res"][m]["psnr"] - r["res"][PEER]["psnr"] for r in got])
+            xd = np.median([r["res"][m]["detail"] / max(r["res"][PEER]["detail"], 1e-9) for r in got])
+            xt = np.median([r["res"][m]["time"] / max(r["res"][PEER]["time"], 1e-9) for r in got])
+            s += f" | {'':12s}  {np.median(d):+6.2f} {np.percentile(d, 10):+6.2f} {xd:5.2f} {xt:5.1f}"
+        print(s)
+
+    for kind in kinds:
+        for shape in SHAPES:
+            for size_name in SIZES:
+                line(f"{kind}/{shape}/{size_name}",
+                     lambda r, k=kind, s=shape, z=size_name: (r["kind"], r["shape"], r["size"]) == (k, s, z))
+    print()
+    for kind in kinds:
+        line(f"{kind} (all)", lambda r, k=kind: r["kind"] == k)
+    for shape in SHAPES:
+        line(f"{shape} (all)", lambda r, s=shape: r["shape"] == s)
+    for size_name in SIZES:
+        line(f"{size_name} (all)", lambda r, z=size_name: r["size"] == z)
+    line("all", lambda r: True)
+    print("\nmed d / p10 d: median and worst decile (10th percentile) of the PSNR difference in dB; xdet: median "
+          "detail ratio (gradient energy inside the hole, method / peer); xtime: median time ratio")
+    worst = sorted(rows, key=lambda r: r["res"][ours[0]]["psnr"] - r["res"][PEER]["psnr"])[:8]
+    print(f"worst cases for {ours[0]}: " + ", ".join(
+        f"{r['name']}/{r['shape']}/{r['size']}/s{r['seed']} {r['res'][ours[0]]['psnr'] - r['res'][PEER]['psnr']:+.1f}"
+        for r in worst))
+
+
+def run_collapse(args):
+    """The large-hole collapse of issue 33: five holes of radius 6 % of the short side in the astronaut photo."""
+    import skimage.data as sd
+
+    size = 512
+    img = sd.astronaut().astype(np.float32) / 255.0
+    fns = grid_methods(args.seed)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        mask = shape_mask("ellipse", size, rng, (0.06, 0.06))
+        bad = damage(img, mask, rng)
+        out = []
+        for meth in ("auto", "patch", PEER, "opencv-telea"):
+            t = time.perf_counter()
+            res = fns[meth](bad, mask)
+            out.append(f"{meth} {psnr(res, img, mask):5.2f} dB {time.perf_counter() - t:5.1f} s")
+        print(f"astronaut 512, 5 holes r 6 %, mask seed {seed}: " + " | ".join(out), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
@@ -167,8 +470,21 @@ def main():
     ap.add_argument("--cases", default="", help="comma-separated pictures to run (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="random seed of the fills (ours and pypatchmatch's); the "
                     "images and masks stay the same")
+    ap.add_argument("--grid", action="store_true", help="the grid of pictures x hole shapes x sizes x seeds")
+    ap.add_argument("--quick", action="store_true", help="with --grid: a subset (fewer pictures, 2 seeds)")
+    ap.add_argument("--seeds", type=int, default=5, help="with --grid: mask seeds per picture, shape and size")
+    ap.add_argument("--jobs", type=int, default=1, help="with --grid: worker processes (1 thread each)")
+    ap.add_argument("--csv", default="", help="with --grid: write every case's figures to this file")
+    ap.add_argument("--summary", default="", help="print the grid's table from this --csv file and stop")
+    ap.add_argument("--collapse", action="store_true", help="astronaut at 512 px, five holes of radius 6 %%")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.summary:
+        return grid_from_csv(args)
+    if args.grid:
+        return run_grid(args)
+    if args.collapse:
+        return run_collapse(args)
     try:
         import torch
 

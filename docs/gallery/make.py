@@ -542,8 +542,28 @@ class Gallery:
                           f"{ps['pypatchmatch']:.1f} dB")] if "pypatchmatch" in res else [])
                 + [panel(res["dip"], f"Deep Image Prior {STEPS['dip']} st.\n"
                          f"detail {ge['dip']:.2f}, {ps['dip']:.1f} dB")]]
+        # structure: holes across the coffee cup's white rim (issue 33: once filled with a wedge of the saucer's red)
+        cup = skimage_photo("coffee", 192)
+        rim = np.zeros(cup.shape[:2], np.uint8)
+        import cv2
+
+        for cy, cx, ry, rx in ((47, 125, 8, 6), (30, 58, 6, 8), (12, 96, 6, 9)):  # on the rim: right, left, top
+            cv2.ellipse(rim, (cx, cy), (rx, ry), 0, 0, 360, 1, -1)
+        rim = rim.astype(np.float32)
+        cup_broken = cup.copy()
+        cup_broken[rim > 0] = 0.9
+        cup_res = {"auto": art.inpaint(cup_broken, rim, method="auto", seed=0),
+                   "telea": art.inpaint(cup_broken, rim, method="telea")}
+        if peer is not None:
+            cup_res["pypatchmatch"] = peer(cup_broken, rim > 0, seed=0)
+        cup_ps = {k: psnr(v, cup, rim) for k, v in cup_res.items()}
+        self.facts["holes"]["rim"] = {k: {"psnr_in_mask": round(v, 2)} for k, v in cup_ps.items()}
+        label = {"auto": "ours: auto", "telea": "OpenCV Telea", "pypatchmatch": "pypatchmatch (C++)"}
+        rows.append([panel(cup, "clean photo (skimage coffee)", 160), panel(cup_broken, "3 holes across the rim", 160)]
+                    + [panel(v, f"{label[k]}\n{cup_ps[k]:.1f} dB in mask", 160) for k, v in cup_res.items()])
         self.save(GALLERY / "repair_holes.png",
-                 sheet(rows, "Large holes in a texture (detail 1.00 = as much texture as around the hole)"))
+                 sheet(rows, "Large holes in a texture (detail 1.00 = as much texture as around the hole) and "
+                             "across a cup's rim (structure)"))
 
         # detection: sparse scratches on the render, dense scratches on a photo, and against a reference
         cases = []
@@ -553,8 +573,6 @@ class Gallery:
         cam3 = np.repeat(cam, 3, axis=2)
         dense, tr2 = scratch(cam3, 30, seed=9, width=(1, 2))
         cases.append(("photo, 30 thin scratches", dense, tr2, art.detect_damage(dense, sensitivity=0.5)))
-        import cv2
-
         shifted = cv2.warpAffine(cam3, np.float32([[1, 0, 3], [0, 1, -2]]), (192, 192), borderMode=cv2.BORDER_REFLECT)
         exposure = np.clip(shifted * 1.1 + 0.02, 0, 1)
         cases.append(("same, with a reference\n(shifted, brighter)", dense, tr2,
