@@ -26,6 +26,8 @@ the image, which together made it about 5x faster than a full-patch gather of pi
 
 from __future__ import annotations
 
+import contextvars
+
 import numpy as np
 
 from ..core import reporter
@@ -53,10 +55,11 @@ BLUR_SIGMA = 1.0
 # to -0.52 dB and the worst decile from -3.71 to -3.36 dB
 DISTANCE_WEIGHT_COARSE = 0.0
 DISTANCE_WEIGHT = 0.01
-# the length the penalty is measured against, in pixels of the full-size picture (the diagonal of the 512x512
-# pictures it was tuned on), whatever the size of the picture or of the window around a hole that is filled:
-# the same hole gets the same fill at every picture size (None: the diagonal of the image given)
-DISTANCE_REF = 724.0
+# the length the penalty is measured against: the diagonal of the whole picture being repaired (None: of the image
+# given). inpaint() fills a large picture window by window and sets it to the whole picture's, so a hole gets the
+# same fill in its window as in the whole picture. (A fixed 724 px instead made the pull 16x weaker on 128 px
+# pictures, and the middle of their holes went flat.)
+distance_ref: contextvars.ContextVar[float | None] = contextvars.ContextVar("distance_ref", default=None)
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 # grain_inpaint's search iterations: on the bench's scratches (512 px, four pictures, two seeds) 6 match the
 # two-EM-round fill of all the patches that touch the hole (+0.1 dB, same detail) at half its time; 2 lose 0.7 dB
@@ -76,7 +79,7 @@ class _Level:
         self.hole = hole
         self.dw = DISTANCE_WEIGHT  # the distance penalty at this level (see DISTANCE_WEIGHT_COARSE)
         self.h, self.w = hole.shape
-        self.d2 = float(self.h * self.h + self.w * self.w)  # ... per this squared length (see DISTANCE_REF)
+        self.d2 = float(self.h * self.h + self.w * self.w)  # ... per this squared length (see distance_ref)
         self.r = radius
         size = 2 * radius + 1
         kernel = np.ones((size, size), np.uint8)
@@ -349,8 +352,9 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
         level = _Level(im, ho, so, radius)
         # (one level only: thin holes, no layout to decide, and the strong penalty costs 0.8 dB on scratches)
         level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 and nlev > 1 else DISTANCE_WEIGHT
-        if DISTANCE_REF:
-            level.d2 = (DISTANCE_REF / 2 ** li) ** 2
+        ref = distance_ref.get()
+        if ref:
+            level.d2 = (ref / 2 ** li) ** 2
         if level.vy.size == 0:
             return None
         rep.check()
