@@ -234,3 +234,19 @@ def test_small_compact_holes_in_a_texture_get_texture():
 
     assert db(out) > db(inpaint(bad, hole, method="patch")) - 1.0
     assert db(out) > db(inpaint(bad, hole, method="smooth")) + 1.0
+
+
+def test_structure_method_continues_the_rim_through_windows():
+    """inpaint(method="structure"), through the window-by-window path: the rim goes on through the hole where the
+    plain patch fill breaks it; pixels outside the hole are exact."""
+    img, rim = rim_picture()
+    hole = np.zeros(rim.shape, bool)
+    for cy, cx in ((60, 14), (30, 44)):  # two holes across the rim, left and top
+        hole |= ellipse(rim.shape[0], cy, cx, 7, 7)
+    bad = img.copy()
+    bad[hole] = 0.0
+    info = {}
+    st = inpaint(bad, hole, method="structure", info=info)
+    assert info["method"] == "structure"
+    assert np.array_equal(st[~hole], bad[~hole])
+    assert rim_overlap(st, rim, hole) > rim_overlap(inpaint(bad, hole, method="patch"), rim, hole) + 0.1
