@@ -552,13 +552,15 @@ class Gallery:
         rim = rim.astype(np.float32)
         cup_broken = cup.copy()
         cup_broken[rim > 0] = 0.9
-        cup_res = {"auto": art.inpaint(cup_broken, rim, method="auto", seed=0),
+        cup_res = {"structure": art.inpaint(cup_broken, rim, method="structure", seed=0),
+                   "auto": art.inpaint(cup_broken, rim, method="auto", seed=0),
                    "telea": art.inpaint(cup_broken, rim, method="telea")}
         if peer is not None:
             cup_res["pypatchmatch"] = peer(cup_broken, rim > 0, seed=0)
         cup_ps = {k: psnr(v, cup, rim) for k, v in cup_res.items()}
         self.facts["holes"]["rim"] = {k: {"psnr_in_mask": round(v, 2)} for k, v in cup_ps.items()}
-        label = {"auto": "ours: auto", "telea": "OpenCV Telea", "pypatchmatch": "pypatchmatch (C++)"}
+        label = {"structure": "ours: structure", "auto": "ours: auto", "telea": "OpenCV Telea",
+                 "pypatchmatch": "pypatchmatch (C++)"}
         rows.append([panel(cup, "clean photo (skimage coffee)", 160), panel(cup_broken, "3 holes across the rim", 160)]
                     + [panel(v, f"{label[k]}\n{cup_ps[k]:.1f} dB in mask", 160) for k, v in cup_res.items()])
         self.save(GALLERY / "repair_holes.png",
