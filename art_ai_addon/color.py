@@ -47,18 +47,6 @@ def box_filter(x: np.ndarray, r: int) -> np.ndarray:
     return (total / (k * k)).astype(np.float32)
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a grey guide (H, W) and a multi-channel source (H, W, C)."""
-    g = guide[:, :, None]
-    mean_g = box_filter(g, r)
-    mean_s = box_filter(src, r)
-    cov = box_filter(g * src, r) - mean_g * mean_s
-    var = box_filter(g * g, r) - mean_g * mean_g
-    a = cov / (var + eps)
-    b = mean_s - a * mean_g
-    return box_filter(a, r) * g + box_filter(b, r)
-
-
 _BINS = 16384  # each 1-D quantile map is resampled on this many equal steps: a lookup, not a binary search
 _SMALL = 65_536  # pixels (about) of the copy the mapping is learned and the change smoothed on
 _FIT = 65_536  # most points the sliced transport is fitted on (the style side: half of it)
