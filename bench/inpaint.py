@@ -339,7 +339,10 @@ def grid_methods(seed):
            "auto": lambda img, m: inpaint(img, m, method="auto", seed=seed),
            "patch": lambda img, m: inpaint(img, m, method="patch", seed=seed),
            "opencv-telea": lambda img, m: inpaint(img, m, method="telea"),
-           PEER: lambda img, m: pypatchmatch_fill(img, m, seed=seed)}
+           PEER: lambda img, m: pypatchmatch_fill(img, m, seed=seed),
+           # the peer against itself: another fill seed, the same picture and mask (how far apart two equally good
+           # fills are on this measure: the noise floor of a median and a worst decile of differences)
+           PEER + "-reseed": lambda img, m: pypatchmatch_fill(img, m, seed=seed + 1000)}
     return fns
 
 

@@ -187,8 +187,9 @@ def test_a_hole_across_a_curved_rim_continues_the_rim():
         assert rim_overlap(greedy, rim, hole) > 0.4, (cy, cx)
         ours.append(rim_overlap(_structure(bad, hole, source_ok=~hole), rim, hole))
         plain.append(rim_overlap(inpaint(bad, hole, method="patch"), rim, hole))
-    # (the plain patch fill keeps about 0.2 of the rim: a red wedge where it should continue)
-    assert min(ours) > 0.4 and np.mean(ours) > np.mean(plain) + 0.2, (ours, plain)
+    # (the plain patch fill kept about 0.2 of the rim, a red wedge where it should continue; since its coarse holes
+    # shrink (patchmatch.SHRINK_SIGMA) it keeps about 0.3)
+    assert min(ours) > 0.4 and np.mean(ours) > np.mean(plain) + 0.1, (ours, plain)
 
 
 def test_the_structure_fill_continues_a_straight_edge():
@@ -238,7 +239,7 @@ def test_small_compact_holes_in_a_texture_get_texture():
 
 def test_structure_method_continues_the_rim_through_windows():
     """inpaint(method="structure"), through the window-by-window path: the rim goes on through the hole where the
-    plain patch fill breaks it; pixels outside the hole are exact."""
+    plain patch fill keeps less of it; pixels outside the hole are exact."""
     img, rim = rim_picture()
     hole = np.zeros(rim.shape, bool)
     for cy, cx in ((60, 14), (30, 44)):  # two holes across the rim, left and top
@@ -249,4 +250,6 @@ def test_structure_method_continues_the_rim_through_windows():
     st = inpaint(bad, hole, method="structure", info=info)
     assert info["method"] == "structure"
     assert np.array_equal(st[~hole], bad[~hole])
-    assert rim_overlap(st, rim, hole) > rim_overlap(inpaint(bad, hole, method="patch"), rim, hole) + 0.1
+    # (0.63-0.72 of the rim over seeds 0-3; the plain patch fill 0.39-0.60, 0.29-0.36 before its coarse holes shrank)
+    kept = rim_overlap(st, rim, hole)
+    assert kept > 0.55 and kept > rim_overlap(inpaint(bad, hole, method="patch"), rim, hole)
