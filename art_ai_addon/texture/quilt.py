@@ -33,163 +33,268 @@ def min_cut_columns(err: np.ndarray) -> np.ndarray:
     single = err.ndim == 2
     e = err[None] if single else err
     n, rows, cols = e.shape
+    # cumulative cost, all strips side by side in one row with an infinite column either side of each
     c = np.full((rows, n, cols + 2), np.inf)
     c[:, :, 1:-1] = e.transpose(1, 0, 2)
+    flat = c.reshape(rows, -1)
+    left, mid, right = list(flat[:, :-2]), list(flat[:, 1:-1]), list(flat[:, 2:])
+    low = np.empty(flat.shape[1] - 2)
     for r in range(1, rows):
-        p = c[r - 1]
-        c[r, :, 1:-1] += np.minimum(np.minimum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
-    path = np.empty((n, rows), np.int64)
-    cl = c.tolist()  # the backtrack is a short scalar walk: plain Python beats numpy's per-call overhead
-    for k in range(n):
-        last = cl[-1][k]
-        cur = min(range(1, cols + 1), key=last.__getitem__)
-        path[k, -1] = cur - 1
+        np.minimum(left[r - 1], right[r - 1], out=low)
+        np.minimum(low, mid[r - 1], out=low)
+        mid[r] += low
+    path = np.empty((rows, n), np.intp)
+    path[-1] = cur = np.argmin(c[-1, :, 1:-1], axis=1)
+    if rows > 1:
+        # each cell's column in the row above: staying wins ties, then the left neighbour
+        a, b, d = c[:-1, :, :-2], c[:-1, :, 1:-1], c[:-1, :, 2:]
+        up = (np.where((a < b) & (a <= d), -1, (d < b).astype(np.intp)) + np.arange(cols)).reshape(rows - 1, -1)
+        base = np.arange(n) * cols
         for r in range(rows - 1, 0, -1):
-            row = cl[r - 1][k]
-            a, b, d = row[cur - 1], row[cur], row[cur + 1]
-            if a < b and a <= d:
-                cur -= 1
-            elif d < b:
-                cur += 1
-            path[k, r - 1] = cur - 1
-    return path[0] if single else path
+            path[r - 1] = cur = up[r - 1].take(base + cur)
+    return path[:, 0] if single else path.T
 
 
 class Quilter:
-    """A canvas (H, W, C) with a `filled` mask; `place` puts one block there, matched and cut."""
+    """A canvas (H, W, C) with a `filled` mask, filled with blocks of one size (bh, bw) by `place_many`.
 
-    def __init__(self, source: np.ndarray, canvas: np.ndarray, filled: np.ndarray, *, wrap: bool,
-                 overlap: int, rng: np.random.Generator, tolerance: float = 0.1):
+    A block's known pixels are matched against every source position by a masked sum of squared differences,
+    sum M (S - T)^2 = corr(S^2, M) - 2 corr(S, M T) + sum M T^2: the first term depends on the mask only (kept
+    per mask), the second is one product with the source's spectrum (computed once) and one inverse DFT. Source
+    and template are taken about the source's mean, which keeps the float32 DFT's error small. Everything else
+    (the choice among the near-best, the seam cuts, the paste) runs on all the blocks of a call at once.
+    """
+
+    def __init__(self, source: np.ndarray, canvas: np.ndarray, filled: np.ndarray, *, block: tuple[int, int],
+                 wrap: bool, overlap: int, tolerance: float = 0.1):
+        cv2 = _cv2()
         self.src = np.ascontiguousarray(source, dtype=np.float32)
         self.canvas = canvas
         self.filled = filled
         self.wrap = wrap
-        self.overlap = int(overlap)
-        self.rng = rng
         self.tol = float(tolerance)
-        # source position of the block that currently owns each canvas pixel (to forbid verbatim continuation)
-        self.owner = np.full(canvas.shape[:2] + (2,), -10_000, np.int32)
-        self._rows = np.arange(max(canvas.shape[:2]) + 1, dtype=np.int32)
-        self._cols = self._rows
+        sh, sw, nc = self.src.shape
+        self.bh, self.bw = bh, bw = int(block[0]), int(block[1])
+        self.o = min(int(overlap), bh // 2, bw // 2)  # the width of the seam cuts
+        self.mean = self.src.reshape(-1, nc).mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.dft_shape = (cv2.getOptimalDFTSize(sh), cv2.getOptimalDFTSize(sw))
+        centred = self.src - self.mean
+        self.spectra = []
+        for ch in range(nc):
+            pad = np.zeros(self.dft_shape, np.float32)
+            pad[:sh, :sw] = centred[:, :, ch]
+            self.spectra.append(cv2.dft(pad))
+        energy = (centred.astype(np.float64) ** 2).sum(axis=2)  # sum over channels of (S - mean)^2
+        self._integral = np.zeros((sh + 1, sw + 1))
+        self._integral[1:, 1:] = energy.cumsum(axis=0).cumsum(axis=1)
+        self._mask_terms: dict = {}
+        # source position of the block that currently owns each canvas pixel (to forbid verbatim continuation),
+        # packed as row * _K + column
+        wide = sh >= (1 << 16) or sw >= (1 << 14)
+        self._K = 1 << (32 if wide else 15)
+        self.owner = np.zeros(canvas.shape[:2], np.int64 if wide else np.int32)
+        # a pixel's offset in the block, packed the same way
+        self._rc = (np.arange(bh)[:, None] * self._K + np.arange(bw)[None, :]).astype(self.owner.dtype)
 
-    def _index(self, y: int, x: int, bh: int, bw: int):
-        """The block's pixels: plain slices (views) unless it crosses the torus' edge."""
-        H, W = self.canvas.shape[:2]
-        if y + bh <= H and x + bw <= W:
-            return slice(y, y + bh), slice(x, x + bw)
-        rows = np.arange(y, y + bh)
-        cols = np.arange(x, x + bw)
-        if self.wrap:
-            rows %= H
-            cols %= W
-        return np.ix_(rows, cols)
-
-    def place(self, y: int, x: int, bh: int, bw: int, exclude=None, draws=None) -> tuple[int, int]:
-        """Fill the block at canvas (y, x) of size (bh, bw); returns the chosen source position.
-
-        Reads and writes the block's own pixels only, so blocks that do not overlap may be placed concurrently
-        (OpenCV and numpy release the GIL for the heavy parts). `draws`: the block's own two uniform numbers in
-        [0, 1) (else drawn from the quilter's generator), so the result does not depend on the placing order.
-        """
-        cv2 = _cv2()
-        u1, u2 = draws if draws is not None else self.rng.random(2)
-        sh, sw = self.src.shape[:2]
-        bh = min(bh, sh)
-        bw = min(bw, sw)
-        idx = self._index(y, x, bh, bw)
-        known = self.filled[idx].copy()
-        if not known.any():
-            sy = min(int(u1 * (sh - bh + 1)), sh - bh)
-            sx = min(int(u2 * (sw - bw + 1)), sw - bw)
-            self._paste(idx, sy, sx, bh, bw, np.ones((bh, bw), np.float32), y, x)
-            return sy, sx
-        templ = np.ascontiguousarray(self.canvas[idx])
-        mask = known.astype(np.float32)
-        if known.all():
-            score = cv2.matchTemplate(self.src, templ, cv2.TM_SQDIFF)
-        else:
-            score = cv2.matchTemplate(self.src, templ * mask[:, :, None], cv2.TM_SQDIFF, mask=mask)
-        np.fmin(score, _BIG, out=score)  # NaN and inf (empty masked windows) lose
-        self._forbid_continuation(score, idx, known, y, x)
-        if exclude is not None:
-            score[exclude[0]:exclude[1], exclude[2]:exclude[3]] = _BIG
-        best = float(score.min())
-        thresh = best * (1.0 + self.tol) + 1e-6 * mask.sum()
-        cand = np.flatnonzero(score.ravel() <= thresh)
-        if cand.size > 64:  # keep the field of near-best ones bounded but random
-            cand = cand[np.argsort(score.ravel()[cand])[:64]]
-        pick = int(cand[min(int(u1 * cand.size), cand.size - 1)])
-        sy, sx = divmod(pick, score.shape[1])
-        block = self.src[sy:sy + bh, sx:sx + bw]
-        new = self._cut_mask(block, idx, known)
-        self._paste(idx, sy, sx, bh, bw, new, y, x)
-        return sy, sx
-
-    def _forbid_continuation(self, score, idx, known, y, x):
-        """No candidate may continue a neighbour's source verbatim (that would copy large regions)."""
+    def _mask_term(self, known: np.ndarray) -> np.ndarray:
+        """corr(sum_c (S_c - mean_c)^2, M) at every source position, per mask: exact box sums of the energy's
+        integral image over the mask's rectangles (kept for the next block with the same mask)."""
+        key = known.tobytes()
+        term = self._mask_terms.get(key)
+        if term is not None:
+            return term
         bh, bw = known.shape
-        own = self.owner[idx]
-        # for each owning source block, the source position that would make this block its seamless continuation:
-        # the owner's source position minus the pixel's offset in this block (one value per neighbouring block)
-        key = (own[:, :, 0] - self._rows[:bh, None]).astype(np.int64) * 65536 + (own[:, :, 1] - self._cols[None, :bw])
-        key = np.unique(key[known])
+        sh, sw = self.src.shape[:2]
+        ph, pw = sh - bh + 1, sw - bw + 1
+        sums = self._integral
+        total = np.zeros((ph, pw))
+        # the mask as rectangles: runs of rows with the same runs of columns
+        edges = np.diff(known.astype(np.int8), axis=1, prepend=0, append=0)
+        top = 0
+        for r in range(1, bh + 1):
+            if r < bh and np.array_equal(edges[r], edges[top]):
+                continue
+            for c0, c1 in zip(np.flatnonzero(edges[top] == 1), np.flatnonzero(edges[top] == -1), strict=True):
+                total += sums[r:r + ph, c1:c1 + pw] - sums[top:top + ph, c1:c1 + pw]
+                total -= sums[r:r + ph, c0:c0 + pw] - sums[top:top + ph, c0:c0 + pw]
+            top = r
+        term = self._mask_terms[key] = total.astype(np.float32)
+        return term
+
+    def _scores(self, old: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, ph, pw) masked SSD of each block's known pixels at every source position, less its sum M T^2
+        (returned apart, (n,))."""
+        cv2 = _cv2()
+        n = len(old)
+        bh, bw = self.bh, self.bw
+        sh, sw = self.src.shape[:2]
+        ph, pw = sh - bh + 1, sw - bw + 1
+        templ = old - self.mean
+        templ *= known[..., None]
+        t2 = np.square(templ).reshape(n, -1).sum(axis=1, dtype=np.float64)
+        terms = [self._mask_term(k) for k in known]
+        score = np.empty((n, ph, pw), np.float32)
+        pad = np.zeros(self.dft_shape, np.float32)  # only its top-left (bh, bw) is ever written
+        inverse = cv2.DFT_INVERSE | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT
+        dft, mul, scale_add = cv2.dft, cv2.mulSpectrums, cv2.scaleAdd
+        if len(self.spectra) == 1:
+            spectrum, templ = self.spectra[0], templ[..., 0]
+            for i in range(n):
+                pad[:bh, :bw] = templ[i]
+                prod = mul(spectrum, dft(pad, nonzeroRows=bh), 0, conjB=True)
+                scale_add(dft(prod, flags=inverse, nonzeroRows=ph)[:ph, :pw], -2.0, terms[i], dst=score[i])
+            return score, t2
+        for i in range(n):
+            acc = None
+            for ch, spectrum in enumerate(self.spectra):
+                pad[:bh, :bw] = templ[i, :, :, ch]
+                prod = mul(spectrum, dft(pad, nonzeroRows=bh), 0, conjB=True)
+                if acc is None:
+                    acc = prod
+                else:
+                    acc += prod
+            scale_add(dft(acc, flags=inverse, nonzeroRows=ph)[:ph, :pw], -2.0, terms[i], dst=score[i])
+        return score, t2
+
+    def _forbid_continuation(self, score: np.ndarray, own: np.ndarray, known: np.ndarray) -> None:
+        """No candidate may continue a neighbour's source verbatim (that would copy large regions).
+
+        For each block and each source block owning some of its known pixels, the source position that would make
+        it that block's seamless continuation (the owner's source position less the pixel's offset in this block)
+        and its neighbours within 2 px are excluded."""
+        n, ph, pw = score.shape
+        key = (own - self._rc).astype(np.int64)
+        key += (np.arange(n, dtype=np.int64)[:, None, None] << 50) + (1 << 49)
+        key = key[known]
         if key.size == 0:
             return
-        pos = np.stack([np.floor_divide(key + 32768, 65536), (key + 32768) % 65536 - 32768], 1)
-        r = 2
-        for py, px in pos:
-            y0, y1 = max(py - r, 0), min(py + r + 1, score.shape[0])
-            x0, x1 = max(px - r, 0), min(px + r + 1, score.shape[1])
-            if y0 < y1 and x0 < x1:
-                score[y0:y1, x0:x1] = _BIG
+        key = np.unique(np.concatenate([key[:1], key[np.flatnonzero(np.diff(key)) + 1]]))  # owners come in runs
+        which = key >> 50
+        key = (key & ((1 << 50) - 1)) - (1 << 49)
+        py = (key + self._K // 2) // self._K
+        px = key - py * self._K
+        r = np.arange(-2, 3)
+        yy = (py[:, None, None] + r[None, :, None]) + np.zeros(5, np.int64)
+        xx = (px[:, None, None] + r[None, None, :]) + np.zeros((5, 1), np.int64)
+        ok = (yy >= 0) & (yy < ph) & (xx >= 0) & (xx < pw)
+        score[np.broadcast_to(which[:, None, None], ok.shape)[ok], yy[ok], xx[ok]] = _BIG
 
-    def _cut_mask(self, block, idx, known) -> np.ndarray:
-        """1 where the new block wins; cuts along the sides whose overlap strip is already filled."""
-        bh, bw = known.shape
-        o = min(self.overlap, bh // 2, bw // 2)
-        old = self.canvas[idx]
-        err = ((block - old) ** 2).sum(axis=2)
-        new = np.ones((bh, bw), np.float32)
-        if o >= 1:
-            # vertical cuts (left, right) share one DP, horizontal ones (top, bottom) another
-            for axis in (1, 0):
-                e = err if axis == 1 else err.T
-                kn = known if axis == 1 else known.T
-                strips, names = [], []
-                if kn[:, :o].all():
-                    strips.append(e[:, :o])
-                    names.append(0)
-                if kn[:, -o:].all():
-                    strips.append(e[:, -o:][:, ::-1])
-                    names.append(1)
-                if not strips:
-                    continue
-                paths = min_cut_columns(np.stack(strips))
-                length = e.shape[1]
-                ar = np.arange(length)[None, :]
-                for which, p in zip(names, paths, strict=True):
-                    old = ar < p[:, None] if which == 0 else ar >= (length - p)[:, None]
-                    if axis == 0:
-                        old = old.T
-                    new[old] = 0
-        # soften the cut by one pixel so it does not show as a hard line
+    def _choose(self, score: np.ndarray, t2: np.ndarray, known: np.ndarray, u1: np.ndarray) -> np.ndarray:
+        """Per block, the flat source position picked by `u1` among the near-best (within the tolerance; the 64
+        best if there are more, in order of score)."""
+        n = len(score)
+        flat = score.reshape(n, -1)
+        low = flat.min(axis=1).astype(np.float64)
+        best = np.maximum(low + t2, 0.0)
+        thresh = best * (1.0 + self.tol) + 1e-6 * known.reshape(n, -1).sum(axis=1) - t2
+        good = flat <= np.maximum(thresh, low).astype(np.float32)[:, None]
+        count = good.sum(axis=1)
+        kth = np.minimum((u1 * np.minimum(count, 64)).astype(np.int64), np.minimum(count, 64) - 1)
+        # the kth candidate in raster order (all blocks' candidates listed in order, block by block)
+        pick = np.flatnonzero(good)[np.cumsum(count) - count + kth] - np.arange(n) * flat.shape[1]
+        for i in np.flatnonzero(count > 64):  # keep the field of near-best ones bounded but random
+            cand = np.flatnonzero(good[i])
+            pick[i] = cand[np.argsort(flat[i, cand], kind="stable")[kth[i]]]
+        return pick
+
+    def match_many(self, ys, xs, draws: np.ndarray) -> dict:
+        """Choose the source blocks for the canvas blocks at (ys, xs), which must not overlap each other; returns
+        what `paste_many` needs. `draws` (n, 2): each block's own uniform numbers in [0, 1), so the result does
+        not depend on how the blocks are grouped into calls.
+
+        Reads the blocks' own pixels only and writes nothing, so calls for the blocks of one wave may run on
+        threads at the same time (the DFTs and the numpy passes over all the blocks release the GIL).
+        """
+        bh, bw = self.bh, self.bw
+        sh, sw, nc = self.src.shape
+        n = len(ys)
+        where = [self._index(y, x) for y, x in zip(ys.tolist(), xs.tolist(), strict=True)]
+        known = np.empty((n, bh, bw), bool)
+        old = np.empty((n, bh, bw, nc), np.float32)
+        own = np.empty((n, bh, bw), self.owner.dtype)
+        for i, idx in enumerate(where):
+            known[i] = self.filled[idx]
+            old[i] = self.canvas[idx]
+            own[i] = self.owner[idx]
+        some = known.reshape(n, -1).any(axis=1)
+        # blocks with nothing known yet: anywhere, at random
+        sy = np.minimum((draws[:, 0] * (sh - bh + 1)).astype(np.int64), sh - bh)
+        sx = np.minimum((draws[:, 1] * (sw - bw + 1)).astype(np.int64), sw - bw)
+        if some.any():
+            m = slice(None) if some.all() else np.flatnonzero(some)
+            score, t2 = self._scores(old[m], known[m])
+            self._forbid_continuation(score, own[m], known[m])
+            sy[m], sx[m] = np.divmod(self._choose(score, t2, known[m], draws[m, 0]), sw - bw + 1)
+        patch = np.empty_like(old)
+        for i, (y, x) in enumerate(zip(sy.tolist(), sx.tolist(), strict=True)):
+            patch[i] = self.src[y:y + bh, x:x + bw]
+        diff = patch - old
+        err = np.square(diff[..., 0]) if nc == 1 else np.einsum("nijc,nijc->nij", diff, diff)
+        return {"where": where, "known": known, "old": old, "own": own, "patch": patch, "err": err, "sy": sy,
+                "sx": sx}
+
+    def paste_many(self, chosen: dict) -> None:
+        """Cut and paste the blocks `match_many` chose: every block's seam cuts in one dynamic-programming pass.
+        Writes the blocks' own pixels only (like `match_many`, it may run on threads for blocks of one wave)."""
         cv2 = _cv2()
-        soft = cv2.blur(new, (3, 3), borderType=cv2.BORDER_REPLICATE)
-        soft = np.where(known, soft, 1.0).astype(np.float32)
-        return soft
+        bh, bw = self.bh, self.bw
+        where, known, old, own, patch, err, sy, sx = (
+            chosen[k] for k in ("where", "known", "old", "own", "patch", "err", "sy", "sx"))
+        n = len(where)
+        new = self._cut(err, known)
+        # soften the cut by one pixel so it does not show as a hard line (each block a channel of one image)
+        soft = np.empty_like(new)
+        for k in range(0, n, 512):
+            part = np.ascontiguousarray(new[k:k + 512].transpose(1, 2, 0))
+            blurred = cv2.blur(part, (3, 3), borderType=cv2.BORDER_REPLICATE).reshape(bh, bw, -1)
+            soft[k:k + 512] = blurred.transpose(2, 0, 1)
+        mix = np.where(known, soft, np.float32(1.0))
+        w = mix[..., None]
+        out = old * (1.0 - w) + patch * w
+        mine = np.where(mix >= 0.5, self._rc + (sy * self._K + sx).astype(self.owner.dtype)[:, None, None], own)
+        for i, idx in enumerate(where):
+            self.canvas[idx] = out[i]
+            self.filled[idx] = True
+            self.owner[idx] = mine[i]
 
-    def _paste(self, idx, sy, sx, bh, bw, new, y, x):
-        block = self.src[sy:sy + bh, sx:sx + bw]
-        region = self.canvas[idx]
-        m = new[:, :, None]
-        self.canvas[idx] = region * (1.0 - m) + block * m
-        self.filled[idx] = True
-        win = new >= 0.5
-        own = self.owner[idx]
-        rr, cc = np.nonzero(win)
-        own[rr, cc, 0] = sy + rr
-        own[rr, cc, 1] = sx + cc
-        self.owner[idx] = own
+    def _index(self, y: int, x: int):
+        """The block's pixels: plain slices (views) unless it crosses the torus' edge."""
+        H, W = self.canvas.shape[:2]
+        if y + self.bh <= H and x + self.bw <= W:
+            return slice(y, y + self.bh), slice(x, x + self.bw)
+        return np.ix_(np.arange(y, y + self.bh) % H, np.arange(x, x + self.bw) % W)
+
+    def _cut(self, err: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """(n, bh, bw) 1 where the new block wins: min-error cuts along each side whose overlap strip is known,
+        the old content outside them; every block's cuts in one dynamic-programming pass. `err`: (n, bh, bw) the
+        squared difference between new and old."""
+        n, bh, bw = known.shape
+        new = np.ones((n, bh, bw), np.float32)
+        o = self.o
+        if o < 1:
+            return new
+        errT, knownT, newT = err.transpose(0, 2, 1), known.transpose(0, 2, 1), new.transpose(0, 2, 1)
+        # each side as a strip with the old content at its low columns: (error, known, the mask's matching view)
+        sides = [(err[:, :, :o], known[:, :, :o], new[:, :, :o]),
+                 (err[:, :, ::-1][:, :, :o], known[:, :, -o:], new[:, :, ::-1][:, :, :o]),
+                 (errT[:, :, :o], knownT[:, :, :o], newT[:, :, :o]),
+                 (errT[:, :, ::-1][:, :, :o], knownT[:, :, -o:], newT[:, :, ::-1][:, :, :o])]
+        picked = [np.flatnonzero(k.reshape(n, -1).all(axis=1)) for _, k, _ in sides]
+        by_len: dict = {}
+        for (e, _, _), p in zip(sides, picked, strict=True):
+            if p.size:
+                by_len.setdefault(e.shape[1], []).append(e[p])
+        cuts = {length: min_cut_columns(np.concatenate(group)) for length, group in by_len.items()}
+        used = dict.fromkeys(cuts, 0)
+        columns = np.arange(o)
+        for (e, _, view), p in zip(sides, picked, strict=True):
+            if not p.size:
+                continue
+            length = e.shape[1]
+            path = cuts[length][used[length]:used[length] + p.size]
+            used[length] += p.size
+            view[p] = view[p] * (columns >= path[:, :, None])
+        return new
 
 
 def grid(total: int, step: int, wrap: bool) -> list[tuple[int, int]]:
@@ -272,11 +377,11 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     C = source.shape[2]
     canvas = np.zeros((ch, cw, C), np.float32)
     filled = np.zeros((ch, cw), bool)
-    q = Quilter(source, canvas, filled, wrap=wrap, overlap=overlap, rng=np.random.default_rng(seed),
-                tolerance=tolerance)
-    bh = [min(sy + overlap, sh) for _, sy in rows]
-    bw = [min(sx + overlap, sw) for _, sx in cols]
-    waves = schedule(rows, cols, bh, bw, ch, cw, wrap)
+    # one block size for all (the torus' steps differ by a pixel at most: those blocks overlap a pixel more)
+    bh = min(max(n for _, n in rows) + overlap, sh, ch)
+    bw = min(max(n for _, n in cols) + overlap, sw, cw)
+    q = Quilter(source, canvas, filled, block=(bh, bw), wrap=wrap, overlap=overlap, tolerance=tolerance)
+    waves = schedule(rows, cols, [bh] * len(rows), [bw] * len(cols), ch, cw, wrap)
     total = len(rows) * len(cols)
     done = 0
     reported = 0.0
@@ -285,9 +390,10 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     # every block's random numbers drawn up front, so they do not depend on the order blocks are placed in
     draws = np.random.default_rng(seed).random((len(rows), len(cols), 2))
 
-    def place(b):
-        i, j = b
-        q.place(rows[i][0], cols[j][0], bh[i], bw[j], draws=draws[i, j])
+    def place(part):
+        i, j = np.array(part).T
+        q.paste_many(q.match_many(np.array([rows[a][0] for a in i]), np.array([cols[b][0] for b in j]),
+                                  draws[i, j]))
 
     n_threads = min(_thread_count(threads), max(len(w) for w in waves))
     pool = None
@@ -297,17 +403,15 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
         pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="art_ai_quilt")
     try:
         for wave in waves:
-            if pool is None or len(wave) == 1:
-                for b in wave:
-                    place(b)
-                    done += 1
-                    if check is not None:
-                        check()  # cancel still answers within a wave
+            # a wave's blocks in one part per thread, each part matched, cut (in one pass) and pasted there
+            k = 1 if pool is None else min(n_threads, len(wave))
+            if k == 1:
+                place(wave)
             else:
-                futures = [pool.submit(place, b) for b in wave]
-                for f in futures:
+                parts = [wave[(p * len(wave)) // k:((p + 1) * len(wave)) // k] for p in range(k)]
+                for f in [pool.submit(place, part) for part in parts]:
                     f.result()
-                    done += 1
+            done += len(wave)
             if rep is not None and (done / total - reported >= 0.01 or done == total):  # at most ~100 reports
                 reported = done / total
                 rep(reported, f"quilting block {done}/{total}")
