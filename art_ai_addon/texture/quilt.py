@@ -33,26 +33,34 @@ def min_cut_columns(err: np.ndarray) -> np.ndarray:
     single = err.ndim == 2
     e = err[None] if single else err
     n, rows, cols = e.shape
-    # cumulative cost, all strips side by side in one row with an infinite column either side of each
-    c = np.full((rows, n, cols + 2), np.inf)
+    w = cols + 2
+    # cumulative cost, all strips side by side in one row with an infinite column either side of each; a cell
+    # (strip k, column j) is at index k * w + j of a row's middle part `flat[r, 1:-1]`
+    c = np.full((rows, n, w), np.inf)
     c[:, :, 1:-1] = e.transpose(1, 0, 2)
     flat = c.reshape(rows, -1)
-    left, mid, right = list(flat[:, :-2]), list(flat[:, 1:-1]), list(flat[:, 2:])
-    low = np.empty(flat.shape[1] - 2)
-    for r in range(1, rows):
-        np.minimum(left[r - 1], right[r - 1], out=low)
-        np.minimum(low, mid[r - 1], out=low)
-        mid[r] += low
-    path = np.empty((rows, n), np.intp)
-    path[-1] = cur = np.argmin(c[-1, :, 1:-1], axis=1)
+    left, mid, right = flat[:, :-2], flat[:, 1:-1], flat[:, 2:]
+    low = np.empty(n * w - 2)
+    for lo, ri, mi, nxt in zip(left[:-1], right[:-1], mid[:-1], mid[1:], strict=True):
+        np.minimum(lo, ri, out=low)
+        np.minimum(low, mi, out=low)
+        nxt += low
+    base = np.arange(n) * w
+    cur = np.argmin(c[-1, :, 1:-1], axis=1) + base
+    path = [cur]
     if rows > 1:
-        # each cell's column in the row above: staying wins ties, then the left neighbour
-        a, b, d = c[:-1, :, :-2], c[:-1, :, 1:-1], c[:-1, :, 2:]
-        up = (np.where((a < b) & (a <= d), -1, (d < b).astype(np.intp)) + np.arange(cols)).reshape(rows - 1, -1)
-        base = np.arange(n) * cols
-        for r in range(rows - 1, 0, -1):
-            path[r - 1] = cur = up[r - 1].take(base + cur)
-    return path[:, 0] if single else path.T
+        # each cell's index in the row above: staying wins ties, then the left neighbour
+        a, b, d = left[:-1], mid[:-1], right[:-1]
+        go_left = a < b
+        go_left &= a <= d
+        go_right = d < b
+        go_right &= ~go_left
+        up = go_right.view(np.int8) - go_left.view(np.int8) + np.arange(n * w - 2)
+        for step in up[::-1]:
+            cur = step.take(cur)
+            path.append(cur)
+    path = np.stack(path[::-1], axis=1) - base[:, None]
+    return path[0] if single else path
 
 
 class Quilter:
@@ -96,10 +104,9 @@ class Quilter:
         # a pixel's offset in the block, packed the same way
         self._rc = (np.arange(bh)[:, None] * self._K + np.arange(bw)[None, :]).astype(self.owner.dtype)
 
-    def _mask_term(self, known: np.ndarray) -> np.ndarray:
+    def _mask_term(self, known: np.ndarray, key: bytes) -> np.ndarray:
         """corr(sum_c (S_c - mean_c)^2, M) at every source position, per mask: exact box sums of the energy's
-        integral image over the mask's rectangles (kept for the next block with the same mask)."""
-        key = known.tobytes()
+        integral image over the mask's rectangles (kept for the next block with the same mask, `key`)."""
         term = self._mask_terms.get(key)
         if term is not None:
             return term
@@ -132,7 +139,8 @@ class Quilter:
         templ = old - self.mean
         templ *= known[..., None]
         t2 = np.square(templ).reshape(n, -1).sum(axis=1, dtype=np.float64)
-        terms = [self._mask_term(k) for k in known]
+        keys = np.packbits(known.reshape(n, -1), axis=1)
+        terms = [self._mask_term(k, key.tobytes()) for k, key in zip(known, keys, strict=True)]
         score = np.empty((n, ph, pw), np.float32)
         pad = np.zeros(self.dft_shape, np.float32)  # only its top-left (bh, bw) is ever written
         inverse = cv2.DFT_INVERSE | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT
