@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 
 import cv2
@@ -264,6 +266,39 @@ def test_patch_same_pixels_whatever_the_thread_count(tileable):
     finally:
         set_threads(before)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("tileable", [True, False])
+def test_patch_same_pixels_when_helper_processes_place_parts_of_the_waves(monkeypatch, tileable):
+    from art_ai_addon.texture import quilt as Q
+
+    monkeypatch.setattr(Q, "HELPER_MIN_WORK", 0)  # helpers even for this small canvas
+    sent = []
+    submit, ready = Q._Helper.submit, Q._Helper.ready
+
+    def ready_now(self):  # wait for the helper to start (else this small job could end before it is up)
+        while self.state == "starting":
+            self._take(block=True)
+        return ready(self)
+
+    def counted(self, part):
+        sent.append(len(part[0]))
+        return submit(self, part)
+
+    monkeypatch.setattr(Q._Helper, "ready", ready_now)
+    monkeypatch.setattr(Q._Helper, "submit", counted)
+    rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    outs = []
+    for workers in (1, 2, 3):
+        sent.clear()
+        outs.append(Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=tileable, seed=5, threads=workers))
+        # the helpers placed their share of the blocks (about (workers - 1) / workers of each wave)
+        blocks = len(Q.grid(150, 18, tileable)) * len(Q.grid(230, 18, tileable))
+        assert (sum(sent) == 0) if workers == 1 else (sum(sent) > 0.4 * blocks * (workers - 1) / workers)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("art_ai_quilt_")]
+    if os.path.isdir("/dev/shm"):
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
 
 
 def test_patch_waves_never_hold_overlapping_blocks():

@@ -63,6 +63,11 @@ def min_cut_columns(err: np.ndarray) -> np.ndarray:
     return path[0] if single else path
 
 
+def owner_is_wide(sh: int, sw: int) -> bool:
+    """Whether a source position needs 64 bits when packed as row * 2^15 + column (see `Quilter.owner`)."""
+    return sh >= (1 << 16) or sw >= (1 << 14)
+
+
 class Quilter:
     """A canvas (H, W, C) with a `filled` mask, filled with blocks of one size (bh, bw) by `place_many`.
 
@@ -74,7 +79,7 @@ class Quilter:
     """
 
     def __init__(self, source: np.ndarray, canvas: np.ndarray, filled: np.ndarray, *, block: tuple[int, int],
-                 wrap: bool, overlap: int, tolerance: float = 0.1):
+                 wrap: bool, overlap: int, tolerance: float = 0.1, owner: np.ndarray | None = None):
         cv2 = _cv2()
         self.src = np.ascontiguousarray(source, dtype=np.float32)
         self.canvas = canvas
@@ -98,9 +103,9 @@ class Quilter:
         self._mask_terms: dict = {}
         # source position of the block that currently owns each canvas pixel (to forbid verbatim continuation),
         # packed as row * _K + column
-        wide = sh >= (1 << 16) or sw >= (1 << 14)
+        wide = owner_is_wide(sh, sw)
         self._K = 1 << (32 if wide else 15)
-        self.owner = np.zeros(canvas.shape[:2], np.int64 if wide else np.int32)
+        self.owner = np.zeros(canvas.shape[:2], np.int64 if wide else np.int32) if owner is None else owner
         # a pixel's offset in the block, packed the same way
         self._rc = (np.arange(bh)[:, None] * self._K + np.arange(bw)[None, :]).astype(self.owner.dtype)
 
@@ -353,23 +358,197 @@ def schedule(rows, cols, bh: list[int], bw: list[int], H: int, W: int, wrap: boo
 
 
 def _thread_count(threads: int) -> int:
+    """Workers: `threads` if given, else the add-on's CPU Threads setting, else the cores this process may use."""
     if threads and threads > 0:
         return int(threads)
     import os
 
     from ..core import get_threads
 
-    return get_threads() or max(1, min(os.cpu_count() or 1, 8))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return get_threads() or max(1, min(cores or 1, 8))
+
+
+# A helper process pays for itself from about this much work (blocks x source pixels: ~0.3 s on one core);
+# below it the synthesis is done before a helper could start.
+HELPER_MIN_WORK = 5e7
+
+# The helper's first lines: read the paths, load this file as a module (not the add-on package: only numpy and
+# OpenCV are imported) and serve.
+_BOOT = """import pickle, sys
+paths, here = pickle.load(sys.stdin.buffer)
+sys.path[:0] = [p for p in paths if p not in sys.path]
+import importlib.util
+spec = importlib.util.spec_from_file_location("art_ai_quilt_helper", here)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module._serve(sys.stdin.buffer, sys.stdout.buffer)
+"""
+
+
+def _serve(inp, out) -> None:
+    """The helper process: attach the shared canvas, then place the blocks of each wave part it is sent."""
+    import pickle
+    import traceback
+
+    try:
+        job = pickle.load(inp)
+        _cv2().setNumThreads(1)
+        canvas, filled, owner = _attach(job["file"], job["shapes"], "r+")
+        q = Quilter(job["source"], canvas, filled, owner=owner, **job["options"])
+        pickle.dump("ready", out)
+        out.flush()
+        while True:
+            part = pickle.load(inp)
+            if part is None:
+                return
+            q.paste_many(q.match_many(*part))
+            pickle.dump("done", out)
+            out.flush()
+    except EOFError:
+        return
+    except BaseException:
+        pickle.dump(("error", traceback.format_exc()), out)
+        out.flush()
+
+
+def _attach(path: str, shapes: list, mode: str) -> list[np.ndarray]:
+    """The canvas, filled and owner arrays, one after the other in one file (mapped, shared between processes)."""
+    arrays, offset = [], 0
+    for dtype, shape in shapes:
+        arrays.append(np.memmap(path, dtype=dtype, mode=mode, offset=offset, shape=tuple(shape)))
+        offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 64) * 64
+    return arrays
+
+
+def _shared_size(shapes: list) -> int:
+    return sum(-(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 64) * 64 for dtype, shape in shapes)
+
+
+class _Helper:
+    """A helper process (a fresh interpreter: `python -c`, never a fork of this long-lived one, which may hold
+    torch and threads) that places parts of waves on the shared canvas. Starts in the background; `ready()` says
+    when it can take work. Any failure just retires it: its part is then placed here."""
+
+    def __init__(self, job: dict):
+        import os
+        import pickle
+        import queue
+        import subprocess
+        import sys
+        import threading
+
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, creationflags=flags)
+        self.replies: queue.Queue = queue.Queue()
+        self.state = "starting"
+        self.error = ""
+        try:
+            pickle.dump((list(sys.path), __file__), self.proc.stdin)
+            pickle.dump(job, self.proc.stdin)
+            self.proc.stdin.flush()
+        except OSError:
+            self.state = "failed"
+        threading.Thread(target=self._read, daemon=True, name="art_ai_quilt_helper").start()
+
+    def _read(self) -> None:
+        import pickle
+
+        try:
+            while True:
+                self.replies.put(pickle.load(self.proc.stdout))
+        except Exception:  # EOF or a broken pipe: the helper is gone
+            self.replies.put(("error", "the helper process ended"))
+
+    def _take(self, block: bool) -> bool:
+        import queue
+
+        try:
+            reply = self.replies.get(block, None if block else 0)
+        except queue.Empty:
+            return False
+        if reply in ("ready", "done"):
+            self.state = "idle"
+            return True
+        self.state = "failed"
+        self.error = reply[1] if isinstance(reply, tuple) else str(reply)
+        return False
+
+    def ready(self) -> bool:
+        if self.state == "starting":
+            self._take(block=False)
+        return self.state == "idle"
+
+    def submit(self, part) -> bool:
+        import pickle
+
+        try:
+            pickle.dump(part, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except OSError:
+            self.state = "failed"
+            return False
+        self.state = "busy"
+        return True
+
+    def wait(self) -> bool:
+        """Whether the part it was sent is placed (else it is retired and the part is still to place)."""
+        return self._take(block=True)
+
+    def close(self) -> None:
+        import pickle
+
+        try:
+            if self.state in ("idle", "starting"):
+                pickle.dump(None, self.proc.stdin)
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=0.2 if self.state == "idle" else 0)
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _can_spawn() -> bool:
+    """A helper is a fresh interpreter: only where this process runs a Python executable (not a Blender binary)."""
+    import os
+    import sys
+
+    return "python" in os.path.basename(sys.executable or "").lower()
+
+
+def _shared_file(size: int) -> str:
+    """A file of `size` zero bytes for the shared arrays, in memory (/dev/shm) where there is one."""
+    import os
+    import tempfile
+
+    where = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="art_ai_quilt_", dir=where)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    return path
 
 
 def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int, wrap: bool, seed: int,
           tolerance: float = 0.1, rep=None, threads: int = 0) -> np.ndarray:
     """Synthesize (H, W, C) from `source` by quilting blocks (on a torus if `wrap`).
 
-    Blocks are placed in waves of non-overlapping blocks (see `schedule`), a wave's blocks on `threads` threads
-    (0: the add-on's CPU Threads setting, else the cores, up to 8); each block draws from its own random generator
-    drawn up front from `seed`, so the result is the same whatever the thread count.
+    Blocks are placed in waves of non-overlapping blocks (see `schedule`). With `threads` > 1 (0: the add-on's CPU
+    Threads setting, else the cores, up to 8) and enough work, `threads` - 1 helper processes place parts of each
+    wave on a canvas shared with them (memory-mapped): Python threads would wait on each other for the GIL. Each
+    block's random numbers are drawn up front from `seed`, and each block is placed the same way whoever places
+    it, so the result is the same whatever the number of workers.
     """
+    import os
+
     H, W = int(size[0]), int(size[1])
     sh, sw = source.shape[:2]
     block = int(max(4, min(block, sh, sw)))
@@ -383,49 +562,65 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     ch = rows[-1][0] + rows[-1][1] + (0 if wrap else overlap)
     cw = cols[-1][0] + cols[-1][1] + (0 if wrap else overlap)
     C = source.shape[2]
-    canvas = np.zeros((ch, cw, C), np.float32)
-    filled = np.zeros((ch, cw), bool)
     # one block size for all (the torus' steps differ by a pixel at most: those blocks overlap a pixel more)
     bh = min(max(n for _, n in rows) + overlap, sh, ch)
     bw = min(max(n for _, n in cols) + overlap, sw, cw)
-    q = Quilter(source, canvas, filled, block=(bh, bw), wrap=wrap, overlap=overlap, tolerance=tolerance)
     waves = schedule(rows, cols, [bh] * len(rows), [bw] * len(cols), ch, cw, wrap)
     total = len(rows) * len(cols)
-    done = 0
-    reported = 0.0
-    check = getattr(rep, "check", None)
-
-    # every block's random numbers drawn up front, so they do not depend on the order blocks are placed in
-    draws = np.random.default_rng(seed).random((len(rows), len(cols), 2))
-
-    def place(part):
-        i, j = np.array(part).T
-        q.paste_many(q.match_many(np.array([rows[a][0] for a in i]), np.array([cols[b][0] for b in j]),
-                                  draws[i, j]))
-
-    n_threads = min(_thread_count(threads), max(len(w) for w in waves))
-    pool = None
-    if n_threads > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="art_ai_quilt")
+    workers = min(_thread_count(threads), max(len(w) for w in waves))
+    if total * sh * sw < HELPER_MIN_WORK or not _can_spawn():
+        workers = 1
+    shapes = [(np.float32, (ch, cw, C)), (np.bool_, (ch, cw)),
+              (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw))]
+    path = _shared_file(_shared_size(shapes)) if workers > 1 else None
+    helpers: list = []
     try:
+        if path is None:
+            canvas, filled = np.zeros(shapes[0][1], np.float32), np.zeros(shapes[1][1], bool)
+            owner = None
+        else:
+            canvas, filled, owner = _attach(path, shapes, "r+")
+        options = {"block": (bh, bw), "wrap": wrap, "overlap": overlap, "tolerance": tolerance}
+        q = Quilter(source, canvas, filled, owner=owner, **options)
+        if path is not None:
+            job = {"file": path, "shapes": [(np.dtype(d).str, s) for d, s in shapes], "source": q.src,
+                   "options": options}
+            helpers = [_Helper(job) for _ in range(workers - 1)]
+        done = 0
+        reported = 0.0
+        check = getattr(rep, "check", None)
+        # every block's random numbers drawn up front, so they do not depend on who places it or when
+        draws = np.random.default_rng(seed).random((len(rows), len(cols), 2))
+        ys = np.array([y for y, _ in rows])
+        xs = np.array([x for x, _ in cols])
+
+        def work(part):
+            i, j = np.array(part).T
+            return ys[i], xs[j], draws[i, j]
+
         for wave in waves:
-            # a wave's blocks in one part per thread, each part matched, cut (in one pass) and pasted there
-            k = 1 if pool is None else min(n_threads, len(wave))
-            if k == 1:
-                place(wave)
-            else:
-                parts = [wave[(p * len(wave)) // k:((p + 1) * len(wave)) // k] for p in range(k)]
-                for f in [pool.submit(place, part) for part in parts]:
-                    f.result()
+            # a wave in one part per worker (this process and each ready helper)
+            ready = [h for h in helpers if h.ready()][:len(wave) - 1]
+            k = 1 + len(ready)
+            parts = [wave[(p * len(wave)) // k:((p + 1) * len(wave)) // k] for p in range(k)]
+            sent = [h.submit(work(part)) for h, part in zip(ready, parts[1:], strict=True)]
+            q.paste_many(q.match_many(*work(parts[0])))
+            for h, part, ok in zip(ready, parts[1:], sent, strict=True):
+                if not (ok and h.wait()):
+                    q.paste_many(q.match_many(*work(part)))  # the helper is gone: placed here
             done += len(wave)
             if rep is not None and (done / total - reported >= 0.01 or done == total):  # at most ~100 reports
                 reported = done / total
                 rep(reported, f"quilting block {done}/{total}")
             elif check is not None:
                 check()
+        return np.array(canvas[:H, :W]) if path is not None else canvas[:H, :W]
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return canvas[:H, :W]
+        for h in helpers:
+            h.close()
+        if path is not None:
+            canvas = filled = owner = q = None  # noqa: F841 (unmap before the file goes)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
