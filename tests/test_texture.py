@@ -301,6 +301,33 @@ def test_patch_same_pixels_when_helper_processes_place_parts_of_the_waves(monkey
         assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
 
 
+def test_patch_cancel_ends_the_helper_processes(monkeypatch):
+    from art_ai_addon.core import reporter
+    from art_ai_addon.texture import quilt as Q
+
+    monkeypatch.setattr(Q, "HELPER_MIN_WORK", 0)
+    started = []
+    init = Q._Helper.__init__
+
+    def tracked(self, job):
+        init(self, job)
+        started.append(self)
+
+    monkeypatch.setattr(Q._Helper, "__init__", tracked)
+    stop = threading.Event()
+
+    def progress(f, m):
+        if f > 0.3:
+            stop.set()
+
+    rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    with pytest.raises(Cancelled):
+        Q.quilt(rgb, (300, 300), block=24, overlap=6, wrap=True, seed=0, threads=3, rep=reporter(progress, stop))
+    assert len(started) == 2 and all(h.proc.poll() is not None for h in started)
+    if os.path.isdir("/dev/shm"):
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
+
+
 def test_patch_waves_never_hold_overlapping_blocks():
     from art_ai_addon.texture.quilt import grid, schedule
 
