@@ -289,13 +289,16 @@ def test_patch_same_pixels_when_helper_processes_place_parts_of_the_waves(monkey
     monkeypatch.setattr(Q._Helper, "submit", counted)
     rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
     outs = []
-    for workers in (1, 2, 3):
+    Q.close_idle_helpers()
+    for workers in (1, 2, 3):  # 2: a new helper; 3: that one again (kept between jobs) and a new one
         sent.clear()
         outs.append(Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=tileable, seed=5, threads=workers))
         # the helpers placed their share of the blocks (about (workers - 1) / workers of each wave)
         blocks = len(Q.grid(150, 18, tileable)) * len(Q.grid(230, 18, tileable))
         assert (sum(sent) == 0) if workers == 1 else (sum(sent) > 0.4 * blocks * (workers - 1) / workers)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    assert len(Q._idle_helpers) == 2
+    Q.close_idle_helpers()
     assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("art_ai_quilt_")]
     if os.path.isdir("/dev/shm"):
         assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
@@ -309,8 +312,8 @@ def test_patch_cancel_ends_the_helper_processes(monkeypatch):
     started = []
     init = Q._Helper.__init__
 
-    def tracked(self, job):
-        init(self, job)
+    def tracked(self):
+        init(self)
         started.append(self)
 
     monkeypatch.setattr(Q._Helper, "__init__", tracked)
@@ -321,9 +324,14 @@ def test_patch_cancel_ends_the_helper_processes(monkeypatch):
             stop.set()
 
     rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    Q.close_idle_helpers()
     with pytest.raises(Cancelled):
         Q.quilt(rgb, (300, 300), block=24, overlap=6, wrap=True, seed=0, threads=3, rep=reporter(progress, stop))
-    assert len(started) == 2 and all(h.proc.poll() is not None for h in started)
+    # each helper either ended or let go of the canvas and waits for the next job
+    assert len(started) == 2
+    assert all(h.proc.poll() is not None or (h in Q._idle_helpers and h.state == "free") for h in started)
+    Q.close_idle_helpers()
+    assert all(h.proc.poll() is not None for h in started)
     if os.path.isdir("/dev/shm"):
         assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
 

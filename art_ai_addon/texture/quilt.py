@@ -387,29 +387,30 @@ module._serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
 def _serve(inp, out) -> None:
-    """The helper process: attach the shared canvas, then place the blocks of each wave part it is sent."""
+    """The helper process: for each job, attach its shared canvas and place the blocks of each wave part it is
+    sent; between jobs it holds nothing (a None part ends a job, a None job ends the helper)."""
     import pickle
     import traceback
 
-    try:
-        job = pickle.load(inp)
-        _cv2().setNumThreads(1)
-        canvas, filled, owner = _attach(job["file"], job["shapes"], "r+")
-        q = Quilter(job["source"], canvas, filled, owner=owner, **job["options"])
-        pickle.dump("ready", out)
+    def say(msg) -> None:
+        pickle.dump(msg, out)
         out.flush()
-        while True:
-            part = pickle.load(inp)
-            if part is None:
-                return
-            q.paste_many(q.match_many(*part))
-            pickle.dump("done", out)
-            out.flush()
+
+    try:
+        _cv2().setNumThreads(1)
+        while (job := pickle.load(inp)) is not None:
+            canvas, filled, owner = _attach(job["file"], job["shapes"], "r+")
+            q = Quilter(job["source"], canvas, filled, owner=owner, **job["options"])
+            say("ready")
+            while (part := pickle.load(inp)) is not None:
+                q.paste_many(q.match_many(*part))
+                say("done")
+            q = canvas = filled = owner = None
+            say("free")
     except EOFError:
         return
     except BaseException:
-        pickle.dump(("error", traceback.format_exc()), out)
-        out.flush()
+        say(("error", traceback.format_exc()))
 
 
 def _attach(path: str, shapes: list, mode: str) -> list[np.ndarray]:
@@ -427,10 +428,10 @@ def _shared_size(shapes: list) -> int:
 
 class _Helper:
     """A helper process (a fresh interpreter: `python -c`, never a fork of this long-lived one, which may hold
-    torch and threads) that places parts of waves on the shared canvas. Starts in the background; `ready()` says
-    when it can take work. Any failure just retires it: its part is then placed here."""
+    torch and threads) that places parts of waves on a shared canvas, job after job. Starts in the background;
+    `ready()` says when it can take work. Any failure just retires it: its part is then placed here."""
 
-    def __init__(self, job: dict):
+    def __init__(self):
         import os
         import pickle
         import queue
@@ -443,12 +444,11 @@ class _Helper:
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, creationflags=flags)
         self.replies: queue.Queue = queue.Queue()
-        self.state = "starting"
+        self.state = "free"
         self.error = ""
+        self.idle_since = 0.0
         try:
             pickle.dump((list(sys.path), __file__), self.proc.stdin)
-            pickle.dump(job, self.proc.stdin)
-            self.proc.stdin.flush()
         except OSError:
             self.state = "failed"
         threading.Thread(target=self._read, daemon=True, name="art_ai_quilt_helper").start()
@@ -462,19 +462,38 @@ class _Helper:
         except Exception:  # EOF or a broken pipe: the helper is gone
             self.replies.put(("error", "the helper process ended"))
 
-    def _take(self, block: bool) -> bool:
+    def _send(self, msg) -> bool:
+        import pickle
+
+        try:
+            pickle.dump(msg, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            self.state = "failed"
+            return False
+
+    def _take(self, block: bool, timeout: float | None = None) -> bool:
         import queue
 
         try:
-            reply = self.replies.get(block, None if block else 0)
+            reply = self.replies.get(block, timeout if block else 0)
         except queue.Empty:
             return False
         if reply in ("ready", "done"):
             self.state = "idle"
             return True
+        if reply == "free":
+            self.state = "free"
+            return True
         self.state = "failed"
         self.error = reply[1] if isinstance(reply, tuple) else str(reply)
         return False
+
+    def start(self, job: dict) -> None:
+        """Take a job (the canvas to attach): ready for parts once it says so."""
+        if self.state == "free" and self._send(job):
+            self.state = "starting"
 
     def ready(self) -> bool:
         if self.state == "starting":
@@ -482,37 +501,101 @@ class _Helper:
         return self.state == "idle"
 
     def submit(self, part) -> bool:
-        import pickle
-
-        try:
-            pickle.dump(part, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.proc.stdin.flush()
-        except OSError:
-            self.state = "failed"
-            return False
-        self.state = "busy"
-        return True
+        if self._send(part):
+            self.state = "busy"
+            return True
+        return False
 
     def wait(self) -> bool:
         """Whether the part it was sent is placed (else it is retired and the part is still to place)."""
         return self._take(block=True)
 
-    def close(self) -> None:
-        import pickle
+    def finish(self) -> bool:
+        """End the job (the helper lets go of the canvas); whether it can take another."""
+        return self.state == "idle" and self._send(None) and self._take(block=True, timeout=5.0) \
+            and self.state == "free"
 
+    def close(self) -> None:
         try:
-            if self.state in ("idle", "starting"):
-                pickle.dump(None, self.proc.stdin)
-            self.proc.stdin.close()
+            self.proc.stdin.close()  # end of input: a waiting helper exits
         except OSError:
             pass
         try:
-            self.proc.wait(timeout=0.2 if self.state == "idle" else 0)
+            self.proc.wait(timeout=0.2 if self.state in ("free", "idle") else 0)
         except Exception:
             pass
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+# Helpers that finished a job wait here for the next one (an artist trying seeds does not pay the start again)
+# until they have been idle for HELPER_IDLE_SECONDS.
+HELPER_IDLE_SECONDS = 60.0
+_idle_helpers: list = []
+_pool_lock = None
+_pool_timer = None
+
+
+def _lock():
+    global _pool_lock
+    if _pool_lock is None:
+        import threading
+
+        _pool_lock = threading.Lock()
+    return _pool_lock
+
+
+def _get_helpers(n: int) -> list:
+    with _lock():
+        taken = [h for h in _idle_helpers[:n] if h.proc.poll() is None]
+        del _idle_helpers[:n]
+    return taken + [_Helper() for _ in range(n - len(taken))]
+
+
+def _put_helpers(helpers: list) -> None:
+    import threading
+    import time
+
+    global _pool_timer
+    now = time.monotonic()
+    for h in helpers:
+        h.idle_since = now
+    with _lock():
+        _idle_helpers.extend(helpers)
+        if _idle_helpers and _pool_timer is None:
+            _pool_timer = threading.Timer(HELPER_IDLE_SECONDS, _retire_idle)
+            _pool_timer.daemon = True
+            _pool_timer.start()
+
+
+def close_idle_helpers() -> None:
+    """Close the helper processes waiting for work now (they would go after HELPER_IDLE_SECONDS)."""
+    with _lock():
+        old = list(_idle_helpers)
+        _idle_helpers.clear()
+    for h in old:
+        h.close()
+
+
+def _retire_idle() -> None:
+    """Close the helpers idle for HELPER_IDLE_SECONDS; look again later while some are left."""
+    import threading
+    import time
+
+    global _pool_timer
+    now = time.monotonic()
+    with _lock():
+        old = [h for h in _idle_helpers if now - h.idle_since >= HELPER_IDLE_SECONDS - 0.5]
+        _idle_helpers[:] = [h for h in _idle_helpers if h not in old]
+        _pool_timer = None
+        if _idle_helpers:
+            wait = HELPER_IDLE_SECONDS - (now - min(h.idle_since for h in _idle_helpers))
+            _pool_timer = threading.Timer(max(wait, 1.0), _retire_idle)
+            _pool_timer.daemon = True
+            _pool_timer.start()
+    for h in old:
+        h.close()
 
 
 def _can_spawn() -> bool:
@@ -585,7 +668,9 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
         if path is not None:
             job = {"file": path, "shapes": [(np.dtype(d).str, s) for d, s in shapes], "source": q.src,
                    "options": options}
-            helpers = [_Helper(job) for _ in range(workers - 1)]
+            helpers = _get_helpers(workers - 1)
+            for h in helpers:
+                h.start(job)
         done = 0
         reported = 0.0
         check = getattr(rep, "check", None)
@@ -616,8 +701,11 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 check()
         return np.array(canvas[:H, :W]) if path is not None else canvas[:H, :W]
     finally:
+        keep = [h for h in helpers if h.finish()]
         for h in helpers:
-            h.close()
+            if h not in keep:
+                h.close()
+        _put_helpers(keep)
         if path is not None:
             canvas = filled = owner = q = None  # noqa: F841 (unmap before the file goes)
             try:
