@@ -1,13 +1,15 @@
 """Patch synthesis (image quilting) on 1 thread against 2 threads, and where its CPU time goes.
 
-    python bench/quilt_cores.py [--sizes 2048,4096] [--reps 3] [--exemplars brick,coffee] [--threads 1,2]
+    python bench/quilt_cores.py [--sizes 2048,4096] [--reps 3] [--exemplars brick,coffee] [--threads 1,2] [--warm]
     python bench/quilt_cores.py --profile [--sizes 2048] [--exemplars brick,coffee]
 
 Timing: `synthesize_texture(method="patch")` from a 256x256 exemplar (skimage brick: grey; the coffee photo:
-colour), the thread counts interleaved in one run (the add-on's CPU Threads setting, which also sets OpenCV's),
-best of `--reps` wall seconds with their process CPU seconds, the 1-minute load average before each call, and
-whether every thread count gave the same pixels. The machine may be shared: read the ratio of best times, and the
-load beside it.
+colour), the thread counts interleaved in one run (the add-on's CPU Threads setting: with 2, one helper process
+places half of each wave), best of `--reps` wall seconds with the CPU seconds of this process (the helper's are
+not counted), the 1-minute load average before each call, and whether every thread count gave the same pixels.
+Each call starts its helpers afresh (as the first synthesis in a new engine worker does) unless `--warm`, which
+lets them wait between calls as the add-on does. The machine may be shared: read the ratio of best times, and
+the load beside it.
 
 --profile: one single-thread run per exemplar with every stage timed in thread CPU seconds (the Quilter's
 methods and each OpenCV call), and the share spent inside OpenCV calls, which release the GIL (a lower bound on
@@ -44,12 +46,14 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def timing(sizes, reps: int, names, threads) -> None:
+def timing(sizes, reps: int, names, threads, warm: bool) -> None:
     import art_ai_addon as art
     from art_ai_addon.core import get_threads, set_threads
+    from art_ai_addon.texture.quilt import close_idle_helpers
 
     before = get_threads()
-    print(f"patch synthesis from 256x256 exemplars, tileable, seed 0: threads {threads} interleaved, best of {reps}")
+    print(f"patch synthesis from 256x256 exemplars, tileable, seed 0: threads {threads} interleaved, best of {reps}, "
+          f"helpers {'kept between calls' if warm else 'started by each call'}")
     print(f"{'exemplar':9s} {'size':>5s} {'threads':>7s} {'best s':>7s} {'cpu s':>6s} {'ratio':>6s}  "
           f"runs (wall/cpu @load)")
     try:
@@ -61,6 +65,8 @@ def timing(sizes, reps: int, names, threads) -> None:
                 for _ in range(reps):
                     for n in threads:
                         set_threads(n)
+                        if not warm:
+                            close_idle_helpers()
                         lo = load()
                         t, c = time.perf_counter(), time.process_time()
                         outs[n] = art.synthesize_texture(ex, (side, side), method="patch", seed=0)
@@ -74,6 +80,7 @@ def timing(sizes, reps: int, names, threads) -> None:
                 print(f"{'':9s} {side:5d} same pixels on every thread count: {same}")
     finally:
         set_threads(before)
+        close_idle_helpers()
 
 
 def profile(sizes, names) -> None:
@@ -140,6 +147,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--exemplars", default="brick,coffee")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--warm", action="store_true", help="keep the helper processes between calls")
     ap.add_argument("--profile", action="store_true", help="CPU seconds per stage on one thread instead")
     args = ap.parse_args()
     sizes = [int(v) for v in args.sizes.split(",")]
@@ -148,7 +156,7 @@ def main() -> int:
     if args.profile:
         profile(sizes, names)
     else:
-        timing(sizes, args.reps, names, [int(v) for v in args.threads.split(",")])
+        timing(sizes, args.reps, names, [int(v) for v in args.threads.split(",")], args.warm)
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -606,18 +606,29 @@ def _can_spawn() -> bool:
     return "python" in os.path.basename(sys.executable or "").lower()
 
 
-def _shared_file(size: int) -> str:
-    """A file of `size` zero bytes for the shared arrays, in memory (/dev/shm) where there is one."""
+def _shared_file(size: int) -> str | None:
+    """A file of `size` zero bytes for the shared arrays: in memory (/dev/shm) where there is one with room for
+    it (writing past a full tmpfs would kill the process), else in the temporary folder; None if neither has."""
     import os
     import tempfile
 
-    where = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    fd, path = tempfile.mkstemp(prefix="art_ai_quilt_", dir=where)
-    try:
-        os.ftruncate(fd, size)
-    finally:
+    for where in ("/dev/shm", tempfile.gettempdir()):
+        try:
+            st = os.statvfs(where) if hasattr(os, "statvfs") else None
+            if not os.path.isdir(where) or (st is not None and st.f_bavail * st.f_frsize < size * 1.2 + (64 << 20)):
+                continue
+            fd, path = tempfile.mkstemp(prefix="art_ai_quilt_", dir=where)
+        except OSError:
+            continue
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            os.close(fd)
+            os.unlink(path)
+            continue
         os.close(fd)
-    return path
+        return path
+    return None
 
 
 def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int, wrap: bool, seed: int,
@@ -655,7 +666,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
         workers = 1
     shapes = [(np.float32, (ch, cw, C)), (np.bool_, (ch, cw)),
               (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw))]
-    path = _shared_file(_shared_size(shapes)) if workers > 1 else None
+    path = _shared_file(_shared_size(shapes)) if workers > 1 else None  # None: no room, this process alone
     helpers: list = []
     try:
         if path is None:
