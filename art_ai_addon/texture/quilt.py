@@ -447,6 +447,8 @@ class _Helper:
         self.state = "free"
         self.error = ""
         self.idle_since = 0.0
+        self.sent_at = self.done_at = 0.0
+        self.speed = 0.0  # blocks per second on its parts (0: not known yet)
         try:
             pickle.dump((list(sys.path), __file__), self.proc.stdin)
         except OSError:
@@ -455,10 +457,13 @@ class _Helper:
 
     def _read(self) -> None:
         import pickle
+        import time
 
         try:
             while True:
-                self.replies.put(pickle.load(self.proc.stdout))
+                reply = pickle.load(self.proc.stdout)
+                self.done_at = time.perf_counter()
+                self.replies.put(reply)
         except Exception:  # EOF or a broken pipe: the helper is gone
             self.replies.put(("error", "the helper process ended"))
 
@@ -501,14 +506,21 @@ class _Helper:
         return self.state == "idle"
 
     def submit(self, part) -> bool:
+        import time
+
+        self.sent_at = time.perf_counter()
         if self._send(part):
             self.state = "busy"
             return True
         return False
 
-    def wait(self) -> bool:
-        """Whether the part it was sent is placed (else it is retired and the part is still to place)."""
-        return self._take(block=True)
+    def wait(self, blocks: int) -> bool:
+        """Whether the part of `blocks` blocks it was sent is placed (else it is retired and the part is still to
+        place); keeps track of its speed."""
+        if not self._take(block=True):
+            return False
+        self.speed = _smooth(self.speed, blocks / max(self.done_at - self.sent_at, 1e-6))
+        return True
 
     def finish(self) -> bool:
         """End the job (the helper lets go of the canvas); whether it can take another."""
@@ -598,6 +610,20 @@ def _retire_idle() -> None:
         h.close()
 
 
+def _smooth(old: float, new: float) -> float:
+    return new if old <= 0 else 0.7 * old + 0.3 * new
+
+
+def _split(wave: list, speeds: list[float]) -> list[list]:
+    """`wave` in consecutive parts sized in proportion to the workers' speeds (equal while one is not known)."""
+    if len(speeds) == 1 or min(speeds) <= 0:
+        k = len(speeds)
+        return [wave[(p * len(wave)) // k:((p + 1) * len(wave)) // k] for p in range(k)]
+    ends = np.round(np.cumsum(speeds) / sum(speeds) * len(wave)).astype(int)
+    starts = np.concatenate([[0], ends[:-1]])
+    return [wave[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
 def _can_spawn() -> bool:
     """A helper is a fresh interpreter: only where this process runs a Python executable (not a Blender binary)."""
     import os
@@ -642,6 +668,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     it, so the result is the same whatever the number of workers.
     """
     import os
+    import time
 
     H, W = int(size[0]), int(size[1])
     sh, sw = source.shape[:2]
@@ -694,15 +721,19 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
             i, j = np.array(part).T
             return ys[i], xs[j], draws[i, j]
 
+        speed = 0.0  # this process's blocks per second
         for wave in waves:
-            # a wave in one part per worker (this process and each ready helper)
+            # a wave in one part per worker (this process and each ready helper), sized by their speeds so far
+            # (a helper on a busy core gets less); the pixels do not depend on the split
             ready = [h for h in helpers if h.ready()][:len(wave) - 1]
-            k = 1 + len(ready)
-            parts = [wave[(p * len(wave)) // k:((p + 1) * len(wave)) // k] for p in range(k)]
-            sent = [h.submit(work(part)) for h, part in zip(ready, parts[1:], strict=True)]
-            q.paste_many(q.match_many(*work(parts[0])))
+            parts = _split(wave, [speed] + [h.speed for h in ready])
+            sent = [bool(part) and h.submit(work(part)) for h, part in zip(ready, parts[1:], strict=True)]
+            start = time.perf_counter()
+            if parts[0]:
+                q.paste_many(q.match_many(*work(parts[0])))
+                speed = _smooth(speed, len(parts[0]) / max(time.perf_counter() - start, 1e-6))
             for h, part, ok in zip(ready, parts[1:], sent, strict=True):
-                if not (ok and h.wait()):
+                if part and not (ok and h.wait(len(part))):
                     q.paste_many(q.match_many(*work(part)))  # the helper is gone: placed here
             done += len(wave)
             if rep is not None and (done / total - reported >= 0.01 or done == total):  # at most ~100 reports
