@@ -293,9 +293,9 @@ def test_patch_same_pixels_when_helper_processes_place_parts_of_the_waves(monkey
     for workers in (1, 2, 3):  # 2: a new helper; 3: that one again (kept between jobs) and a new one
         sent.clear()
         outs.append(Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=tileable, seed=5, threads=workers))
-        # the helpers placed a share of the blocks (by their speed: (workers - 1) / workers on an idle machine)
+        # the helpers placed a share of the blocks (by their measured speed, IPC included)
         blocks = len(Q.grid(150, 18, tileable)) * len(Q.grid(230, 18, tileable))
-        assert (sum(sent) == 0) if workers == 1 else (sum(sent) > 0.1 * blocks)
+        assert (sum(sent) == 0) if workers == 1 else (0 < sum(sent) < blocks)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
     assert len(Q._idle_helpers) == 2
     Q.close_idle_helpers()
