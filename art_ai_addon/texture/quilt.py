@@ -721,20 +721,28 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
             i, j = np.array(part).T
             return ys[i], xs[j], draws[i, j]
 
-        speed = 0.0  # this process's blocks per second
+        speed = 0.0  # this process's blocks per second on its own parts
+        team, team_waves = 0.0, 0  # blocks per second of the waves shared with helpers
         for wave in waves:
             # a wave in one part per worker (this process and each ready helper), sized by their speeds so far
             # (a helper on a busy core gets less); the pixels do not depend on the split
-            ready = [h for h in helpers if h.ready()][:len(wave) - 1]
+            ready = [h for h in helpers if h.ready()][:len(wave) - 1] if team_waves >= 0 else []
             parts = _split(wave, [speed] + [h.speed for h in ready])
-            sent = [bool(part) and h.submit(work(part)) for h, part in zip(ready, parts[1:], strict=True)]
             start = time.perf_counter()
+            sent = [bool(part) and h.submit(work(part)) for h, part in zip(ready, parts[1:], strict=True)]
             if parts[0]:
+                mine = time.perf_counter()
                 q.paste_many(q.match_many(*work(parts[0])))
-                speed = _smooth(speed, len(parts[0]) / max(time.perf_counter() - start, 1e-6))
+                speed = _smooth(speed, len(parts[0]) / max(time.perf_counter() - mine, 1e-6))
             for h, part, ok in zip(ready, parts[1:], sent, strict=True):
                 if part and not (ok and h.wait(len(part))):
                     q.paste_many(q.match_many(*work(part)))  # the helper is gone: placed here
+            if any(parts[1:]):
+                team = _smooth(team, len(wave) / max(time.perf_counter() - start, 1e-6))
+                team_waves += 1
+                # waiting for each other costs more than it brings (the cores are busy with other work): alone
+                if team_waves >= 8 and team < speed:
+                    team_waves = -1
             done += len(wave)
             if rep is not None and (done / total - reported >= 0.01 or done == total):  # at most ~100 reports
                 reported = done / total
