@@ -1,9 +1,10 @@
 """Image quilting (Efros & Freeman 2001) on a torus: block search with OpenCV, minimum-error boundary cuts.
 
 The canvas can wrap around (tileable output) or not. Each block's overlap with what is already on the
-canvas is matched against every position of the source with one `cv2.matchTemplate` call (masked SSD),
+canvas is matched against every position of the source at once (a masked SSD through the source's spectrum),
 one of the near-best candidates is taken at random (seeded), and a dynamic-programming cut along each
-overlapping side decides which pixels the block replaces.
+overlapping side decides which pixels the block replaces. Blocks go in waves of blocks that do not overlap;
+helper processes may place parts of each wave on a canvas shared with them (see `quilt`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def owner_is_wide(sh: int, sw: int) -> bool:
 
 
 class Quilter:
-    """A canvas (H, W, C) with a `filled` mask, filled with blocks of one size (bh, bw) by `place_many`.
+    """A canvas (H, W, C) with a `filled` mask, filled with blocks of one size (bh, bw) by `match_many` and
+    `paste_many`.
 
     A block's known pixels are matched against every source position by a masked sum of squared differences,
     sum M (S - T)^2 = corr(S^2, M) - 2 corr(S, M T) + sum M T^2: the first term depends on the mask only (kept
@@ -215,8 +217,8 @@ class Quilter:
         what `paste_many` needs. `draws` (n, 2): each block's own uniform numbers in [0, 1), so the result does
         not depend on how the blocks are grouped into calls.
 
-        Reads the blocks' own pixels only and writes nothing, so calls for the blocks of one wave may run on
-        threads at the same time (the DFTs and the numpy passes over all the blocks release the GIL).
+        Reads the blocks' own pixels only and writes nothing, so calls for the blocks of one wave may run at the
+        same time (in processes sharing the canvas).
         """
         bh, bw = self.bh, self.bw
         sh, sw, nc = self.src.shape
@@ -248,7 +250,8 @@ class Quilter:
 
     def paste_many(self, chosen: dict) -> None:
         """Cut and paste the blocks `match_many` chose: every block's seam cuts in one dynamic-programming pass.
-        Writes the blocks' own pixels only (like `match_many`, it may run on threads for blocks of one wave)."""
+        Writes the blocks' own pixels only (like `match_many`, it may run at the same time for other blocks of
+        the wave)."""
         cv2 = _cv2()
         bh, bw = self.bh, self.bw
         where, known, old, own, patch, err, sy, sx = (
