@@ -372,6 +372,9 @@ def _thread_count(threads: int) -> int:
     return get_threads() or max(1, min(cores or 1, 8))
 
 
+# After this many waves shared with helpers, sharing stops if it has not been faster than this process alone.
+GUARD_WAVES = 8
+
 # A helper process pays for itself from about this much work (blocks x source pixels: ~0.3 s on one core);
 # below it the synthesis is done before a helper could start.
 HELPER_MIN_WORK = 5e7
@@ -744,7 +747,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 team = _smooth(team, len(wave) / max(time.perf_counter() - start, 1e-6))
                 team_waves += 1
                 # waiting for each other costs more than it brings (the cores are busy with other work): alone
-                if team_waves >= 8 and team < speed:
+                if team_waves >= GUARD_WAVES and team < speed:
                     team_waves = -1
             done += len(wave)
             if rep is not None and (done / total - reported >= 0.01 or done == total):  # at most ~100 reports
@@ -752,7 +755,11 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 rep(reported, f"quilting block {done}/{total}")
             elif check is not None:
                 check()
-        return np.array(canvas[:H, :W]) if path is not None else canvas[:H, :W]
+        if path is not None:
+            # the shared canvas itself (its file goes below: on POSIX the memory stays while the array lives);
+            # Windows cannot remove a mapped file: a copy there
+            return np.array(canvas[:H, :W]) if os.name == "nt" else canvas[:H, :W].view(np.ndarray)
+        return canvas[:H, :W]
     finally:
         keep = [h for h in helpers if h.finish()]
         for h in helpers:
