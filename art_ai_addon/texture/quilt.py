@@ -630,6 +630,15 @@ def _split(wave: list, speeds: list[float]) -> list[list]:
     return [wave[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
+def _remove(path: str) -> None:
+    import os
+
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _can_spawn() -> bool:
     """A helper is a fresh interpreter: only where this process runs a Python executable (not a Blender binary)."""
     import os
@@ -701,6 +710,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
               (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw))]
     path = _shared_file(_shared_size(shapes)) if workers > 1 else None  # None: no room, this process alone
     helpers: list = []
+    left = path  # the shared file, until it is removed
     try:
         if path is None:
             canvas, filled = np.zeros(shapes[0][1], np.float32), np.zeros(shapes[1][1], bool)
@@ -730,6 +740,9 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
         speed = 0.0  # this process's blocks per second on its own parts
         team, team_waves = 0.0, 0  # blocks per second of the waves shared with helpers
         for wave in waves:
+            if left is not None and os.name != "nt" and not any(h.state == "starting" for h in helpers):
+                _remove(left)  # every helper has it open: nothing is left behind even if this process is killed
+                left = None
             # a wave in one part per worker (this process and each ready helper), sized by their speeds so far
             # (a helper on a busy core gets less); the pixels do not depend on the split
             ready = [h for h in helpers if h.ready()][:len(wave) - 1] if team_waves >= 0 else []
@@ -766,9 +779,6 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
             if h not in keep:
                 h.close()
         _put_helpers(keep)
-        if path is not None:
+        if left is not None:
             canvas = filled = owner = q = None  # noqa: F841 (unmap before the file goes)
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            _remove(left)
