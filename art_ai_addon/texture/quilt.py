@@ -361,15 +361,16 @@ def schedule(rows, cols, bh: list[int], bw: list[int], H: int, W: int, wrap: boo
 
 
 def _thread_count(threads: int) -> int:
-    """Workers: `threads` if given, else the add-on's CPU Threads setting, else the cores this process may use."""
+    """Workers: `threads` if given, else the cores this process may use (up to 8), no more than the add-on's CPU
+    Threads setting if it is set."""
     if threads and threads > 0:
         return int(threads)
     import os
 
     from ..core import get_threads
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return get_threads() or max(1, min(cores or 1, 8))
+    cores = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+    return min(get_threads(), cores) if get_threads() else cores
 
 
 # After this many waves shared with helpers, sharing stops if it has not been faster than this process alone.
