@@ -699,20 +699,20 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     ch = rows[-1][0] + rows[-1][1] + (0 if wrap else overlap)
     cw = cols[-1][0] + cols[-1][1] + (0 if wrap else overlap)
     C = source.shape[2]
-    # one block size for all (the torus' steps differ by a pixel at most: those blocks overlap a pixel more)
-    bh = min(max(n for _, n in rows) + overlap, sh, ch)
-    bw = min(max(n for _, n in cols) + overlap, sw, cw)
-    waves = schedule(rows, cols, [bh] * len(rows), [bw] * len(cols), ch, cw, wrap)
     total = len(rows) * len(cols)
-    workers = min(_thread_count(threads), max(len(w) for w in waves))
+    workers = min(_thread_count(threads), max(1, min(len(rows), len(cols) // 2)))  # a wave's most blocks
     if total * sh * sw < HELPER_MIN_WORK or not _can_spawn():
         workers = 1
     shapes = [(np.float32, (ch, cw, C)), (np.bool_, (ch, cw)),
               (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw))]
     path = _shared_file(_shared_size(shapes)) if workers > 1 else None  # None: no room, this process alone
-    helpers: list = []
+    helpers: list = _get_helpers(workers - 1) if path is not None else []  # they start while this one works
     left = path  # the shared file, until it is removed
     try:
+        # one block size for all (the torus' steps differ by a pixel at most: those blocks overlap a pixel more)
+        bh = min(max(n for _, n in rows) + overlap, sh, ch)
+        bw = min(max(n for _, n in cols) + overlap, sw, cw)
+        waves = schedule(rows, cols, [bh] * len(rows), [bw] * len(cols), ch, cw, wrap)
         if path is None:
             canvas, filled = np.zeros(shapes[0][1], np.float32), np.zeros(shapes[1][1], bool)
             owner = None
@@ -723,7 +723,6 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
         if path is not None:
             job = {"file": path, "shapes": [(np.dtype(d).str, s) for d, s in shapes], "source": q.src,
                    "options": options}
-            helpers = _get_helpers(workers - 1)
             for h in helpers:
                 h.start(job)
         done = 0
