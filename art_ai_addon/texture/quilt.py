@@ -492,6 +492,9 @@ class _Helper:
             reply = self.replies.get(block, timeout if block else 0)
         except queue.Empty:
             return False
+        return self._handle(reply)
+
+    def _handle(self, reply) -> bool:
         if reply in ("ready", "done"):
             self.state = "idle"
             return True
@@ -521,10 +524,22 @@ class _Helper:
             return True
         return False
 
-    def wait(self, blocks: int) -> bool:
+    def wait(self, blocks: int, check=None) -> bool:
         """Whether the part of `blocks` blocks it was sent is placed (else it is retired and the part is still to
-        place); keeps track of its speed."""
-        if not self._take(block=True):
+        place); keeps track of its speed. `check` (cancel) is called while waiting."""
+        import queue
+
+        while True:
+            try:
+                reply = self.replies.get(True, 0.25)
+                break
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    self.state = "failed"
+                    return False
+                if check is not None:
+                    check()
+        if not self._handle(reply):
             return False
         self.speed = _smooth(self.speed, blocks / max(self.done_at - self.sent_at, 1e-6))
         return True
@@ -754,7 +769,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 q.paste_many(q.match_many(*work(parts[0])))
                 speed = _smooth(speed, len(parts[0]) / max(time.perf_counter() - mine, 1e-6))
             for h, part, ok in zip(ready, parts[1:], sent, strict=True):
-                if part and not (ok and h.wait(len(part))):
+                if part and not (ok and h.wait(len(part), check)):
                     q.paste_many(q.match_many(*work(part)))  # the helper is gone: placed here
             if any(parts[1:]):
                 team = _smooth(team, len(wave) / max(time.perf_counter() - start, 1e-6))
