@@ -373,7 +373,8 @@ def _thread_count(threads: int) -> int:
     return min(get_threads(), cores) if get_threads() else cores
 
 
-# After this many waves shared with helpers, sharing stops if it has not been faster than this process alone.
+# After this many waves of 8+ blocks shared with helpers, sharing stops if it has not been faster than this
+# process alone.
 GUARD_WAVES = 8
 
 # A helper process pays for itself from about this much work (blocks x source pixels: ~0.3 s on one core);
@@ -771,7 +772,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
             for h, part, ok in zip(ready, parts[1:], sent, strict=True):
                 if part and not (ok and h.wait(len(part), check)):
                     q.paste_many(q.match_many(*work(part)))  # the helper is gone: placed here
-            if any(parts[1:]):
+            if any(parts[1:]) and len(wave) >= 8:  # (on the first, smallest waves the IPC weighs too much to tell)
                 team = _smooth(team, len(wave) / max(time.perf_counter() - start, 1e-6))
                 team_waves += 1
                 # waiting for each other costs more than it brings (the cores are busy with other work): alone
