@@ -407,13 +407,13 @@ def _serve(inp, out) -> None:
     try:
         _cv2().setNumThreads(1)
         while (job := pickle.load(inp)) is not None:
-            canvas, filled, owner = _attach(job["file"], job["shapes"], "r+")
-            q = Quilter(job["source"], canvas, filled, owner=owner, **job["options"])
+            canvas, filled, owner, source = _attach(job["file"], job["shapes"], "r+")
+            q = Quilter(source, canvas, filled, owner=owner, **job["options"])
             say("ready")
             while (part := pickle.load(inp)) is not None:
                 q.paste_many(q.match_many(*part))
                 say("done")
-            q = canvas = filled = owner = None
+            q = canvas = filled = owner = source = None
             say("free")
     except EOFError:
         return
@@ -422,8 +422,8 @@ def _serve(inp, out) -> None:
 
 
 def _attach(path: str, shapes: list, mode: str) -> list[np.ndarray]:
-    """The canvas, filled and owner arrays, one after the other in one file (mapped, shared between processes):
-    plain arrays on the mapping (np.memmap's own indexing costs microseconds a call)."""
+    """The canvas, filled, owner and source arrays, one after the other in one file (mapped, shared between
+    processes): plain arrays on the mapping (np.memmap's own indexing costs microseconds a call)."""
     arrays, offset = [], 0
     for dtype, shape in shapes:
         arrays.append(np.memmap(path, dtype=dtype, mode=mode, offset=offset, shape=tuple(shape)).view(np.ndarray))
@@ -721,7 +721,7 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
     if total * sh * sw < HELPER_MIN_WORK or not _can_spawn():
         workers = 1
     shapes = [(np.float32, (ch, cw, C)), (np.bool_, (ch, cw)),
-              (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw))]
+              (np.int64 if owner_is_wide(sh, sw) else np.int32, (ch, cw)), (np.float32, (sh, sw, C))]
     path = _shared_file(_shared_size(shapes)) if workers > 1 else None  # None: no room, this process alone
     helpers: list = _get_helpers(workers - 1) if path is not None else []  # they start while this one works
     left = path  # the shared file, until it is removed
@@ -734,12 +734,13 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
             canvas, filled = np.zeros(shapes[0][1], np.float32), np.zeros(shapes[1][1], bool)
             owner = None
         else:
-            canvas, filled, owner = _attach(path, shapes, "r+")
+            canvas, filled, owner, shared_source = _attach(path, shapes, "r+")
+            shared_source[...] = source  # the helpers read it there: the pipe takes only small messages
         options = {"block": (bh, bw), "wrap": wrap, "overlap": overlap, "tolerance": tolerance}
         q = Quilter(source, canvas, filled, owner=owner, **options)
         if path is not None:
-            job = {"file": path, "shapes": [(np.dtype(d).str, s) for d, s in shapes], "source": q.src,
-                   "options": options}
+            # (a message larger than the pipe's buffer would wait here until the helper has started)
+            job = {"file": path, "shapes": [(np.dtype(d).str, s) for d, s in shapes], "options": options}
             for h in helpers:
                 h.start(job)
         done = 0
@@ -797,5 +798,5 @@ def quilt(source: np.ndarray, size: tuple[int, int], *, block: int, overlap: int
                 h.close()
         _put_helpers(keep)
         if left is not None:
-            canvas = filled = owner = q = None  # noqa: F841 (unmap before the file goes)
+            canvas = filled = owner = q = shared_source = None  # noqa: F841 (unmap before the file goes)
             _remove(left)
