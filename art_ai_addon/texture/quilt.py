@@ -398,6 +398,7 @@ def _serve(inp, out) -> None:
     """The helper process: for each job, attach its shared canvas and place the blocks of each wave part it is
     sent; between jobs it holds nothing (a None part ends a job, a None job ends the helper)."""
     import pickle
+    import time
     import traceback
 
     def say(msg) -> None:
@@ -411,8 +412,9 @@ def _serve(inp, out) -> None:
             q = Quilter(source, canvas, filled, owner=owner, **job["options"])
             say("ready")
             while (part := pickle.load(inp)) is not None:
+                start = time.perf_counter()
                 q.paste_many(q.match_many(*part))
-                say("done")
+                say(("done", time.perf_counter() - start))
             q = canvas = filled = owner = source = None
             say("free")
     except EOFError:
@@ -456,7 +458,7 @@ class _Helper:
         self.state = "free"
         self.error = ""
         self.idle_since = 0.0
-        self.sent_at = self.done_at = 0.0
+        self.sent_at = self.done_at = self.took = 0.0
         self.speed = 0.0  # blocks per second on its parts (0: not known yet)
         try:
             pickle.dump((list(sys.path), __file__), self.proc.stdin)
@@ -497,8 +499,9 @@ class _Helper:
         return self._handle(reply)
 
     def _handle(self, reply) -> bool:
-        if reply in ("ready", "done"):
+        if reply == "ready" or (isinstance(reply, tuple) and reply[0] == "done"):
             self.state = "idle"
+            self.took = reply[1] if reply != "ready" else 0.0
             return True
         if reply == "free":
             self.state = "free"
@@ -543,7 +546,10 @@ class _Helper:
                     check()
         if not self._handle(reply):
             return False
-        self.speed = _smooth(self.speed, blocks / max(self.done_at - self.sent_at, 1e-6))
+        # its own time on the part and the round trip at best: this process, busy with its own part meanwhile,
+        # sees the reply late (as the part's full time, it would give the helper too little)
+        trip = min(self.done_at - self.sent_at, self.took + 2e-4)
+        self.speed = _smooth(self.speed, blocks / max(trip, 1e-6))
         return True
 
     def finish(self) -> bool:
