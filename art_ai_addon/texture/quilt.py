@@ -340,7 +340,7 @@ def schedule(rows, cols, bh: list[int], bw: list[int], H: int, W: int, wrap: boo
     (2i + j, i) -- rows offset by two blocks, so a row may start once the row above is two blocks ahead.
 
     Blocks of one wave never overlap, so they can be placed at the same time, and what each block sees is the same
-    whatever the number of threads. Without wrap the order gives each block the same filled neighbours as raster
+    whatever the number of workers. Without wrap the order gives each block the same filled neighbours as raster
     order (left, top-left, top, top-right).
     """
     row_meet = _intervals_meet([(y, h) for (y, _), h in zip(rows, bh, strict=True)], H, wrap)
