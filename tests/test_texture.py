@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 
 import cv2
@@ -264,6 +266,108 @@ def test_patch_same_pixels_whatever_the_thread_count(tileable):
     finally:
         set_threads(before)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("tileable", [True, False])
+def test_patch_same_pixels_when_helper_processes_place_parts_of_the_waves(monkeypatch, tileable):
+    from art_ai_addon.texture import quilt as Q
+
+    monkeypatch.setattr(Q, "HELPER_MIN_WORK", 0)  # helpers even for this small canvas
+    sent = []
+    submit, ready = Q._Helper.submit, Q._Helper.ready
+
+    def ready_now(self):  # wait for the helper to start (else this small job could end before it is up)
+        while self.state == "starting":
+            self._take(block=True)
+        return ready(self)
+
+    def counted(self, part):
+        sent.append(len(part[0]))
+        return submit(self, part)
+
+    monkeypatch.setattr(Q._Helper, "ready", ready_now)
+    monkeypatch.setattr(Q._Helper, "submit", counted)
+    split = Q._split
+    monkeypatch.setattr(Q, "_split", lambda wave, speeds: split(wave, [1.0] * len(speeds)))  # even (not by speed)
+    monkeypatch.setattr(Q, "GUARD_WAVES", 10 ** 9)  # share every wave, even on a busy machine
+    rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    outs = []
+    Q.close_idle_helpers()
+    for workers in (1, 2, 3):  # 2: a new helper; 3: that one again (kept between jobs) and a new one
+        sent.clear()
+        outs.append(Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=tileable, seed=5, threads=workers))
+        # the helpers placed their share of the blocks (each wave split evenly here)
+        blocks = len(Q.grid(150, 18, tileable)) * len(Q.grid(230, 18, tileable))
+        assert (sum(sent) == 0) if workers == 1 else (0.3 * blocks < sum(sent) < blocks)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    assert len(Q._idle_helpers) == 2
+    Q.close_idle_helpers()
+    assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("art_ai_quilt_")]
+    if os.path.isdir("/dev/shm"):
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
+
+
+def test_patch_a_helper_that_dies_leaves_its_parts_to_this_process(monkeypatch):
+    from art_ai_addon.texture import quilt as Q
+
+    monkeypatch.setattr(Q, "HELPER_MIN_WORK", 0)
+    submit, ready = Q._Helper.submit, Q._Helper.ready
+    sent = []
+
+    def ready_now(self):
+        while self.state == "starting":
+            self._take(block=True)
+        return ready(self)
+
+    def dies_on_the_third(self, part):
+        sent.append(part)
+        if len(sent) == 3:
+            self.proc.kill()
+            self.proc.wait()
+        return submit(self, part)
+
+    monkeypatch.setattr(Q._Helper, "ready", ready_now)
+    monkeypatch.setattr(Q._Helper, "submit", dies_on_the_third)
+    split = Q._split
+    monkeypatch.setattr(Q, "_split", lambda wave, speeds: split(wave, [1.0] * len(speeds)))  # even (not by speed)
+    rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    Q.close_idle_helpers()
+    alone = Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=True, seed=5, threads=1)
+    shared = Q.quilt(rgb, (150, 230), block=24, overlap=6, wrap=True, seed=5, threads=2)
+    assert len(sent) == 3 and np.array_equal(alone, shared)
+    assert not Q._idle_helpers
+
+
+def test_patch_cancel_ends_the_helper_processes(monkeypatch):
+    from art_ai_addon.core import reporter
+    from art_ai_addon.texture import quilt as Q
+
+    monkeypatch.setattr(Q, "HELPER_MIN_WORK", 0)
+    started = []
+    init = Q._Helper.__init__
+
+    def tracked(self):
+        init(self)
+        started.append(self)
+
+    monkeypatch.setattr(Q._Helper, "__init__", tracked)
+    stop = threading.Event()
+
+    def progress(f, m):
+        if f > 0.3:
+            stop.set()
+
+    rgb = skimage.data.coffee()[150:246, 150:246].astype(np.float32) / 255.0
+    Q.close_idle_helpers()
+    with pytest.raises(Cancelled):
+        Q.quilt(rgb, (300, 300), block=24, overlap=6, wrap=True, seed=0, threads=3, rep=reporter(progress, stop))
+    # each helper either ended or let go of the canvas and waits for the next job
+    assert len(started) == 2
+    assert all(h.proc.poll() is not None or (h in Q._idle_helpers and h.state == "free") for h in started)
+    Q.close_idle_helpers()
+    assert all(h.proc.poll() is not None for h in started)
+    if os.path.isdir("/dev/shm"):
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith("art_ai_quilt_")]
 
 
 def test_patch_waves_never_hold_overlapping_blocks():
