@@ -51,11 +51,28 @@ def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, init=None, **_):
     """
     from .smooth import biharmonic_fill
 
-    telea = _telea(rgb, hole)
+    telea = _rough(rgb, hole)
     solve = hole if solve is None else solve
     if init is not None:
         telea[solve] = init[solve]
     return biharmonic_fill(telea, solve, telea, rep=rep, max_iter=max_iter)
+
+
+def _rough(rgb, hole):
+    """Telea's fill of `hole` in 8 bits, all channels in one call (a third of the float path's time): a first
+    guess (the solve refines it far below 1/255) and context (the parts of the hole not solved)."""
+    import cv2
+
+    u8 = cv2.convertScaleAbs(rgb, alpha=255.0).reshape(rgb.shape)
+    out = np.array(rgb, dtype=np.float32, copy=True)
+    if rgb.shape[2] == 3:
+        got = cv2.inpaint(u8, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)[hole]
+    else:
+        m = hole.astype(np.uint8)
+        got = np.stack([cv2.inpaint(np.ascontiguousarray(u8[:, :, ch]), m, 3, cv2.INPAINT_TELEA)[hole]
+                        for ch in range(rgb.shape[2])], axis=1)
+    out[hole] = got.astype(np.float32) * np.float32(1.0 / 255.0)
+    return out
 
 
 def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, **_):
