@@ -257,7 +257,7 @@ def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
     depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     deep = thin & (depth > 1.0)  # (the edge pixels are context for the patches, with the smooth fill's values)
     source_ok = ~hole if source_ok is None else source_ok & ~hole
-    patch = grain_inpaint(smooth, deep, source_ok=source_ok, patch_size=options.get("patch_size") or 7, seed=seed,
+    patch = grain_inpaint(smooth, deep, source_ok=source_ok, seed=seed,
                           iters=options.get("em_iters") or patchmatch.GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
