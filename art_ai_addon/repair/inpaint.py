@@ -108,24 +108,33 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     """
     import cv2
 
-    dist = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    h, w = hole.shape
+    dist = cv2.distanceTransform(cv2.copyMakeBorder(hole.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                 cv2.DIST_L2, 5)[1:-1, 1:-1]
     core = (dist > thin_radius).astype(np.uint8)
     # a few wide pixels where scratches cross are not a hole
     n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= 2 * thin_radius * thin_radius
     keep[0] = False
-    core = keep[labels]
-    if not core.any():
+    if not keep.any():
         return hole.copy(), np.zeros_like(hole)
+    core = keep[labels]
     # each wide part grows by its own radius (+1 px): a hole pixel is large when the wide part nearest to it is at
-    # most that far (a distance transform costs the same whatever the radius; a dilation costs radius^2)
+    # most that far (a distance transform costs the same whatever the radius; a dilation costs radius^2); all of
+    # it within the wide parts' box grown by the largest radius
     radius = np.zeros(n, np.float32)
     np.maximum.at(radius, labels[core], dist[core])
-    away, nearest = cv2.distanceTransformWithLabels((~core).astype(np.uint8), cv2.DIST_L2, 5,
+    grow = int(np.ceil(radius.max())) + 2
+    x0, y0 = stats[keep, 0].min(), stats[keep, 1].min()
+    x1, y1 = (stats[keep, 0] + stats[keep, 2]).max(), (stats[keep, 1] + stats[keep, 3]).max()
+    ys, xs = slice(max(0, y0 - grow), min(h, y1 + grow)), slice(max(0, x0 - grow), min(w, x1 + grow))
+    core_box, labels_box = core[ys, xs], labels[ys, xs]
+    away, nearest = cv2.distanceTransformWithLabels((~core_box).astype(np.uint8), cv2.DIST_L2, 5,
                                                     labelType=cv2.DIST_LABEL_PIXEL)
     to_part = np.zeros(int(nearest.max()) + 1, np.int32)
-    to_part[nearest[core]] = labels[core]
-    large = hole & (away <= np.ceil(radius)[to_part[nearest]] + 1.0)
+    to_part[nearest[core_box]] = labels_box[core_box]
+    large = np.zeros_like(hole)
+    large[ys, xs] = hole[ys, xs] & (away <= np.ceil(radius)[to_part[nearest]] + 1.0)
     return hole & ~large, large
 
 
@@ -261,16 +270,29 @@ def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
                           iters=options.get("em_iters") or patchmatch.GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
-    grain = _with_detail(smooth, patch, _THIN_SIGMA, _thin_gain(smooth, patch, hole, thin))
+    # the smooth fill above _THIN_SIGMA px, the patches' detail below it (smooth+detail's, both blurs done once)
+    low, blurred = cv2.GaussianBlur(smooth, (0, 0), _THIN_SIGMA), cv2.GaussianBlur(patch, (0, 0), _THIN_SIGMA)
+    gain = _thin_gain(low, patch, blurred, hole, thin)
+    grain = np.clip(low[deep] + gain * (patch[deep] - blurred[deep]), 0.0, 1.0)
     w = np.clip(depth - 1.0, 0.0, 1.0)[deep][:, None]  # 0 on the edge, 1 from 2 px in
-    out = smooth.copy()
-    out[deep] = smooth[deep] * (1.0 - w) + grain[deep] * w
+    out = smooth
+    out[deep] = smooth[deep] * (1.0 - w) + grain * w
     return out
 
 
-def _thin_gain(smooth, patch, hole, thin):
+def _lum(img):
+    """The mean of the channels (H, W), in one pass."""
+    import cv2
+
+    if img.shape[2] != 3:
+        return img.mean(axis=2, dtype=np.float32)
+    return cv2.transform(img, np.full((1, 3), 1.0 / 3.0, np.float32))
+
+
+def _thin_gain(low, patch, blurred, hole, thin):
     """The gain on PatchMatch's detail that gives the thin fill _THIN_DETAIL of the gradient energy of the intact
-    pixels around it: energy(low + g * detail) = target is a quadratic in g (luminance Sobel, as _grad_energy)."""
+    pixels around it: energy(low + g * detail) = target is a quadratic in g (luminance Sobel, as _grad_energy).
+    low: the smooth fill blurred by _THIN_SIGMA; blurred: the patch fill blurred by it."""
     import cv2
 
     near = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -279,12 +301,14 @@ def _thin_gain(smooth, patch, hole, thin):
     inner = inner if inner.sum() >= 16 else thin
     if not ring.any():
         return 1.0
-    low = cv2.GaussianBlur(smooth, (0, 0), _THIN_SIGMA).mean(axis=2)
-    band = patch.mean(axis=2) - cv2.GaussianBlur(patch, (0, 0), _THIN_SIGMA).mean(axis=2)
+    lum = _lum(patch)
+    band = lum - _lum(blurred)
+    low = _lum(low)
     gl = np.stack([cv2.Sobel(low, cv2.CV_32F, 1, 0), cv2.Sobel(low, cv2.CV_32F, 0, 1)])[:, inner]
     gd = np.stack([cv2.Sobel(band, cv2.CV_32F, 1, 0), cv2.Sobel(band, cv2.CV_32F, 0, 1)])[:, inner]
     a, b, c = float((gl * gl).sum(0).mean()), float((gl * gd).sum(0).mean()), float((gd * gd).sum(0).mean())
-    target = _THIN_DETAIL * float(_grad_energy(patch)[ring].mean())
+    energy = cv2.Sobel(lum, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(lum, cv2.CV_32F, 0, 1) ** 2  # (_grad_energy's)
+    target = _THIN_DETAIL * float(energy[ring].mean())
     if c <= 1e-12:
         return 1.0
     return float(np.clip((np.sqrt(max(b * b - c * (a - target), 0.0)) - b) / c, 0.5, 2.0))
@@ -476,7 +500,7 @@ def _windows(hole, large=None):
     for y0, y1, x0, x1, ids in groups:
         ys, xs = slice(y0, y1), slice(x0, x1)
         # damage of other windows that lies in this one with half its own margin around it is filled here too
-        seen = np.unique(labels[ys, xs])
+        seen = np.flatnonzero(np.bincount(labels[ys, xs].ravel(), minlength=n))
         ids = [i for i in ids if not done[i]] + [
             int(i) for i in seen if i and not done[i] and i not in ids and y0 <= inner[i][0] and inner[i][1] <= y1
             and x0 <= inner[i][2] and inner[i][3] <= x1]

@@ -496,10 +496,16 @@ def _grain_features(level, cur):
     """_patchmatch's features of `cur` (colour and luminance gradient), padded, channel-major."""
     import cv2
 
-    g = cur.mean(axis=2)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)
-    return np.ascontiguousarray(level.padded(np.concatenate([cur, gx[:, :, None], gy[:, :, None]], axis=2)).T)
+    c = cur.shape[2]
+    g = cv2.transform(cur, np.full((1, c), 1.0 / c, np.float32)) if c <= 4 else cur.mean(axis=2)
+    planes = [cur[:, :, ch] for ch in range(c)]
+    planes += [cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4),
+               cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)]
+    r = level.r
+    flat = np.empty((len(planes), (level.h + 2 * r) * level.wp), np.float32)
+    for ch, plane in enumerate(planes):  # channel-major, each plane padded on its own (no transposed copy)
+        flat[ch] = cv2.copyMakeBorder(np.ascontiguousarray(plane), r, r, r, r, cv2.BORDER_REFLECT_101).ravel()
+    return flat
 
 
 def _grain_ctx(level, flat):
