@@ -374,7 +374,7 @@ def _choose(fills, truth_img, owner, labels_n, test):
     return picks
 
 
-def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
+def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
     """Per hole: thin parts get the smooth fill with PatchMatch's grain; each large one the fill that wins on its
     test copies.
 
@@ -383,20 +383,23 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
     the copies in one run, and the hole gets the fill that came closest on its copies, with a small allowance
     for fills with more detail (a hole without room for a copy gets PatchMatch). Then the chosen fills run at
     full size on the holes alone: the choice costs a fraction of a fill, not a second one.
+    keep_out: damage that is not this call's to fill (another window's): left as it is, never a source of patches,
+    never under a test copy.
     """
     import cv2
 
+    keep = np.zeros_like(hole) if keep_out is None else np.asarray(keep_out, bool) & ~hole
     thin, large = _split(hole)
     rep = reporter(rep)
     sub = rep.sub
-    out = _thin_fill(rgb, hole, thin, seed, sub(0.0, 0.25) if large.any() else rep, **options) if thin.any() \
-        else rgb.copy()
+    out = _thin_fill(rgb, hole, thin, seed, sub(0.0, 0.25) if large.any() else rep, source_ok=~keep,
+                     **options) if thin.any() else rgb.copy()
     counts = {"thin": _count(thin)}
     chosen = {c: 0 for c in _CHOICES}
     if large.any():
         n, labels = cv2.connectedComponents(large.astype(np.uint8), connectivity=8)
         radius = max(1, int(options.get("patch_size") or 7) // 2)
-        test, owner = _test_copies(large, hole, labels, n, margin=2 * radius + 2, per_hole=_COPIES)
+        test, owner = _test_copies(large, hole | keep, labels, n, margin=2 * radius + 2, per_hole=_COPIES)
         # large holes are filled with the repair of the scratches as context, but patches are never copied
         # from any damaged pixel nor from the test copies
         base = out.copy()
@@ -411,10 +414,11 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, **options):
             small_owner = owner[::2, ::2].copy()
             small_owner[~small_test] = 0
             fills = _candidates(_half(base, hole | test), _half_mask(large) | small_test,
-                                ~(small_hole | small_test), seed, _DETAIL_SIGMA / 2, sub(0.25, 0.45), **options)
-            picks = _choose(fills, _half(base, hole), small_owner, n, small_test)
+                                ~(small_hole | small_test | _half_mask(keep)), seed, _DETAIL_SIGMA / 2,
+                                sub(0.25, 0.45), **options)
+            picks = _choose(fills, _half(base, hole | keep), small_owner, n, small_test)
             smooth_half = fills["smooth"]
-        patch = _patch(base, large, seed=seed, source_ok=~hole, rep=sub(0.45, 0.95), **options)
+        patch = _patch(base, large, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
         need = np.zeros_like(large)
         for i, pick in picks.items():
             if pick != "patch":
@@ -526,7 +530,8 @@ def _windowed(name, rgb, hole, m, seed, rep, info, options):
 
     auto: first the thin parts, window by window (the large parts next to them are context, as in _auto), then
     each large part in its own window of the picture with the thin parts repaired; a large part's window is
-    filled by _auto, with the other large damage in it (filled too, never a source, then dropped)."""
+    filled by _auto, with the other large damage in it kept out (not filled there, never a source, never under a
+    test copy)."""
     from . import patchmatch
 
     token = patchmatch.distance_ref.set(float(np.hypot(*hole.shape)))  # a window's holes as in the whole picture
@@ -576,24 +581,17 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(split + (1 - split) * k / len(wins), split + (1 - split) * (k + 1) / len(wins))
             # the damage of windows already done is filled (their final fill, as the thin parts are); the rest of
-            # the window's damage is filled with its own, never a source, then dropped
+            # the window's damage is other windows' to fill: left as it is, never a source (keep_out)
             fill = todo[ys, xs]
             crop = out[ys, xs].copy()
             crop[fill] = rgb[ys, xs][fill]
             said = {}
-            got = _auto(crop, fill, seed=seed, rep=sub, info=said, **options)
+            got = _auto(crop, own, seed=seed, rep=sub, info=said, keep_out=fill & ~own, **options)
             _put(out, rgb, got, m, ys, xs, own)
             todo[ys, xs] &= ~own
-            own_n = _count(own)
-            picks = {c: said.get("holes", {}).get(c, 0) for c in _CHOICES}
-            total = sum(picks.values())
-            if total > own_n:  # the other large damage in the window was counted too: own's share, in proportion
-                share = {c: picks[c] * own_n / total for c in _CHOICES}
-                picks = {c: int(share[c]) for c in _CHOICES}
-                for c in sorted(_CHOICES, key=lambda c: picks[c] - share[c])[:own_n - sum(picks.values())]:
-                    picks[c] += 1
             for c in _CHOICES:
-                chosen[c] += picks[c]
+                chosen[c] += said.get("holes", {}).get(c, 0)
+            thin_n += said.get("holes", {}).get("thin", 0)
     if info is not None:
         parts = [f"{thin_n} thin hole{'s' * (thin_n != 1)} smooth+detail"] if thin_n else []
         parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
