@@ -160,6 +160,7 @@ _DETAIL_SIGMA = 3.0
 # than it; a fixed gain instead overshoots in textures, whose copied grain is stronger than in photos
 _THIN_SIGMA = 2.0
 _THIN_DETAIL = 1.6
+_GAIN_MAX = 2.0  # (the gain on the detail is held within 0.5-2)
 # auto: a "thin" part that is compact (its area at most this many discs of its widest radius; a 3-px scratch
 # 60 px long has 25) and wider than a 1-3 px line is not a scratch but a small hole, and gets the choice of the
 # large ones. The thin fill (smooth + grain) was calibrated on scratches and text; on bench/inpaint.py's grid,
@@ -266,7 +267,7 @@ def _thin_fill(rgb, hole, thin, seed, rep, source_ok=None, **options):
     depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     deep = thin & (depth > 1.0)  # (the edge pixels are context for the patches, with the smooth fill's values)
     source_ok = ~hole if source_ok is None else source_ok & ~hole
-    patch = grain_inpaint(smooth, deep, source_ok=source_ok, seed=seed,
+    patch = grain_inpaint(smooth, deep, source_ok=source_ok, seed=seed, patch_size=patchmatch.GRAIN_PATCH,
                           iters=options.get("em_iters") or patchmatch.GRAIN_ITERS) if deep.any() else None
     if patch is None:  # all edge, or no whole patch fits in the known area: the smooth fill alone
         return smooth
@@ -311,7 +312,7 @@ def _thin_gain(low, patch, blurred, hole, thin):
     target = _THIN_DETAIL * float(energy[ring].mean())
     if c <= 1e-12:
         return 1.0
-    return float(np.clip((np.sqrt(max(b * b - c * (a - target), 0.0)) - b) / c, 0.5, 2.0))
+    return float(np.clip((np.sqrt(max(b * b - c * (a - target), 0.0)) - b) / c, 0.5, _GAIN_MAX))
 
 
 def _split(hole):

@@ -61,13 +61,14 @@ DISTANCE_WEIGHT = 0.01
 # pictures, and the middle of their holes went flat.)
 distance_ref: contextvars.ContextVar[float | None] = contextvars.ContextVar("distance_ref", default=None)
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
-# grain_inpaint: the patch (3 px: the grain's scale; on bench/inpaint_scale.py --thin-grid, 9 pictures x 512 and
-# 1024 px x 2 seeds, the median against Telea went from +1.2 dB with 7 px patches and +1.7 with 5 px to +2.1 dB, the
-# gradient energy in the scratches staying at 1.0 of the original's), the search iterations on the cover, the random
-# search's radius divided by this from 64 px down (64, 16, 4, 1), then the iterations over every pixel (propagation
-# and random search from GRAIN_DENSE_RADIUS px down). Fewer iterations lose: 4 on the cover and 2 over every pixel
-# (with 3 px patches) cost 0.8 dB of the median
-GRAIN_PATCH = 3
+# grain_inpaint: the patch (5 px, nearer the grain's scale than 7: on bench/inpaint_scale.py --thin-grid, 9 pictures
+# x 512 and 1024 px x 2 seeds, the median against Telea went from +1.3 dB with 7 px patches to +1.6 dB, the worst
+# decile from -0.5 to -0.3, the gradient energy in the scratches staying at x1.05 of the original's; 3 px gave
+# +2.0 dB there but too little grain on 128 px textures: the gain hit its bound, brick's detail fell from x1.0 to
+# x0.5-0.7), the search iterations on the cover, the random search's radius divided by this from 64 px down (64,
+# 16, 4, 1), then the iterations over every pixel (propagation, and random search from GRAIN_DENSE_RADIUS px down).
+# Fewer iterations lose: 4 on the cover and 2 over every pixel cost 0.8 dB of the median (3 px patches)
+GRAIN_PATCH = 5
 GRAIN_ITERS = 8
 GRAIN_RADIUS_STEP = 4
 GRAIN_DENSE_ITERS = 3
