@@ -125,3 +125,17 @@ def test_auto_leaves_kept_out_damage_alone_and_never_reads_it():
         plains.append(ip._auto(bad, hole, seed=0)[hole])  # the kept-out pixels as known picture
     assert np.array_equal(fills[0], fills[1])
     assert not np.array_equal(plains[0], plains[1])  # (read, they change the fill: the test can tell)
+
+
+def test_telea_in_8_bits_only_where_the_picture_is_8_bit():
+    """8-bit pictures go through OpenCV's 8-bit path (one call for the three channels): the fill is OpenCV's own;
+    a float picture keeps its precision (the fill is not rounded to 8-bit levels)."""
+    img = picture(120, 3)
+    hole = disc(120, 60, 60, 6)
+    u8 = (img * 255 + 0.5).astype(np.uint8)
+    got = inpaint(u8.astype(np.float32) / 255.0, hole, method="telea")
+    ref = cv2.inpaint(u8, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    assert np.abs(got - ref)[hole].max() < 1e-6
+    fine = np.clip(img * 0.25 + 0.3, 0, 1).astype(np.float32)  # values between 8-bit levels
+    got = inpaint(fine, hole, method="telea")[hole] * 255.0
+    assert np.abs(got - np.rint(got)).max() > 0.1

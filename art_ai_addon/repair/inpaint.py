@@ -19,10 +19,21 @@ HOLE_LEVEL = 1.0 / 255.0
 
 
 def _opencv(rgb, hole, flag, radius=3):
-    """OpenCV's inpainting per channel in float32, so 16-bit and float images keep their precision."""
+    """OpenCV's inpainting per channel in float32, so 16-bit and float images keep their precision; where the pixels
+    it reads (those within its radius of the hole) are all 8-bit levels, in 8 bits, all channels in one call (what
+    OpenCV does fastest: a third of the time, the same fill to within rounding)."""
     import cv2
 
     m = hole.astype(np.uint8)
+    if rgb.shape[2] in (1, 3):
+        band = cv2.dilate(m, np.ones((2 * radius + 3,) * 2, np.uint8)) > 0
+        band &= ~hole
+        seen = rgb[band] * np.float32(255.0)
+        if not band.any() or float(np.abs(seen - np.rint(seen)).max()) < 1e-3:
+            got = cv2.inpaint(cv2.convertScaleAbs(rgb, alpha=255.0).reshape(rgb.shape), m, radius, flag)
+            out = rgb.copy()
+            out[hole] = got.reshape(rgb.shape)[hole].astype(np.float32) * np.float32(1.0 / 255.0)
+            return out
     out = np.empty_like(rgb)
     for ch in range(rgb.shape[2]):
         # OpenCV's float path assumes 0..255 values (in 0..1 it diverges), so scale around the call
