@@ -67,12 +67,13 @@ _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 # +2.0 dB there but too little grain on 128 px textures: the gain hit its bound, brick's detail fell from x1.0 to
 # x0.5-0.7), the search iterations on the cover, the random search's radius divided by this from 64 px down (64,
 # 16, 4, 1), then the iterations over every pixel (propagation, and random search from GRAIN_DENSE_RADIUS px down).
-# Fewer iterations lose: 4 on the cover and 2 over every pixel cost 0.8 dB of the median (3 px patches)
+# (16 px there: the same). Fewer iterations lose: 6 on the cover cost 0.2 dB of the median, 5 and 2 over every
+# pixel 0.6 dB
 GRAIN_PATCH = 5
 GRAIN_ITERS = 8
 GRAIN_RADIUS_STEP = 4
 GRAIN_DENSE_ITERS = 3
-GRAIN_DENSE_RADIUS = 16
+GRAIN_DENSE_RADIUS = 4
 # (the guess inside a scratch is the smooth fill and weighs 0.1: comparing it with blurred sources changes nothing
 # measurable on the bench's scratches, and costs 15 %)
 BLUR_SIGMA_GRAIN = 0.0
@@ -499,14 +500,14 @@ def _grain_features(level, cur):
 
     c = cur.shape[2]
     g = cv2.transform(cur, np.full((1, c), 1.0 / c, np.float32)) if c <= 4 else cur.mean(axis=2)
-    planes = [cur[:, :, ch] for ch in range(c)]
-    planes += [cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4),
-               cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)]
+    planes = list(cv2.split(cur)) if c > 1 else [np.ascontiguousarray(cur[:, :, 0])]
+    planes += [cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=GRADIENT_WEIGHT / 4),
+               cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=GRADIENT_WEIGHT / 4)]
     r = level.r
-    flat = np.empty((len(planes), (level.h + 2 * r) * level.wp), np.float32)
+    flat = np.empty((len(planes), level.h + 2 * r, level.wp), np.float32)
     for ch, plane in enumerate(planes):  # channel-major, each plane padded on its own (no transposed copy)
-        flat[ch] = cv2.copyMakeBorder(np.ascontiguousarray(plane), r, r, r, r, cv2.BORDER_REFLECT_101).ravel()
-    return flat
+        cv2.copyMakeBorder(plane, r, r, r, r, cv2.BORDER_REFLECT_101, dst=flat[ch])
+    return flat.reshape(len(planes), -1)
 
 
 def _grain_ctx(level, flat):
