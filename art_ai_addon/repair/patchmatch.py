@@ -427,7 +427,8 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=GRAIN_PATCH, seed=0, 
       (about a third of a scratch's pixels, see _grain_cover), propagating between neighbouring targets along the
       hole (_grain_search);
     - every hole pixel then starts from its target's source moved by its own offset from the target (inside the
-      matched patch), and tries the sources of the other targets next to it and of its four neighbours (one pass).
+      matched patch), tries the other targets' next to it, then GRAIN_DENSE_ITERS passes of propagation between
+      neighbouring pixels and random search from GRAIN_DENSE_RADIUS px.
     Weights and features of patch_inpaint's finest level; the known pixels decide almost alone
     (HOLE_WEIGHT_START). Returns None when no whole patch fits in the known area.
     """
