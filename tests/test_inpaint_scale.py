@@ -101,3 +101,41 @@ def test_far_apart_damage_in_a_large_picture_is_split_into_windows():
         assert not (region & own).any()  # every hole pixel is filled once
         region |= own
     assert (covered == hole).all()
+
+
+
+def test_auto_leaves_kept_out_damage_alone_and_never_reads_it():
+    """keep_out (another window's damage inside this one): not filled here, never a source, never under a test copy.
+    So the fill of the hole is the same whatever the kept-out pixels hold; were they known picture (as without
+    keep_out), the patches that cover them would change the fill."""
+    size = 160
+    img = picture(size, 2)
+    hole = disc(size, 60, 60, 12) | disc(size, 120, 40, 5)  # a large hole and a small compact one
+    keep = disc(size, 70, 110, 14) | disc(size, 125, 120, 4)
+    fills, plains = [], []
+    for colour in ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)):
+        bad = img.copy()
+        bad[hole] = 0.0
+        bad[keep] = colour
+        info = {}
+        out = ip._auto(bad, hole, keep_out=keep, seed=0, info=info)
+        assert (out[~hole] == bad[~hole]).all()  # the kept-out damage is not filled
+        assert sum(info["holes"].values()) == 2, info  # only this call's holes are counted
+        fills.append(out[hole])
+        plains.append(ip._auto(bad, hole, seed=0)[hole])  # the kept-out pixels as known picture
+    assert np.array_equal(fills[0], fills[1])
+    assert not np.array_equal(plains[0], plains[1])  # (read, they change the fill: the test can tell)
+
+
+def test_telea_in_8_bits_only_where_the_picture_is_8_bit():
+    """8-bit pictures go through OpenCV's 8-bit path (one call for the three channels): the fill is OpenCV's own;
+    a float picture keeps its precision (the fill is not rounded to 8-bit levels)."""
+    img = picture(120, 3)
+    hole = disc(120, 60, 60, 6)
+    u8 = (img * 255 + 0.5).astype(np.uint8)
+    got = inpaint(u8.astype(np.float32) / 255.0, hole, method="telea")
+    ref = cv2.inpaint(u8, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    assert np.abs(got - ref)[hole].max() < 1e-6
+    fine = np.clip(img * 0.25 + 0.3, 0, 1).astype(np.float32)  # values between 8-bit levels
+    got = inpaint(fine, hole, method="telea")[hole] * 255.0
+    assert np.abs(got - np.rint(got)).max() > 0.1

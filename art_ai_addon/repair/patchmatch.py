@@ -64,9 +64,19 @@ DISTANCE_WEIGHT = 0.01
 # pictures, and the middle of their holes went flat.)
 distance_ref: contextvars.ContextVar[float | None] = contextvars.ContextVar("distance_ref", default=None)
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
-# grain_inpaint's search iterations: on the bench's scratches (512 px, four pictures, two seeds) 6 match the
-# two-EM-round fill of all the patches that touch the hole (+0.1 dB, same detail) at half its time; 2 lose 0.7 dB
-GRAIN_ITERS = 6
+# grain_inpaint: the patch (5 px, nearer the grain's scale than 7: on bench/inpaint_scale.py --thin-grid, 9 pictures
+# x 512 and 1024 px x 2 seeds, the median against Telea went from +1.3 dB with 7 px patches to +1.6 dB, the worst
+# decile from -0.5 to -0.3, the gradient energy in the scratches staying at x1.05 of the original's; 3 px gave
+# +2.0 dB there but too little grain on 128 px textures: the gain hit its bound, brick's detail fell from x1.0 to
+# x0.5-0.7), the search iterations on the cover, the random search's radius divided by this from 64 px down (64,
+# 16, 4, 1), then the iterations over every pixel (propagation, and random search from GRAIN_DENSE_RADIUS px down).
+# (16 px there: the same). Two passes over every pixel: 0.1 dB of the median below three, for a seventh less time;
+# fewer iterations lose more: 6 on the cover 0.2 dB, 5 on the cover and 2 over every pixel 0.6 dB
+GRAIN_PATCH = 5
+GRAIN_ITERS = 8
+GRAIN_RADIUS_STEP = 4
+GRAIN_DENSE_ITERS = 2
+GRAIN_DENSE_RADIUS = 4
 # (the guess inside a scratch is the smooth fill and weighs 0.1: comparing it with blurred sources changes nothing
 # measurable on the bench's scratches, and costs 15 %)
 BLUR_SIGMA_GRAIN = 0.0
@@ -436,14 +446,19 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     return cur
 
 
-def grain_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, iters=GRAIN_ITERS):
+def grain_inpaint(img, hole, *, source_ok=None, patch_size=GRAIN_PATCH, seed=0, iters=GRAIN_ITERS):
     """The grain of a thin fill: each `hole` pixel copies the centre of the source patch that best matches the
     patch centred on it, the guess inside the hole being `img` (e.g. the smooth fill); one level, no vote.
 
-    Only the patches centred in the hole are searched (the vote of patch_inpaint needs every patch that touches
-    the hole, seven times as many around a scratch 1 px wide), with the weights and features of patch_inpaint's
-    finest level; the known pixels decide almost alone (HOLE_WEIGHT_START). Returns None when no whole patch fits
-    in the known area.
+    The search runs in two steps (most of the work on a third of the pixels):
+    - PatchMatch on a cover of the hole: target pixels such that every hole pixel lies in the 3x3 block of one
+      (about a third of a scratch's pixels, see _grain_cover), propagating between neighbouring targets along the
+      hole (_grain_search);
+    - every hole pixel then starts from its target's source moved by its own offset from the target (inside the
+      matched patch), tries the other targets' next to it, then GRAIN_DENSE_ITERS passes of propagation between
+      neighbouring pixels and random search from GRAIN_DENSE_RADIUS px.
+    Weights and features of patch_inpaint's finest level; the known pixels decide almost alone
+    (HOLE_WEIGHT_START). Returns None when no whole patch fits in the known area.
     """
     rng = np.random.default_rng(seed)
     img = np.ascontiguousarray(img, dtype=np.float32)
@@ -453,7 +468,152 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, iters=GRAI
     if level.vy.size == 0:
         return None
     level.dw = DISTANCE_WEIGHT
-    k = rng.integers(0, level.vy.size, level.ty.size)
+    flat = _grain_features(level, img)
+    # the search on the cover
+    keep = _grain_cover(hole)[level.ty, level.tx]
+    cover = _grain_subset(level, keep)
+    k = rng.integers(0, level.vy.size, cover.ty.size)
     sy, sx = level.vy[k].copy(), level.vx[k].copy()
-    _patchmatch(level, img, sy, sx, iters, rng, HOLE_WEIGHT_START, 64, BLUR_SIGMA_GRAIN)
-    return _centre(level, img, img, sy, sx)
+    _grain_search(cover, _grain_ctx(cover, flat), sy, sx, iters, rng)
+    # every hole pixel: from its target's source, at its offset
+    n = level.ty.size
+    owner = np.full(n, -1, np.int64)
+    cands = []
+    for dy, dx in _GRAIN_BLOCK:
+        ty, tx = level.ty + dy, level.tx + dx
+        inb = (ty >= 0) & (ty < level.h) & (tx >= 0) & (tx < level.w)
+        j = np.where(inb, cover.tidx[np.clip(ty, 0, level.h - 1), np.clip(tx, 0, level.w - 1)], -1)
+        free = owner < 0
+        owner[free] = j[free]
+        cands.append(j)
+    ctx = _grain_ctx(level, flat)
+    dsy = sy[owner] + (level.ty - cover.ty[owner])
+    dsx = sx[owner] + (level.tx - cover.tx[owner])
+    ok = level.valid[np.clip(dsy, 0, level.h - 1), np.clip(dsx, 0, level.w - 1)]
+    ok &= (dsy >= 0) & (dsy < level.h) & (dsx >= 0) & (dsx < level.w)
+    fy, fx = np.where(ok, dsy, level.ty), np.where(ok, dsx, level.tx)  # (an offset off the valid centres: a copy
+    cost = np.where(ok, _cost(ctx, level, fy, fx), np.inf)              # all the same, until a candidate is valid)
+    for j in cands:
+        has = (j >= 0) & (j != owner)
+        if has.any():
+            jc = np.where(has, j, 0)
+            _try(level, ctx, dsy, dsx, cost, sy[jc] + (level.ty - cover.ty[jc]), sx[jc] + (level.tx - cover.tx[jc]),
+                 has)
+    for _ in range(GRAIN_DENSE_ITERS):
+        for dy, dx in _DIRS:
+            ny, nx = level.ty - dy, level.tx - dx
+            inb = (ny >= 0) & (ny < level.h) & (nx >= 0) & (nx < level.w)
+            nb = np.where(inb, level.tidx[np.clip(ny, 0, level.h - 1), np.clip(nx, 0, level.w - 1)], -1)
+            has = nb >= 0
+            nbc = np.where(has, nb, 0)
+            _try(level, ctx, dsy, dsx, cost, dsy[nbc] + dy, dsx[nbc] + dx, has)
+        rad = GRAIN_DENSE_RADIUS
+        while rad >= 1:
+            _try(level, ctx, dsy, dsx, cost, dsy + rng.integers(-rad, rad + 1, n), dsx + rng.integers(-rad, rad + 1, n))
+            rad //= GRAIN_RADIUS_STEP
+    out = img.copy()
+    out[level.ty, level.tx] = img[np.clip(dsy, 0, level.h - 1), np.clip(dsx, 0, level.w - 1)]
+    return out
+
+
+# a hole pixel's target is itself or one of its 8 neighbours (nearest first)
+_GRAIN_BLOCK = ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))
+# neighbouring targets a target propagates from, found within (2 * GRAIN_REACH + 1) pixels square
+GRAIN_NEIGHBOURS = 4
+GRAIN_REACH = 3
+
+
+def _grain_features(level, cur):
+    """_patchmatch's features of `cur` (colour and luminance gradient), padded, channel-major."""
+    import cv2
+
+    c = cur.shape[2]
+    g = cv2.transform(cur, np.full((1, c), 1.0 / c, np.float32)) if c <= 4 else cur.mean(axis=2)
+    planes = list(cv2.split(cur)) if c > 1 else [np.ascontiguousarray(cur[:, :, 0])]
+    planes += [cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=GRADIENT_WEIGHT / 4),
+               cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=GRADIENT_WEIGHT / 4)]
+    r = level.r
+    flat = np.empty((len(planes), level.h + 2 * r, level.wp), np.float32)
+    for ch, plane in enumerate(planes):  # channel-major, each plane padded on its own (no transposed copy)
+        cv2.copyMakeBorder(plane, r, r, r, r, cv2.BORDER_REFLECT_101, dst=flat[ch])
+    return flat.reshape(len(planes), -1)
+
+
+def _grain_ctx(level, flat):
+    """_cost's context for the level's targets: their patches and weights (the hole's pixels HOLE_WEIGHT_START)."""
+    toffs = level.soffs
+    tpatch = np.stack([flat[ch].take(level.t_lin[:, None] + toffs[None, :]) for ch in range(flat.shape[0])])
+    tw = np.where(level.sthole, np.float32(HOLE_WEIGHT_START), np.float32(1.0))
+    tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
+    return flat, tpatch, tw, toffs, 1
+
+
+def _grain_subset(level, keep):
+    """A copy of a _Level whose targets are those where `keep` (a mask over its targets); the patches' hole pixels
+    stay the whole hole's."""
+    import copy
+
+    sub = copy.copy(level)
+    sub.ty, sub.tx = level.ty[keep], level.tx[keep]
+    sub.tidx = np.full((level.h, level.w), -1, np.int64)
+    sub.tidx[sub.ty, sub.tx] = np.arange(sub.ty.size)
+    sub.t_lin = level.t_lin[keep]
+    sub.thole, sub.sthole = level.thole[keep], level.sthole[keep]
+    return sub
+
+
+def _grain_cover(hole):
+    """Target pixels whose 3x3 blocks cover `hole`: every third pixel of every third row first, then every third
+    pixel of the rows and columns the blocks have not reached, then whatever is left (a line of the hole gets a
+    target every third pixel whatever its direction; a wide part one in nine)."""
+    import cv2
+
+    h, w = hole.shape
+    yy, xx = np.arange(h)[:, None] % 3 == 0, np.arange(w)[None, :] % 3 == 0
+    target = np.zeros_like(hole)
+    kernel = np.ones((3, 3), np.uint8)
+    covered = target
+    for pattern in (yy & xx, yy, xx, None):
+        add = hole & ~covered if pattern is None else hole & ~covered & pattern
+        target |= add
+        if pattern is not None:
+            covered = cv2.dilate(target.astype(np.uint8), kernel) > 0
+    return target
+
+
+def _grain_search(level, ctx, sy, sx, iters, rng):
+    """PatchMatch over the grain's targets: propagation from up to GRAIN_NEIGHBOURS neighbouring targets (their
+    source moved by the offset between the two targets), random search around the current source from 64 px down,
+    and one guess anywhere; patch distances as _patchmatch's."""
+    cost = _cost(ctx, level, sy, sx)
+    n = sy.size
+    # the neighbouring targets, nearest first
+    reach = GRAIN_REACH
+    offsets = sorted(((dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1) if dy or dx),
+                     key=lambda o: o[0] * o[0] + o[1] * o[1])
+    nbr = np.full((GRAIN_NEIGHBOURS, n), -1, np.int64)
+    count = np.zeros(n, np.int64)
+    for dy, dx in offsets:
+        ny, nx = level.ty + dy, level.tx + dx
+        inb = (ny >= 0) & (ny < level.h) & (nx >= 0) & (nx < level.w)
+        j = np.where(inb, level.tidx[np.clip(ny, 0, level.h - 1), np.clip(nx, 0, level.w - 1)], -1)
+        free = (j >= 0) & (count < GRAIN_NEIGHBOURS)
+        nbr[count[free], np.nonzero(free)[0]] = j[free]
+        count += free
+    radius0 = min(max(level.h, level.w), 64)
+    for _ in range(iters):
+        for k in range(GRAIN_NEIGHBOURS):
+            nb = nbr[k]
+            has = nb >= 0
+            if not has.any():
+                break
+            nbc = np.where(has, nb, 0)
+            _try(level, ctx, sy, sx, cost, sy[nbc] + (level.ty - level.ty[nbc]), sx[nbc] + (level.tx - level.tx[nbc]),
+                 has)
+        rad = radius0
+        while rad >= 1:
+            _try(level, ctx, sy, sx, cost, sy + rng.integers(-rad, rad + 1, n), sx + rng.integers(-rad, rad + 1, n))
+            rad //= GRAIN_RADIUS_STEP
+        k = rng.integers(0, level.vy.size, n)
+        _try(level, ctx, sy, sx, cost, level.vy[k], level.vx[k])
+    return cost
