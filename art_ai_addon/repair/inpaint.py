@@ -18,22 +18,24 @@ THIN_RADIUS = 4.0
 HOLE_LEVEL = 1.0 / 255.0
 
 
-def _opencv(rgb, hole, flag, radius=3):
+def _opencv(rgb, hole, flag, radius=3, *, eight_bit=None):
     """OpenCV's inpainting per channel in float32, so 16-bit and float images keep their precision; where the pixels
     it reads (those within its radius of the hole) are all 8-bit levels, in 8 bits, all channels in one call (what
-    OpenCV does fastest: a third of the time, the same fill to within rounding)."""
+    OpenCV does fastest: a third of the time, the same fill to within rounding). eight_bit=True: in 8 bits whatever
+    the pixels (a first guess the caller refines far below 1/255, as _smooth's)."""
     import cv2
 
     m = hole.astype(np.uint8)
-    if rgb.shape[2] in (1, 3):
+    if eight_bit is None and rgb.shape[2] in (1, 3):
         band = cv2.dilate(m, np.ones((2 * radius + 3,) * 2, np.uint8)) > 0
         band &= ~hole
         seen = rgb[band] * np.float32(255.0)
-        if not band.any() or float(np.abs(seen - np.rint(seen)).max()) < 1e-3:
-            got = cv2.inpaint(cv2.convertScaleAbs(rgb, alpha=255.0).reshape(rgb.shape), m, radius, flag)
-            out = rgb.copy()
-            out[hole] = got.reshape(rgb.shape)[hole].astype(np.float32) * np.float32(1.0 / 255.0)
-            return out
+        eight_bit = not band.any() or float(np.abs(seen - np.rint(seen)).max()) < 1e-3
+    if eight_bit and rgb.shape[2] in (1, 3):
+        got = cv2.inpaint(cv2.convertScaleAbs(rgb, alpha=255.0).reshape(rgb.shape), m, radius, flag)
+        out = rgb.copy()
+        out[hole] = got.reshape(rgb.shape)[hole].astype(np.float32) * np.float32(1.0 / 255.0)
+        return out
     out = np.empty_like(rgb)
     for ch in range(rgb.shape[2]):
         # OpenCV's float path assumes 0..255 values (in 0..1 it diverges), so scale around the call
@@ -60,30 +62,15 @@ def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, init=None, **_):
     as boundary, so scratches running into a large hole need not wait for the slow solve of the hole.
     init: a better first guess than Telea's for the solved part (e.g. the fill at half size, upsampled).
     """
+    import cv2
+
     from .smooth import biharmonic_fill
 
-    telea = _rough(rgb, hole)
+    telea = _opencv(rgb, hole, cv2.INPAINT_TELEA, eight_bit=True)  # (the solve refines it far below 1/255)
     solve = hole if solve is None else solve
     if init is not None:
         telea[solve] = init[solve]
     return biharmonic_fill(telea, solve, telea, rep=rep, max_iter=max_iter)
-
-
-def _rough(rgb, hole):
-    """Telea's fill of `hole` in 8 bits, all channels in one call (a third of the float path's time): a first
-    guess (the solve refines it far below 1/255) and context (the parts of the hole not solved)."""
-    import cv2
-
-    u8 = cv2.convertScaleAbs(rgb, alpha=255.0).reshape(rgb.shape)
-    out = np.array(rgb, dtype=np.float32, copy=True)
-    if rgb.shape[2] == 3:
-        got = cv2.inpaint(u8, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)[hole]
-    else:
-        m = hole.astype(np.uint8)
-        got = np.stack([cv2.inpaint(np.ascontiguousarray(u8[:, :, ch]), m, 3, cv2.INPAINT_TELEA)[hole]
-                        for ch in range(rgb.shape[2])], axis=1)
-    out[hole] = got.astype(np.float32) * np.float32(1.0 / 255.0)
-    return out
 
 
 def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, **_):

@@ -222,13 +222,7 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
     smooth ones, and the fill loses its grain)."""
     import cv2
 
-    def features(x):
-        g = x.mean(axis=2)
-        gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * (GRADIENT_WEIGHT / 4)
-        gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * (GRADIENT_WEIGHT / 4)
-        return np.ascontiguousarray(level.padded(np.concatenate([x, gx[:, :, None], gy[:, :, None]], axis=2)).T)
-
-    flat = features(cur)
+    flat = _features(level, cur)
     tidx = level.t_lin[:, None] + level.soffs[None, :]
     tpatch = np.stack([flat[ch].take(tidx) for ch in range(flat.shape[0])])
     toffs, scale = level.soffs, 1
@@ -236,7 +230,7 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
         known = (~level.hole).astype(np.float32)
         num = cv2.GaussianBlur(cur * known[:, :, None], (0, 0), blur)
         den = cv2.GaussianBlur(known, (0, 0), blur)
-        blurred = features((num / np.maximum(den, 1e-6)[:, :, None]).astype(np.float32))
+        blurred = _features(level, (num / np.maximum(den, 1e-6)[:, :, None]).astype(np.float32))
         flat = np.stack([flat, blurred], axis=2).reshape(flat.shape[0], -1)  # sharp, blurred per pixel
         toffs, scale = 2 * level.soffs[None, :] + level.sthole, 2
     tw = np.where(level.sthole, np.float32(hole_weight), np.float32(1.0))
@@ -306,7 +300,7 @@ def _vote(level, cur, im, sy, sx, cost):
 
 def _down(img, hole, source_ok):
     """Halve the image (averaging known pixels only), the hole (it shrinks: see SHRINK_SIGMA) and the allowed
-    sources (a source pixel has all four of its pixels allowed and known)."""
+    sources (all four pixels allowed; `source_ok` never includes the hole, so a source is never an average)."""
     import cv2
 
     h, w = hole.shape
@@ -326,7 +320,7 @@ def _down(img, hole, source_ok):
     near = small_hole & (wden > SHRINK_WEIGHT)
     small[near] = wnum[near] / wden[near][:, None]
     small_hole &= ~near
-    small_ok = cv2.resize(source_ok.astype(np.float32) * known, size, interpolation=cv2.INTER_AREA) > 0.999
+    small_ok = cv2.resize(source_ok.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
     return small.astype(np.float32), small_hole, small_ok & ~small_hole
 
 
@@ -468,7 +462,7 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=GRAIN_PATCH, seed=0, 
     if level.vy.size == 0:
         return None
     level.dw = DISTANCE_WEIGHT
-    flat = _grain_features(level, img)
+    flat = _features(level, img)
     # the search on the cover
     keep = _grain_cover(hole)[level.ty, level.tx]
     cover = _grain_subset(level, keep)
@@ -523,8 +517,9 @@ GRAIN_NEIGHBOURS = 4
 GRAIN_REACH = 3
 
 
-def _grain_features(level, cur):
-    """_patchmatch's features of `cur` (colour and luminance gradient), padded, channel-major."""
+def _features(level, cur):
+    """The features patch distances compare: the colour channels of `cur` and its luminance gradient (Sobel x
+    GRADIENT_WEIGHT / 4), each plane padded by the patch radius, channel-major (C + 2, padded pixels)."""
     import cv2
 
     c = cur.shape[2]
