@@ -139,3 +139,42 @@ def test_telea_in_8_bits_only_where_the_picture_is_8_bit():
     fine = np.clip(img * 0.25 + 0.3, 0, 1).astype(np.float32)  # values between 8-bit levels
     got = inpaint(fine, hole, method="telea")[hole] * 255.0
     assert np.abs(got - np.rint(got)).max() > 0.1
+
+
+def test_small_windows_are_filled_together_each_in_its_own_frame():
+    """auto's small windows (specks) go through one call in a mosaic: each crop comes back in its place, framed by
+    kept-out pixels; and each speck gets the fill of its own surroundings (a crop put back in another's place, or one
+    seeing its neighbour, would bring the other half's colour)."""
+    rng = np.random.default_rng(4)
+    crops = [(rng.random((h, w, 3)).astype(np.float32), rng.random((h, w)) < 0.1, np.zeros((h, w), bool))
+             for h, w in ((40, 60), (70, 30), (20, 20), (55, 55))]
+    img, own, keep, boxes = ip._mosaic(crops)
+    for (c, o, k), box in zip(crops, boxes, strict=True):
+        assert np.array_equal(img[box], c) and np.array_equal(own[box], o) and np.array_equal(keep[box], k)
+    # (the crops keep nothing out of their own: what is not kept out is the crops, apart from each other)
+    assert cv2.connectedComponents((~keep).astype(np.uint8), connectivity=8)[0] - 1 == len(crops)
+    assert own.sum() == sum(int(o.sum()) for _, o, _ in crops)
+
+    size = 400
+    img = picture(size, 5)
+    img[:, :size // 2] *= (0.4, 1.0, 0.4)  # green left, magenta right
+    img[:, size // 2:] *= (1.0, 0.4, 1.0)
+    hole = np.zeros((size, size), bool)
+    for cy in range(40, size - 30, 80):
+        for cx in (60, 140, 260, 340):
+            hole |= disc(size, cy, cx, 3)
+    bad = img.copy()
+    bad[hole] = 1.0
+    calls = []
+    auto = ip._auto
+    try:
+        ip._auto = lambda *a, **k: calls.append(1) or auto(*a, **k)
+        out = inpaint(bad, hole, method="auto")
+    finally:
+        ip._auto = auto
+    assert len(calls) < len(list(ip._windows(hole, hole))) // 4  # (20 specks, each a window of its own)
+    assert np.abs(out - img)[hole].mean() < 0.03
+    n, labels = cv2.connectedComponents(hole.astype(np.uint8))
+    for i in range(1, n):
+        speck = labels == i
+        assert np.abs(out[speck].mean(0) - img[speck].mean(0)).max() < 0.1

@@ -197,9 +197,12 @@ def _test_copies(large, hole, labels, n, margin, per_hole=1):
                 if cy.min() < 0 or cx.min() < 0 or cy.max() >= h or cx.max() >= w or blocked[cy, cx].any():
                     continue
                 copies[cy, cx] = i
-                one = np.zeros((h, w), np.uint8)
-                one[cy, cx] = 1
-                blocked |= cv2.dilate(one, ball) > 0
+                # (the dilation of the copy in its box grown by the margin: the same pixels as over the picture)
+                y0, x0 = max(cy.min() - margin, 0), max(cx.min() - margin, 0)
+                y1, x1 = min(cy.max() + margin + 1, h), min(cx.max() + margin + 1, w)
+                one = np.zeros((y1 - y0, x1 - x0), np.uint8)
+                one[cy - y0, cx - x0] = 1
+                blocked[y0:y1, x0:x1] |= cv2.dilate(one, ball) > 0
                 placed += 1
                 if placed == per_hole:
                     break
@@ -515,6 +518,62 @@ def _windows(hole, large=None):
         yield ys, xs, member[labels[ys, xs]] & hole[ys, xs]
 
 
+# auto's large pass: windows of at most _TILE_AREA px whose damage keeps _TILE_EDGE px from the picture's edge (specks,
+# small holes) are filled together, their crops side by side in one picture of up to _MOSAIC_AREA px, each crop
+# framed by _SEAM px kept out of the fill (never a source, never under a test copy: what one crop's fill sees is its
+# own window, as alone). A call on a speck's window costs ~40 ms whatever its size (the patch fills' and the choice's
+# fixed work); the 4K scratches of bench/scaling.py have ~200 such windows
+_TILE_AREA = 160 * 160
+_TILE_EDGE = 8
+_MOSAIC_AREA = 512 * 512
+_SEAM = 2
+
+
+def _tile(win):
+    """Whether a window (ys, xs, own) goes into a mosaic (see _TILE_AREA)."""
+    own = win[2]
+    h, w = own.shape
+    if h * w > _TILE_AREA:
+        return False
+    e = _TILE_EDGE
+    rows, cols = own.any(axis=1), own.any(axis=0)
+    return not (rows[:e].any() or rows[h - e:].any() or cols[:e].any() or cols[w - e:].any())
+
+
+def _mosaics(wins):
+    """Windows grouped for mosaics: in their order, up to _MOSAIC_AREA px of crops a group."""
+    groups, total = [], _MOSAIC_AREA + 1
+    for win in wins:
+        area = (win[2].shape[0] + _SEAM) * (win[2].shape[1] + _SEAM)
+        if total + area > _MOSAIC_AREA:
+            groups.append([])
+            total = 0
+        groups[-1].append(win)
+        total += area
+    return groups
+
+
+def _mosaic(crops):
+    """Crops [(img, own, keep_out), ...] laid side by side in one picture (shelves of rows, tallest first), each
+    framed by _SEAM px kept out: (img, own, keep_out, boxes), boxes[i] the slices of crop i in it."""
+    sizes = [c[0].shape[:2] for c in crops]
+    width = max(max(w for _, w in sizes) + 2 * _SEAM,
+                int(np.ceil(np.sqrt(1.2 * sum((h + _SEAM) * (w + _SEAM) for h, w in sizes)))))
+    boxes, y, x, row = [None] * len(crops), _SEAM, _SEAM, 0
+    for i in sorted(range(len(crops)), key=lambda i: -sizes[i][0]):
+        h, w = sizes[i]
+        if x + w + _SEAM > width and x > _SEAM:
+            y, x, row = y + row + _SEAM, _SEAM, 0
+        boxes[i] = (slice(y, y + h), slice(x, x + w))
+        x, row = x + w + _SEAM, max(row, h)
+    img = np.full((y + row + _SEAM, width) + crops[0][0].shape[2:], 0.5, np.float32)
+    own = np.zeros(img.shape[:2], bool)
+    keep = np.ones(img.shape[:2], bool)
+    for (c, o, k), box in zip(crops, boxes, strict=True):
+        img[box], own[box], keep[box] = c, o, k
+    return img, own, keep, boxes
+
+
 def _put(out, rgb, got, m, ys, xs, where):
     """Blend a window's fill into `out` at `where` (window coordinates) by the weight min(1, 2 * mask)."""
     wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
@@ -577,17 +636,24 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
     if large.any():
         wins = list(_windows(large, large))
         todo = large.copy()  # large damage not filled yet
-        for k, (ys, xs, own) in enumerate(wins):
-            sub = rep.sub(split + (1 - split) * k / len(wins), split + (1 - split) * (k + 1) / len(wins))
+        # the small windows (specks) are filled together, side by side in mosaics; the others one by one
+        calls = [[w] for w in wins if not _tile(w)] + _mosaics([w for w in wins if _tile(w)])
+        for k, group in enumerate(calls):
+            sub = rep.sub(split + (1 - split) * k / len(calls), split + (1 - split) * (k + 1) / len(calls))
             # the damage of windows already done is filled (their final fill, as the thin parts are); the rest of
             # the window's damage is other windows' to fill: left as it is, never a source (keep_out)
-            fill = todo[ys, xs]
-            crop = out[ys, xs].copy()
-            crop[fill] = rgb[ys, xs][fill]
+            crops = []
+            for ys, xs, own in group:
+                fill = todo[ys, xs]
+                crop = out[ys, xs].copy()
+                crop[fill] = rgb[ys, xs][fill]
+                crops.append((crop, own, fill & ~own))
+            img, own, keep, boxes = _mosaic(crops) if len(group) > 1 else crops[0] + ([(slice(None),) * 2],)
             said = {}
-            got = _auto(crop, own, seed=seed, rep=sub, info=said, keep_out=fill & ~own, **options)
-            _put(out, rgb, got, m, ys, xs, own)
-            todo[ys, xs] &= ~own
+            got = _auto(img, own, seed=seed, rep=sub, info=said, keep_out=keep, **options)
+            for (ys, xs, own), box in zip(group, boxes, strict=True):
+                _put(out, rgb, got[box], m, ys, xs, own)
+                todo[ys, xs] &= ~own
             for c in _CHOICES:
                 chosen[c] += said.get("holes", {}).get(c, 0)
             thin_n += said.get("holes", {}).get("thin", 0)
