@@ -48,3 +48,26 @@ def test_inpaint_is_the_function_after_the_submodule_was_imported():
             "import sys; assert sys.modules['art_ai_addon.repair.inpaint'].inpaint is inpaint\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     assert callable(inpaint) and inpaint.__module__ == "art_ai_addon.repair.inpaint"
+
+
+def test_pull_fill_is_a_local_average_of_the_known_pixels():
+    """The thin fill's first guess: known pixels untouched; a hole pixel gets the average of the known pixels near it
+    (a thin scratch across a ramp: nearly the ramp; the middle of a wide hole: something between its sides, never the
+    zero the pyramid starts from)."""
+    from art_ai_addon.repair.smooth import pull_fill
+
+    h, w = 90, 130
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0 * xx], axis=2).astype(np.float32)
+    hole = np.zeros((h, w), bool)
+    hole[40:42, 10:120] = True  # a 2-px scratch across the picture
+    hole[10:30, 60:100] = True  # and a wide hole
+    bad = img.copy()
+    bad[hole] = 1.0
+    got = pull_fill(bad, hole)
+    assert np.array_equal(got[~hole], img[~hole])
+    scratch = np.zeros_like(hole)
+    scratch[40:42, 10:120] = True
+    assert np.abs(got - img)[scratch].max() < 0.03
+    assert np.abs(got - img)[hole].max() < 0.25 and got[hole].min() > 0.05
+    assert np.abs(got[:, :, 2] - 0.5)[hole].max() < 1e-5  # (a constant channel stays constant)
