@@ -493,14 +493,16 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=GRAIN_PATCH, seed=0, 
             jc = np.where(has, j, 0)
             _try(level, ctx, dsy, dsx, cost, sy[jc] + (level.ty - cover.ty[jc]), sx[jc] + (level.tx - cover.tx[jc]),
                  has)
+    seen = _GrainSeen(len(_DIRS), n)
     for _ in range(GRAIN_DENSE_ITERS):
-        for dy, dx in _DIRS:
+        for k, (dy, dx) in enumerate(_DIRS):
             ny, nx = level.ty - dy, level.tx - dx
             inb = (ny >= 0) & (ny < level.h) & (nx >= 0) & (nx < level.w)
             nb = np.where(inb, level.tidx[np.clip(ny, 0, level.h - 1), np.clip(nx, 0, level.w - 1)], -1)
             has = nb >= 0
             nbc = np.where(has, nb, 0)
-            _try(level, ctx, dsy, dsx, cost, dsy[nbc] + dy, dsx[nbc] + dx, has)
+            cy, cx = dsy[nbc] + dy, dsx[nbc] + dx
+            _try(level, ctx, dsy, dsx, cost, cy, cx, seen.new(k, cy, cx, has))
         rad = GRAIN_DENSE_RADIUS
         while rad >= 1:
             _try(level, ctx, dsy, dsx, cost, dsy + rng.integers(-rad, rad + 1, n), dsx + rng.integers(-rad, rad + 1, n))
@@ -576,6 +578,22 @@ def _grain_cover(hole):
     return target
 
 
+class _GrainSeen:
+    """The candidate each propagation slot (a neighbour, a direction) gave each target last time. A candidate given
+    again (the neighbour's source has not moved) is not scored again: it lost then or was taken, and the target's
+    cost has only fallen since, so it would lose now (the same search, bit for bit, with fewer patch distances)."""
+
+    def __init__(self, slots, n):
+        self.y = np.full((slots, n), -1, np.int64)
+        self.x = np.full((slots, n), -1, np.int64)
+
+    def new(self, k, cy, cx, has):
+        """The targets whose candidate (cy, cx) in slot k differs from last time's (among `has`); remembers it."""
+        out = has & ((cy != self.y[k]) | (cx != self.x[k]))
+        self.y[k], self.x[k] = cy, cx
+        return out
+
+
 def _grain_search(level, ctx, sy, sx, iters, rng):
     """PatchMatch over the grain's targets: propagation from up to GRAIN_NEIGHBOURS neighbouring targets (their
     source moved by the offset between the two targets), random search around the current source from 64 px down,
@@ -596,6 +614,7 @@ def _grain_search(level, ctx, sy, sx, iters, rng):
         nbr[count[free], np.nonzero(free)[0]] = j[free]
         count += free
     radius0 = min(max(level.h, level.w), 64)
+    seen = _GrainSeen(GRAIN_NEIGHBOURS, n)
     for _ in range(iters):
         for k in range(GRAIN_NEIGHBOURS):
             nb = nbr[k]
@@ -603,8 +622,8 @@ def _grain_search(level, ctx, sy, sx, iters, rng):
             if not has.any():
                 break
             nbc = np.where(has, nb, 0)
-            _try(level, ctx, sy, sx, cost, sy[nbc] + (level.ty - level.ty[nbc]), sx[nbc] + (level.tx - level.tx[nbc]),
-                 has)
+            cy, cx = sy[nbc] + (level.ty - level.ty[nbc]), sx[nbc] + (level.tx - level.tx[nbc])
+            _try(level, ctx, sy, sx, cost, cy, cx, seen.new(k, cy, cx, has))
         rad = radius0
         while rad >= 1:
             _try(level, ctx, sy, sx, cost, sy + rng.integers(-rad, rad + 1, n), sx + rng.integers(-rad, rad + 1, n))
