@@ -424,17 +424,28 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
                                 sub(0.25, 0.45), **options)
             picks = _choose(fills, _half(base, hole | keep), small_owner, n, small_test)
             smooth_half = fills["smooth"]
-        patch = _patch(base, large, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
-        need = np.zeros_like(large)
+        need = np.zeros_like(large)  # the holes that take the smooth fill, and those that take the patch fill
+        patched = np.zeros_like(large)
         for i, pick in picks.items():
             if pick != "patch":
                 need |= labels == i
+            if pick != "smooth":
+                patched |= labels == i
         smooth = None
         if need.any():
             # started from the half-size solution (which has the large-scale shading), a few conjugate-gradient
             # steps at full size converge; from Telea's fill they would need hundreds
             up = cv2.resize(smooth_half, hole.shape[::-1], interpolation=cv2.INTER_LINEAR)
             smooth = _smooth(base, large, solve=need, init=up, max_iter=100)
+        # the patch fill only where a pick uses it (on bench/scaling.py's 4K scratches 3 small holes in 4 take the
+        # smooth fill alone); the holes that take the smooth fill are context for it with that fill, never a source
+        patch = detail = None
+        if patched.any():
+            ctx = base
+            if (need & ~patched).any():
+                ctx = base.copy()
+                ctx[need & ~patched] = smooth[need & ~patched]
+            patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
         for i, pick in picks.items():
             chosen[pick] += 1
             part = labels == i
@@ -443,7 +454,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
             elif pick == "smooth":
                 out[part] = smooth[part]
             else:
-                out[part] = _with_detail(smooth, patch, _DETAIL_SIGMA)[part]
+                detail = _with_detail(smooth, patch, _DETAIL_SIGMA) if detail is None else detail
+                out[part] = detail[part]
     if info is not None:
         thin_n = counts["thin"]
         parts = [f"{thin_n} thin hole{'s' * (thin_n != 1)} smooth+detail"] if thin_n else []
