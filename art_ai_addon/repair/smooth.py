@@ -89,6 +89,7 @@ def _cg(nbr, rhs, x, tol, max_iter, rep):
 
     buf = np.zeros((n + 1, rhs.shape[1]), np.float32)  # the vector the product is taken of, and a zero row
     ap = np.empty((n, rhs.shape[1]), np.float32)
+    tmp = np.empty_like(ap)
     buf[:n] = x
     r = rhs - apply(buf, ap)
     p = buf[:n]
@@ -103,8 +104,8 @@ def _cg(nbr, rhs, x, tol, max_iter, rep):
         apply(buf, ap)
         pap = dot(p, ap)
         alpha = np.where(pap > 0, rr / np.where(pap > 0, pap, 1.0), 0.0).astype(np.float32)
-        x += alpha * p
-        r -= alpha * ap
+        x += np.multiply(p, alpha, out=tmp)  # (in place: no new (n, C) arrays per step)
+        r -= np.multiply(ap, alpha, out=tmp)
         rr_new = dot(r, r)
         p *= (rr_new / np.maximum(rr, 1e-30)).astype(np.float32)
         p += r
