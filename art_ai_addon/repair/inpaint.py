@@ -166,6 +166,12 @@ _GAIN_MAX = 2.0  # (the gain on the detail is held within 0.5-2)
 # texture blobs -3.3 dB against pypatchmatch where patch was +2.2)
 _COMPACT = 3.0
 _SCRATCH_RADIUS = 1.5
+# ... and so is a long one whose pixels lie on average more than this many px from the hole's edge: a brush stroke
+# 7 px wide or more (mean 2.1-2.2 px; a 5-px line, cv2's thickness 3, has 1.7 and stays a scratch, as the benches'
+# 1-5 px scratches do). The mean, not the widest point: where scratches cross or bend, they are wider. On
+# bench/inpaint.py --grid --quick, the small brush strokes (7-10 px wide) filled as scratches lost 1-5 dB to the
+# plain patch fill on renders and synthetic pictures
+_WIDE_MEAN = 2.0
 # test copies per large hole: the choice on one copy is a coin toss where the hole is small
 _COPIES = 3
 # the candidates at half size only rank the fills: fewer EM iterations per level, fewer smooth-fill steps
@@ -328,8 +334,8 @@ def _split(hole):
 
 
 def _small_holes(thin, hole):
-    """The thin parts that are small compact holes, not scratches (see _COMPACT), as a mask: they go with the
-    large holes."""
+    """The thin parts that are small compact holes or wide strokes, not scratches (see _COMPACT and _WIDE_MEAN), as a
+    mask: they go with the large holes."""
     import cv2
 
     if not thin.any():
@@ -339,7 +345,8 @@ def _small_holes(thin, hole):
     widest = np.zeros(n)
     np.maximum.at(widest, labels[thin], dist[thin])
     area = np.bincount(labels[thin], minlength=n)
-    wide = (widest > _SCRATCH_RADIUS) & (area <= _COMPACT * np.pi * widest ** 2)
+    mean = np.bincount(labels[thin], dist[thin], minlength=n) / np.maximum(area, 1)
+    wide = (widest > _SCRATCH_RADIUS) & ((area <= _COMPACT * np.pi * widest ** 2) | (mean > _WIDE_MEAN))
     wide[0] = False
     return wide[labels]
 
