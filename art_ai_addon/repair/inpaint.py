@@ -548,7 +548,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
         wins = list(_windows(hole, large))
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(k / len(wins), (k + 1) / len(wins))
-            crop = rgb[ys, xs].copy()
+            crop = rgb[ys, xs] if name == "patch" else rgb[ys, xs].copy()  # (patch_inpaint never writes its input)
             if name == "smooth":
                 got = _smooth(crop, own, rep=sub)
             elif name == "telea":
@@ -560,6 +560,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
             else:
                 got = _patch(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
             _put(out, rgb, got, m, ys, xs, own)
+            del got, crop  # (not held while the next window is filled)
         return out
     thin_n, chosen = 0, {c: 0 for c in _CHOICES}
     split = 0.25 if large.any() else 1.0
@@ -587,6 +588,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
             said = {}
             got = _auto(crop, own, seed=seed, rep=sub, info=said, keep_out=fill & ~own, **options)
             _put(out, rgb, got, m, ys, xs, own)
+            del got, crop  # (not held while the next window is filled)
             todo[ys, xs] &= ~own
             for c in _CHOICES:
                 chosen[c] += said.get("holes", {}).get(c, 0)
