@@ -277,3 +277,48 @@ def test_a_wide_brush_stroke_across_tile_joints_is_a_hole_not_a_scratch():
     info = {}
     inpaint(img, m.astype(bool), method="auto", info=info)
     assert info["holes"]["thin"] == 1, info
+
+
+def test_patch_distance_data_match_their_plain_definitions():
+    """The memory-lean layouts of patchmatch.py give what they stand for: the blurred features interleaved with the
+    sharp ones as they are built, the nearest valid source centre from one int32 plane, the target patches' hole
+    pixels gathered one offset at a time, and _cost in blocks the same as in one piece."""
+    from art_ai_addon.repair import patchmatch as pm
+
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 52, 3)).astype(np.float32)
+    hole = ellipse(52, 20, 26, 8, 12)[:40]
+    level = pm._Level(img, hole, ~hole, 3)
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.0)
+    both = pm._features(level, img, blurred)
+    sharp, soft = pm._features(level, img), pm._features(level, blurred)
+    assert np.array_equal(both[:, 0::2], sharp) and np.array_equal(both[:, 1::2], soft)
+    # nearest valid centre: against a brute-force search (ties may go either way: compare distances)
+    ys, xs = rng.integers(0, 40, 200), rng.integers(0, 52, 200)
+    ny, nx = level.nearest_valid(ys, xs)
+    assert level.valid[ny, nx].all()
+    vy, vx = np.nonzero(level.valid)
+    best = ((ys[:, None] - vy[None]) ** 2 + (xs[:, None] - vx[None]) ** 2).min(axis=1)
+    assert np.all((ny - ys) ** 2 + (nx - xs) ** 2 <= best + 2)  # (OpenCV's 5x5 distance mask: within a pixel)
+    # the hole pixels of each target patch
+    pad = np.pad(hole, 3, mode="reflect")
+    for t in rng.integers(0, level.ty.size, 20):
+        y, x = level.ty[t], level.tx[t]
+        assert np.array_equal(level.thole[t], pad[y:y + 7, x:x + 7].ravel())
+    # _cost in blocks as in one piece
+    flat = pm._features(level, img)
+    tpatch = np.stack([flat[ch].take(level.t_lin[:, None] + level.soffs[None, :]) for ch in range(flat.shape[0])])
+    tw = np.full(level.sthole.shape, 1.0 / (level.soffs.size * flat.shape[0]), np.float32)
+    ctx = (flat, tpatch, tw, level.soffs, 1)
+    k = rng.integers(0, level.vy.size, level.ty.size)
+    sy, sx = level.vy[k], level.vx[k]
+    whole = pm._cost(ctx, level, sy, sx)
+    old = pm.COST_BLOCK
+    try:
+        pm.COST_BLOCK = 37
+        assert np.allclose(pm._cost(ctx, level, sy, sx), whole, rtol=1e-6, atol=0)
+        sub = np.arange(0, level.ty.size, 3)
+        assert np.allclose(pm._cost(ctx, level, sy[sub], sx[sub], sub), whole[sub], rtol=1e-6, atol=0)
+    finally:
+        pm.COST_BLOCK = old
+    assert whole.min() >= 0 and np.isfinite(whole).all()

@@ -64,6 +64,10 @@ DISTANCE_WEIGHT = 0.01
 # pictures, and the middle of their holes went flat.)
 distance_ref: contextvars.ContextVar[float | None] = contextvars.ContextVar("distance_ref", default=None)
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+# targets per block in _cost: its temporaries ((targets x patch) indices, differences, sums, and the scored targets'
+# patches when a subset is scored) are a few MB, not ~60 MB at a time per window at 1080p (~90k targets); the same
+# costs to the bit, and no slower: bench/scaling.py --only inpaint-holes, 1080p, patch's CPU time within noise
+COST_BLOCK = 16384
 # grain_inpaint: the patch (5 px, nearer the grain's scale than 7: on bench/inpaint_scale.py --thin-grid, 9 pictures
 # x 512 and 1024 px x 2 seeds, the median against Telea went from +1.3 dB with 7 px patches to +1.6 dB, the worst
 # decile from -0.5 to -0.3, the gradient energy in the scratches staying at x1.05 of the original's; 3 px gave
@@ -110,11 +114,12 @@ class _Level:
         ok = cv2.erode(source_ok.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
         self.valid = ok
         self._near = None
-        self.vy, self.vx = np.nonzero(ok)
+        # (int32 coordinates and index planes: half the memory of numpy's int64, the same values)
+        self.vy, self.vx = (v.astype(np.int32) for v in np.nonzero(ok))
         # target centres: every patch that touches the hole (centred: only those centred in it)
         tmask = hole if centred else cv2.dilate(hole.astype(np.uint8), kernel) > 0
         self.ty, self.tx = np.nonzero(tmask)
-        self.tidx = np.full((self.h, self.w), -1, np.int64)
+        self.tidx = np.full((self.h, self.w), -1, np.int32)
         self.tidx[self.ty, self.tx] = np.arange(self.ty.size)
         self.wp = self.w + 2 * radius
         dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
@@ -122,8 +127,10 @@ class _Level:
         self.offs = dy * self.wp + dx
         self.t_lin = (self.ty + radius) * self.wp + (self.tx + radius)
         # which pixels of each target patch are in the hole (the current guess there weighs less)
-        flat_hole = self.padded(hole.astype(np.float32)[:, :, None])
-        self.thole = flat_hole[self.t_lin[:, None] + self.offs[None, :], 0] > 0.5
+        flat_hole = self.padded(hole.view(np.uint8)[:, :, None])[:, 0]
+        self.thole = np.empty((self.ty.size, self.offs.size), bool)
+        for j, o in enumerate(self.offs):  # (one offset at a time: no (targets x patch) index array)
+            self.thole[:, j] = flat_hole[self.t_lin + o]
         # the pixels patch distances are measured on during the search
         sub = (dy + dx) % 2 == 0
         self.soffs = self.offs[sub]
@@ -133,17 +140,14 @@ class _Level:
         """The valid source centre nearest to each (y, x)."""
         import cv2
 
-        if self._near is None:
-            _, lab = cv2.distanceTransformWithLabels((~self.valid).astype(np.uint8), cv2.DIST_L2, 5,
-                                                     labelType=cv2.DIST_LABEL_PIXEL)
-            lut_y = np.zeros(lab.max() + 1, np.int64)
-            lut_x = np.zeros(lab.max() + 1, np.int64)
-            lut_y[lab[self.vy, self.vx]] = self.vy
-            lut_x[lab[self.vy, self.vx]] = self.vx
-            self._near = (lut_y[lab], lut_x[lab])
-        y = np.clip(y, 0, self.h - 1)
-        x = np.clip(x, 0, self.w - 1)
-        return self._near[0][y, x], self._near[1][y, x]
+        if self._near is None:  # (one int32 plane, the nearest centre's linear index; patch_inpaint frees it)
+            lab = cv2.distanceTransformWithLabels((~self.valid).view(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)[1]
+            lut = np.zeros(lab.max() + 1, np.int32)
+            lut[lab[self.vy, self.vx]] = self.vy * np.int32(self.w) + self.vx
+            self._near = lut[lab]
+        near = self._near[np.clip(y, 0, self.h - 1), np.clip(x, 0, self.w - 1)]
+        return near // self.w, near % self.w
 
     def padded(self, img):
         import cv2
@@ -152,7 +156,7 @@ class _Level:
         return cv2.copyMakeBorder(img, r, r, r, r, cv2.BORDER_REFLECT_101).reshape(-1, img.shape[2])
 
     def src_lin(self, sy, sx):
-        return (sy + self.r) * self.wp + (sx + self.r)
+        return np.multiply(sy + self.r, self.wp, dtype=np.int64) + (sx + self.r)
 
 
 def _cost(ctx, level, sy, sx, sub=None):
@@ -163,7 +167,13 @@ def _cost(ctx, level, sy, sx, sub=None):
     per pixel (2: the sharp value, then the blurred one); tpatch (C, n, P) the target patches; tw (n, P) the
     per-pixel weights of the target patches (known pixels count more than the current guess inside the
     hole), normalised to sum 1; toffs: where each patch pixel's value is, from its patch's source entry
-    ((P,) or (n, P)). sub: score only these targets."""
+    ((P,) or (n, P)). sub: score only these targets (indices or a slice)."""
+    if sy.size > COST_BLOCK:  # in blocks of targets: the (targets x patch) temporaries stay small
+        c = np.empty(sy.size, np.float32)
+        for a in range(0, sy.size, COST_BLOCK):
+            b = min(a + COST_BLOCK, sy.size)
+            c[a:b] = _cost(ctx, level, sy[a:b], sx[a:b], slice(a, b) if sub is None else sub[a:b])
+        return c
     flat, tpatch, tw, toffs, scale = ctx
     if sub is not None:
         tpatch, tw = tpatch[:, sub], tw[sub]
@@ -222,17 +232,20 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
     smooth ones, and the fill loses its grain)."""
     import cv2
 
-    flat = _features(level, cur)
-    tidx = level.t_lin[:, None] + level.soffs[None, :]
-    tpatch = np.stack([flat[ch].take(tidx) for ch in range(flat.shape[0])])
-    toffs, scale = level.soffs, 1
+    toffs, scale, blurred = level.soffs, 1, None
     if blur:
         known = (~level.hole).astype(np.float32)
-        num = cv2.GaussianBlur(cur * known[:, :, None], (0, 0), blur)
-        den = cv2.GaussianBlur(known, (0, 0), blur)
-        blurred = _features(level, (num / np.maximum(den, 1e-6)[:, :, None]).astype(np.float32))
-        flat = np.stack([flat, blurred], axis=2).reshape(flat.shape[0], -1)  # sharp, blurred per pixel
-        toffs, scale = 2 * level.soffs[None, :] + level.sthole, 2
+        blurred = cv2.GaussianBlur(cur * known[:, :, None], (0, 0), blur)
+        blurred /= np.maximum(cv2.GaussianBlur(known, (0, 0), blur), 1e-6)[:, :, None]
+        del known
+        toffs, scale = (2 * level.soffs[None, :] + level.sthole).astype(np.int32), 2
+    flat = _features(level, cur, blurred)  # (blurred: sharp, blurred per pixel)
+    del blurred
+    tidx = (level.t_lin[:, None] + level.soffs[None, :]) * scale
+    tpatch = np.empty((flat.shape[0],) + tidx.shape, np.float32)
+    for ch in range(flat.shape[0]):
+        flat[ch].take(tidx, out=tpatch[ch])
+    del tidx
     tw = np.where(level.sthole, np.float32(hole_weight), np.float32(1.0))
     tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
     ctx = (flat, tpatch, tw, toffs, scale)
@@ -277,18 +290,18 @@ def _vote(level, cur, im, sy, sx, cost):
     patch pixels) ones."""
     r = level.r
     hy, hx = np.nonzero(level.hole)
-    at = np.full((level.h + 2 * r) * level.wp, -1, np.int64)  # padded position -> hole pixel number
+    at = np.full((level.h + 2 * r) * level.wp, -1, np.int32)  # padded position -> hole pixel number
     at[(hy + r) * level.wp + (hx + r)] = np.arange(hy.size)
-    flat = level.padded(im)
+    flat = im.reshape(-1, im.shape[2])  # (a source patch lies inside the image: no padded copy)
     med = max(float(np.median(cost)), 1e-8)
     w = np.exp(-(cost - cost.min()) / (VOTE_H * med))
-    src0 = level.src_lin(sy, sx)
+    src0 = np.multiply(sy, level.w, dtype=np.int64) + sx
     den = np.zeros(hy.size)
     num = np.zeros((im.shape[2], hy.size))
-    for o in level.offs:
+    for o, uo in zip(level.offs, level.offs - 2 * r * ((level.offs + r) // level.wp)):  # (offsets in the image)
         dst = at[level.t_lin + o]
         keep = dst >= 0
-        dst, wk, src = dst[keep], w[keep], src0[keep] + o
+        dst, wk, src = dst[keep], w[keep], src0[keep] + uo
         den += np.bincount(dst, wk, hy.size)
         for ch in range(im.shape[2]):
             num[ch] += np.bincount(dst, wk * flat[src, ch], hy.size)
@@ -376,7 +389,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     sy = sx = None
     prev = None
     for li in range(nlev - 1, -1, -1):
-        im, ho, so = levels[li]
+        im, ho, so = levels.pop()  # (a coarser level's arrays are freed once the finer one starts)
         level = _Level(im, ho, so, radius)
         # (one level only: thin holes, no layout to decide, and the strong penalty costs 0.8 dB on scratches)
         level.dw = DISTANCE_WEIGHT_COARSE if li == nlev - 1 and nlev > 1 else DISTANCE_WEIGHT
@@ -421,6 +434,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
             # upsampled coarse image or an average of the overlapping proposals would be blurry, and blurry
             # targets pick smooth sources: the fill would lose its grain)
             cur = _centre(level, im, im, sy, sx)
+            prev = level._near = None  # (the coarser level and the nearest-centre plane are done with)
         n_em = em_iters or EM_ITERS[min(li, len(EM_ITERS) - 1)]
         for it in range(n_em):
             hw = HOLE_WEIGHT_START if (li == nlev - 1 and it < 2) else HOLE_WEIGHT
@@ -519,21 +533,33 @@ GRAIN_NEIGHBOURS = 4
 GRAIN_REACH = 3
 
 
-def _features(level, cur):
+def _features(level, cur, blurred=None):
     """The features patch distances compare: the colour channels of `cur` and its luminance gradient (Sobel x
-    GRADIENT_WEIGHT / 4), each plane padded by the patch radius, channel-major (C + 2, padded pixels)."""
+    GRADIENT_WEIGHT / 4), each plane padded by the patch radius, channel-major (C + 2, padded pixels).
+    blurred: an image like `cur` whose features come second at every pixel (C + 2, 2 x padded pixels)."""
+    import cv2
+
+    r, n = level.r, cur.shape[2] + 2
+    flat = np.empty((n, level.h + 2 * r, level.wp, 1 if blurred is None else 2), np.float32)
+    for k, img in enumerate((cur,) if blurred is None else (cur, blurred)):
+        for ch, plane in enumerate(_planes(img)):  # channel-major, each plane padded on its own (no transposed
+            if blurred is None:                    # copy), one plane at a time (no list of them)
+                cv2.copyMakeBorder(plane, r, r, r, r, cv2.BORDER_REFLECT_101, dst=flat[ch, :, :, 0])
+            else:
+                flat[ch, :, :, k] = cv2.copyMakeBorder(plane, r, r, r, r, cv2.BORDER_REFLECT_101)
+    return flat.reshape(n, -1)
+
+
+def _planes(cur):
+    """_features' planes of `cur`, one at a time (H, W) float32: its channels, then the luminance gradient."""
     import cv2
 
     c = cur.shape[2]
+    for ch in range(c):
+        yield cv2.extractChannel(cur, ch) if c > 1 else np.ascontiguousarray(cur[:, :, 0])
     g = cv2.transform(cur, np.full((1, c), 1.0 / c, np.float32)) if c <= 4 else cur.mean(axis=2)
-    planes = list(cv2.split(cur)) if c > 1 else [np.ascontiguousarray(cur[:, :, 0])]
-    planes += [cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=GRADIENT_WEIGHT / 4),
-               cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=GRADIENT_WEIGHT / 4)]
-    r = level.r
-    flat = np.empty((len(planes), level.h + 2 * r, level.wp), np.float32)
-    for ch, plane in enumerate(planes):  # channel-major, each plane padded on its own (no transposed copy)
-        cv2.copyMakeBorder(plane, r, r, r, r, cv2.BORDER_REFLECT_101, dst=flat[ch])
-    return flat.reshape(len(planes), -1)
+    yield cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=GRADIENT_WEIGHT / 4)
+    yield cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=GRADIENT_WEIGHT / 4)
 
 
 def _grain_ctx(level, flat):
