@@ -48,6 +48,42 @@ def test_each_wide_part_grows_by_its_own_radius():
     assert thin[140, 50] and thin[110, 140]
 
 
+def plain_thin_and_large(hole, thin_radius=ip.THIN_RADIUS):
+    """The split's definition over the whole picture: a hole pixel is large when the wide part nearest to it (one
+    distance transform with labels over the picture) is at most its own radius + 1 px away."""
+    dist = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((dist > thin_radius).astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= 2 * thin_radius * thin_radius
+    keep[0] = False
+    core = keep[labels]
+    radius = np.zeros(n)
+    np.maximum.at(radius, labels[core], dist[core])
+    away, nearest = cv2.distanceTransformWithLabels((~core).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    to_part = np.zeros(nearest.max() + 1, np.int64)
+    to_part[nearest[core]] = labels[core]
+    large = hole & core.any() & (away <= np.ceil(radius)[to_part[nearest]] + 1.0)
+    return hole & ~large, large
+
+
+def test_the_split_in_clusters_of_wide_parts_is_the_whole_pictures():
+    # discs of many radii (some close enough to share a cluster, some alone), scratches running into them
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        size = 400
+        hole = np.zeros((size, size), np.uint8)
+        for _ in range(rng.integers(3, 12)):
+            cv2.circle(hole, (int(rng.integers(0, size)), int(rng.integers(0, size))), int(rng.integers(5, 40)), 1, -1)
+        for _ in range(8):
+            p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
+            cv2.line(hole, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1, int(rng.integers(1, 4)))
+        hole = hole.astype(bool)
+        thin, large = ip.thin_and_large(hole)
+        want_thin, want_large = plain_thin_and_large(hole)
+        assert large.any() and thin.any()
+        assert np.array_equal(large, want_large) and np.array_equal(thin, want_thin), seed
+
+
 def test_windows_fill_as_the_whole_picture_does_where_nothing_else_is_in_reach():
     img = picture()
     holes = disc(160, 40, 40, 9) | disc(160, 120, 120, 9)

@@ -97,7 +97,7 @@ def _structure(rgb, hole, *, seed=0, source_ok=None, patch_size=7, em_iters=None
     return guess if out is None else out
 
 
-def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
+def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS, dist: np.ndarray | None = None):
     """Split a hole mask into thin parts (scratches, text) and large ones (blobs, missing areas).
 
     Decided per connected component by its widest point (distance-transform maximum); a component that
@@ -107,8 +107,7 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
     import cv2
 
     h, w = hole.shape
-    dist = cv2.distanceTransform(cv2.copyMakeBorder(hole.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
-                                 cv2.DIST_L2, 5)[1:-1, 1:-1]
+    dist = _hole_depth(hole) if dist is None else dist
     core = (dist > thin_radius).astype(np.uint8)
     # a few wide pixels where scratches cross are not a hole
     n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
@@ -118,21 +117,32 @@ def thin_and_large(hole: np.ndarray, thin_radius: float = THIN_RADIUS):
         return hole.copy(), np.zeros_like(hole)
     core = keep[labels]
     # each wide part grows by its own radius (+1 px): a hole pixel is large when the wide part nearest to it is at
-    # most that far (a distance transform costs the same whatever the radius; a dilation costs radius^2); all of
-    # it within the wide parts' box grown by the largest radius
+    # most that far (a distance transform costs the same whatever the radius; a dilation costs radius^2). Computed
+    # per cluster of wide parts whose boxes, grown by the largest radius, touch (in the box of the cluster): every
+    # wide part that could be nearest to a pixel within reach is in the pixel's cluster, so the clusters give what
+    # the whole picture would
     radius = np.zeros(n, np.float32)
     np.maximum.at(radius, labels[core], dist[core])
     grow = int(np.ceil(radius.max())) + 2
-    x0, y0 = stats[keep, 0].min(), stats[keep, 1].min()
-    x1, y1 = (stats[keep, 0] + stats[keep, 2]).max(), (stats[keep, 1] + stats[keep, 3]).max()
-    ys, xs = slice(max(0, y0 - grow), min(h, y1 + grow)), slice(max(0, x0 - grow), min(w, x1 + grow))
-    core_box, labels_box = core[ys, xs], labels[ys, xs]
-    away, nearest = cv2.distanceTransformWithLabels((~core_box).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-    to_part = np.zeros(int(nearest.max()) + 1, np.int32)
-    to_part[nearest[core_box]] = labels_box[core_box]
+    reach = np.ceil(radius) + 1.0
+    zone = np.zeros((h, w), np.uint8)
+    for i in np.flatnonzero(keep):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        zone[max(0, y - grow):y + bh + grow, max(0, x - grow):x + bw + grow] = 1
+    k, zone, boxes, _ = cv2.connectedComponentsWithStats(zone, connectivity=8)
+    cluster = np.zeros(n, np.int32)  # each wide part's cluster (0: not a wide part)
+    cluster[keep] = zone[stats[keep, 1], stats[keep, 0]]
+    del zone
     large = np.zeros_like(hole)
-    large[ys, xs] = hole[ys, xs] & (away <= np.ceil(radius)[to_part[nearest]] + 1.0)
+    for c, (x, y, bw, bh) in enumerate(boxes[1:k, :4].tolist(), start=1):
+        ys, xs = slice(y, y + bh), slice(x, x + bw)
+        labels_box = labels[ys, xs]
+        core_box = cluster[labels_box] == c  # (the cluster's own wide parts: others may reach into its box)
+        away, nearest = cv2.distanceTransformWithLabels((~core_box).view(np.uint8), cv2.DIST_L2, 5,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+        to_part = np.zeros(int(nearest.max()) + 1, np.int32)
+        to_part[nearest[core_box]] = labels_box[core_box]
+        large[ys, xs] |= hole[ys, xs] & (away <= reach[to_part[nearest]])
     return hole & ~large, large
 
 
@@ -194,8 +204,13 @@ def _test_copies(large, hole, labels, n, margin, per_hole=1):
     copies = np.zeros((h, w), np.int32)
     ball = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)
     blocked = cv2.dilate(hole.astype(np.uint8), ball) > 0
+    # every hole's pixels in raster order, from one pass over the labels (not one pass per hole)
+    py, px = np.nonzero(labels)
+    order = np.argsort(labels[py, px], kind="stable")
+    ends = np.cumsum(np.bincount(labels[py, px], minlength=n))
     for i in range(1, n):
-        ys, xs = np.nonzero(labels == i)
+        part = order[ends[i - 1]:ends[i]]
+        ys, xs = py[part], px[part]
         size = max(ys.ptp(), xs.ptp()) + 1
         placed = 0
         for dist in (1.0, 1.5, 2.0, 3.0):
@@ -331,27 +346,41 @@ def _thin_gain(low, patch, blurred, hole, thin):
 
 def _split(hole):
     """auto's thin and large parts: thin_and_large's, with the small compact holes (not scratches) made large."""
-    thin, large = thin_and_large(hole)
-    small = _small_holes(thin, hole)
+    dist = _hole_depth(hole)
+    thin, large = thin_and_large(hole, dist=dist)
+    small = _small_holes(thin, hole, dist=dist)
     return thin & ~small, large | small
 
 
-def _small_holes(thin, hole):
+def _hole_depth(hole):
+    """Each hole pixel's distance to the nearest pixel outside the hole (the picture's edge is outside)."""
+    import cv2
+
+    return cv2.distanceTransform(cv2.copyMakeBorder(hole.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                 cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
+def _small_holes(thin, hole, dist=None):
     """The thin parts that are small compact holes or wide strokes, not scratches (see _COMPACT and _WIDE_MEAN), as a
-    mask: they go with the large holes."""
+    mask: they go with the large holes. dist: _hole_depth(hole), if known."""
     import cv2
 
     if not thin.any():
         return np.zeros_like(thin)
-    dist = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    n, labels = cv2.connectedComponents(thin.astype(np.uint8), connectivity=8)
+    dist = _hole_depth(hole) if dist is None else dist
+    n, labels = cv2.connectedComponents(thin.view(np.uint8), connectivity=8)
+    ys, xs = np.nonzero(thin)
+    lab, d = labels[ys, xs], dist[ys, xs]
     widest = np.zeros(n)
-    np.maximum.at(widest, labels[thin], dist[thin])
-    area = np.bincount(labels[thin], minlength=n)
-    mean = np.bincount(labels[thin], dist[thin], minlength=n) / np.maximum(area, 1)
+    np.maximum.at(widest, lab, d)
+    area = np.bincount(lab, minlength=n)
+    mean = np.bincount(lab, d, minlength=n) / np.maximum(area, 1)
     wide = (widest > _SCRATCH_RADIUS) & ((area <= _COMPACT * np.pi * widest ** 2) | (mean > _WIDE_MEAN))
     wide[0] = False
-    return wide[labels]
+    out = np.zeros_like(thin)
+    pick = wide[lab]
+    out[ys[pick], xs[pick]] = True
+    return out
 
 
 def _candidates(base, both, source_ok, seed, sigma, rep, test, **options):
@@ -372,18 +401,26 @@ def _choose(fills, truth_img, owner, labels_n, test):
     energy = {k: _grad_energy(f) for k, f in fills.items()}
     truth = _grad_energy(truth_img)
     inner = cv2.erode(test.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # per hole sums over its copies' pixels, all holes in one pass per fill (not a pass over the picture per hole)
+    ys, xs = np.nonzero(owner)
+    lab = owner[ys, xs]
+    count = np.bincount(lab, minlength=labels_n)
+    sse = {k: np.bincount(lab, np.square(f[ys, xs] - truth_img[ys, xs]).sum(axis=1, dtype=np.float64),
+                          minlength=labels_n) for k, f in fills.items()}
+    core = inner[ys, xs]
+    core_n = np.bincount(lab[core], minlength=labels_n)
+    core_truth = np.bincount(lab[core], truth[ys, xs][core], minlength=labels_n)
+    core_energy = {k: np.bincount(lab[core], e[ys, xs][core], minlength=labels_n) for k, e in energy.items()}
+    channels = truth_img.shape[2]
     picks = {}
     for i in range(1, labels_n):
-        where = owner == i
         pick = "patch"
-        if where.any():
-            db = {k: -10 * np.log10(max(float(np.mean((f[where] - truth_img[where]) ** 2)), 1e-10))
-                  for k, f in fills.items()}
+        if count[i]:
+            db = {k: -10 * np.log10(max(float(sse[k][i] / (count[i] * channels)), 1e-10)) for k in fills}
             # a fill must bring back at least half the detail the intact copy area has (a blur in grass is
             # wrong however close its average is); among those the closest wins, detail first on a near tie
-            core = where & inner
-            ref = float(truth[core].mean()) if core.any() else 0.0
-            ok = [k for k in _CHOICES if ref <= 1e-8 or energy[k][core].mean() >= _MIN_DETAIL * ref]
+            ref = float(core_truth[i] / core_n[i]) if core_n[i] else 0.0
+            ok = [k for k in _CHOICES if ref <= 1e-8 or core_energy[k][i] / max(core_n[i], 1) >= _MIN_DETAIL * ref]
             if ok:
                 top = max(db[k] for k in ok)
                 pick = next(k for k in ok if db[k] >= top - _DETAIL_MARGIN[k])
@@ -437,13 +474,13 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
             picks = _choose(fills, _half(base, hole | keep), small_owner, n, small_test)
             smooth_half = fills["smooth"]
             fills = owner = small_owner = None  # (not held during the full-size fill)
-        need = np.zeros_like(large)  # the holes that take the smooth fill, and those that take the patch fill
-        patched = np.zeros_like(large)
+        # each hole's pick as a code per label (_CHOICES' order; 0 the background), looked up per pixel
+        code = np.full(n, -1, np.int8)
         for i, pick in picks.items():
-            if pick != "patch":
-                need |= labels == i
-            if pick != "smooth":
-                patched |= labels == i
+            code[i] = _CHOICES.index(pick)
+        code = code[labels]
+        need = (code >= 0) & (code != _CHOICES.index("patch"))  # the holes that take the smooth fill,
+        patched = (code >= 0) & (code != _CHOICES.index("smooth"))  # and those that take the patch fill
         smooth = None
         if need.any():
             # started from the half-size solution (which has the large-scale shading), a few conjugate-gradient
@@ -459,15 +496,18 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
                 ctx = base.copy()
                 ctx[need & ~patched] = smooth[need & ~patched]
             patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
-        for i, pick in picks.items():
+        for pick in picks.values():
             chosen[pick] += 1
-            part = labels == i
+        for c, pick in enumerate(_CHOICES):
+            part = code == c
+            if not part.any():
+                continue
             if pick == "patch":
                 out[part] = patch[part]
             elif pick == "smooth":
                 out[part] = smooth[part]
             else:
-                detail = _with_detail(smooth, patch, _DETAIL_SIGMA) if detail is None else detail
+                detail = _with_detail(smooth, patch, _DETAIL_SIGMA)
                 out[part] = detail[part]
     if info is not None:
         thin_n = counts["thin"]
