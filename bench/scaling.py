@@ -2,8 +2,10 @@
 named peer interleaved, best of --reps.
 
 Each measurement runs in a fresh process (inputs are made there and not timed): wall seconds, CPU seconds and the
-peak resident memory *during the call* (VmHWM, reset after the inputs are built: what the feature adds), and a
-quality figure beside the time so speed is never bought with quality:
+peak resident memory *during the call* (VmHWM, reset after the inputs are built), and a quality figure beside the
+time so speed is never bought with quality. The peak MB column gives the peak and, in brackets, what the call added
+above the process's resident memory just before it (Python, numpy, OpenCV and the inputs, alike in ours and the
+peer's process; a peer's first call also loads its library); the memory ratio is of the peaks.
 
 - colour: `stylize(method="color")` against Reinhard's transfer in Lab (OpenCV, the classic "instant" one); quality
   = sliced Wasserstein distance of the result's Oklab colours to the style's (lower is closer to the style).
@@ -171,6 +173,16 @@ def _reset_peak() -> None:
         pass
 
 
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _peak_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -274,13 +286,15 @@ def child(feature: str, method: str, size: str, seed: int) -> None:
 
     call, score = prepare(feature, method, size, seed)
     _reset_peak()
+    base = _rss_mb()
     before = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     out = call()
     seconds = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "quality": score(out)}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "base_mb": base,
+                      "quality": score(out)}))
 
 
 def measure(feature: str, method: str, size: str, seed: int, timeout: float) -> dict:
@@ -323,7 +337,7 @@ def fmt_row(r: dict) -> str:
         return f"{r['feature']:18} {r['size']:6} {r['method']:20} ERROR {r['error']}"
     q = " ".join(f"{k} {v}" for k, v in (r.get("quality") or {}).items())
     return (f"{r['feature']:18} {r['size']:6} {r['method']:20} {r['seconds']:8.2f} s  cpu {r['cpu_seconds']:7.2f} s  "
-            f"peak {r['peak_mb']:7.0f} MB  {q}")
+            f"peak {r['peak_mb']:7.0f} MB (+{r['peak_mb'] - r.get('base_mb', r['peak_mb']):.0f})  {q}")
 
 
 def slope(rows, feature, method) -> float | None:
@@ -352,10 +366,13 @@ def table(rows, sizes) -> str:
                     continue
                 label = f"{TEXTURE_SIZES[size]}²" if feature == "texture" else size
 
+                def mb(r):  # the peak, and above it what the call added to the process's memory before it
+                    return f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r.get('base_mb', r['peak_mb']):.0f})"
+
                 def q(r):
                     return ", ".join(f"{k} {v}" for k, v in (r.get("quality") or {}).items()) or "-"
                 lines.append(f"| {feature} | {label} | {ours} | {o['seconds']:.2f} | {o['cpu_seconds']:.2f} | "
-                             f"{o['peak_mb']:.0f} | {q(o)} | {peer} | {p['seconds']:.2f} | {p['peak_mb']:.0f} | "
+                             f"{mb(o)} | {q(o)} | {peer} | {p['seconds']:.2f} | {mb(p)} | "
                              f"{q(p)} | {o['seconds'] / p['seconds']:.2f}x | "
                              f"{o['peak_mb'] / max(p['peak_mb'], 1):.2f}x |")
     lines.append("")
