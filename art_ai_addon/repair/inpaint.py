@@ -410,7 +410,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
     rep = reporter(rep)
     sub = rep.sub
     out = _thin_fill(rgb, hole, thin, seed, sub(0.0, 0.25) if large.any() else rep, source_ok=~keep,
-                     **options) if thin.any() else rgb.copy()
+                     **options) if thin.any() else None  # (None: rgb's copy is made once the large fills are done)
     counts = {"thin": _count(thin)}
     chosen = {c: 0 for c in _CHOICES}
     if large.any():
@@ -419,7 +419,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
         test, owner = _test_copies(large, hole | keep, labels, n, margin=2 * radius + 2, per_hole=_COPIES)
         # large holes are filled with the repair of the scratches as context, but patches are never copied
         # from any damaged pixel nor from the test copies
-        base = out.copy() if thin.any() else rgb  # (without thin parts, the picture itself: no copy)
+        # (the thin fill itself: its large pixels are all replaced at the end; without thin parts, the picture)
+        base = out if thin.any() else rgb
         if thin.any():
             base[large] = rgb[large]
         picks = {i: "patch" for i in range(1, n)}
@@ -445,11 +446,15 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
             if pick != "smooth":
                 patched |= labels == i
         smooth = None
-        if need.any():
+
+        def smooth_fill():
             # started from the half-size solution (which has the large-scale shading), a few conjugate-gradient
             # steps at full size converge; from Telea's fill they would need hundreds
             up = cv2.resize(smooth_half, hole.shape[::-1], interpolation=cv2.INTER_LINEAR)
-            smooth = _smooth(base, large, solve=need, init=up, max_iter=100)
+            return _smooth(base, large, solve=need, init=up, max_iter=100)
+
+        if (need & ~patched).any():  # (else it comes after the patch fill: not held through it)
+            smooth = smooth_fill()
         # the patch fill only where a pick uses it (on bench/scaling.py's 4K scratches 3 small holes in 4 take the
         # smooth fill alone); the holes that take the smooth fill are context for it with that fill, never a source
         patch = detail = None
@@ -459,6 +464,10 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
                 ctx = base.copy()
                 ctx[need & ~patched] = smooth[need & ~patched]
             patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
+            del ctx
+        if smooth is None and need.any():
+            smooth = smooth_fill()
+        out = rgb.copy() if out is None else out
         for i, pick in picks.items():
             chosen[pick] += 1
             part = labels == i
@@ -475,7 +484,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
         parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
         info["note"] = "auto: " + (", ".join(parts) or "nothing to fill")
         info["holes"] = dict(chosen, thin=counts["thin"])
-    return out
+    return rgb.copy() if out is None else out
 
 
 # windows: damage closer than _JOIN px is one sub-problem, filled in a window of the picture around it that reaches
@@ -637,9 +646,14 @@ def _thin_windows(thin):
 
 def _put(out, rgb, got, m, ys, xs, where):
     """Blend a window's fill into `out` at `where` (window coordinates) by the weight min(1, 2 * mask)."""
-    wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
     region = out[ys, xs]
-    region[where] = rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
+    region[where] = _blend(rgb, got, m, ys, xs, where)
+
+
+def _blend(rgb, got, m, ys, xs, where):
+    """_put's values: a window's fill at `where`, blended with `rgb` by the weight min(1, 2 * mask)."""
+    wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
+    return rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
 
 
 def _windowed(name, rgb, hole, m, seed, rep, info, options):
@@ -661,11 +675,11 @@ def _windowed(name, rgb, hole, m, seed, rep, info, options):
 
 
 def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
-    out = rgb.copy()
     thin, large = _split(hole) if name == "auto" else thin_and_large(hole) if name in ("patch", "structure") \
         else (hole, None)
     if name != "auto":
         wins = list(_windows(hole, large))
+        done = []  # (the copy of the picture is made at the end: while the windows are filled, their pixels alone)
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(k / len(wins), (k + 1) / len(wins))
             crop = rgb[ys, xs] if name == "patch" else rgb[ys, xs].copy()  # (patch_inpaint never writes its input)
@@ -679,9 +693,13 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
                 got = _structure(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
             else:
                 got = _patch(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
-            _put(out, rgb, got, m, ys, xs, own)
+            done.append((ys, xs, own, _blend(rgb, got, m, ys, xs, own)))
             del got, crop  # (not held while the next window is filled)
+        out = rgb.copy()
+        for ys, xs, own, got in done:
+            out[ys, xs][own] = got
         return out
+    out = rgb.copy()
     thin_n, chosen = 0, {c: 0 for c in _CHOICES}
     split = 0.25 if large.any() else 1.0
     if thin.any():
