@@ -73,11 +73,11 @@ def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, init=None, **_):
     return biharmonic_fill(telea, solve, telea, rep=rep, max_iter=max_iter)
 
 
-def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, **_):
+def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, overwrite=False, **_):
     from .patchmatch import patch_inpaint
 
     out = patch_inpaint(rgb, hole, source_ok=source_ok, patch_size=patch_size, seed=seed, em_iters=em_iters,
-                        rep=rep)
+                        rep=rep, overwrite=overwrite)
     if out is None:
         warnings.warn("patch inpainting: the known area is too small for a single patch; used Telea instead",
                       RuntimeWarning, stacklevel=3)
@@ -391,7 +391,7 @@ def _choose(fills, truth_img, owner, labels_n, test):
     return picks
 
 
-def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
+def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, scratch=False, **options):
     """Per hole: thin parts get the smooth fill with PatchMatch's grain; each large one the fill that wins on its
     test copies.
 
@@ -401,7 +401,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
     for fills with more detail (a hole without room for a copy gets PatchMatch). Then the chosen fills run at
     full size on the holes alone: the choice costs a fraction of a fill, not a second one.
     keep_out: damage that is not this call's to fill (another window's): left as it is, never a source of patches,
-    never under a test copy.
+    never under a test copy. scratch: `rgb` (float32, C-contiguous) is the caller's scratch copy, whose hole pixels
+    the patch fill may overwrite (no copy of the window for it).
     """
     import cv2
 
@@ -463,7 +464,11 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
             if (need & ~patched).any():
                 ctx = base.copy()
                 ctx[need & ~patched] = smooth[need & ~patched]
-            patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
+            # (the fill written into its context: a copy made here, or the caller's scratch copy of the window; the
+            # smooth fill that may come after reads none of the hole's pixels: Telea's fill, then the solve, never do)
+            mine = ctx is not base or (scratch and not thin.any())
+            patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), overwrite=mine,
+                           **options)
             del ctx
         if smooth is None and need.any():
             smooth = smooth_fill()
@@ -728,7 +733,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
                 crops.append((crop, own, fill & ~own))
             img, own, keep, boxes = _mosaic(crops) if len(group) > 1 else crops[0] + ([(slice(None),) * 2],)
             said = {}
-            got = _auto(img, own, seed=seed, rep=sub, info=said, keep_out=keep, **options)
+            got = _auto(img, own, seed=seed, rep=sub, info=said, keep_out=keep, scratch=True, **options)
             for (ys, xs, own), box in zip(group, boxes, strict=True):
                 _put(out, rgb, got[box], m, ys, xs, own)
                 todo[ys, xs] &= ~own

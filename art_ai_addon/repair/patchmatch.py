@@ -400,7 +400,7 @@ def _smooth_fill(img, hole):
 
 
 def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None, init=None,
-                  max_levels=None, coarse_init=None):
+                  max_levels=None, coarse_init=None, overwrite=False):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
@@ -408,7 +408,9 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     this many pyramid levels (1 for scratches, which vanish at half size). init: the first guess inside the
     hole when there is one level (default Telea's fill; e.g. the smooth fill). coarse_init: a function
     (img, hole, source_ok) -> the first guess at the coarsest level (default Telea's fill; e.g.
-    structure.structure_fill). Returns None when no whole patch fits in the known area.
+    structure.structure_fill). Returns None when no whole patch fits in the known area. overwrite: `img` (float32,
+    C-contiguous) is the caller's scratch copy: the fill is written into its hole pixels and it is returned (no
+    copy of it is made).
     """
     import cv2
 
@@ -418,7 +420,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     img = np.ascontiguousarray(img, dtype=np.float32)
     # the estimate below the coarsest level lives in the level's image itself (its hole pixels are never read
     # otherwise: a source patch lies outside the hole); at the finest level when `img` is a copy made here
-    owned = not (isinstance(given, np.ndarray) and np.may_share_memory(img, given))
+    owned = overwrite or not (isinstance(given, np.ndarray) and np.may_share_memory(img, given))
     hole = np.asarray(hole, bool)
     source_ok = ~hole if source_ok is None else (np.asarray(source_ok, bool) & ~hole)
     radius = max(1, patch_size // 2)
