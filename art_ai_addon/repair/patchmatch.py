@@ -128,15 +128,23 @@ class _Level:
         dy, dx = dy.ravel(), dx.ravel()
         self.offs = dy * self.wp + dx
         self.t_lin = (self.ty + radius) * self.wp + (self.tx + radius)
-        # which pixels of each target patch are in the hole (the current guess there weighs less)
-        flat_hole = self.padded(hole.view(np.uint8)[:, :, None])[:, 0]
-        self.thole = np.empty((self.ty.size, self.offs.size), bool)
-        for j, o in enumerate(self.offs):  # (one offset at a time: no (targets x patch) index array)
-            self.thole[:, j] = flat_hole[self.t_lin + o]
-        # the pixels patch distances are measured on during the search
-        sub = (dy + dx) % 2 == 0
-        self.soffs = self.offs[sub]
-        self.sthole = self.thole[:, sub]
+        # the pixels patch distances are measured on during the search, and which of them are in the hole in each
+        # target patch (the current guess there weighs less; the whole patch's: thole)
+        self.soffs = self.offs[(dy + dx) % 2 == 0]
+        self.sthole = self._in_hole(self.soffs)
+
+    def _in_hole(self, offs):
+        """(targets, offsets) bool: whether the pixel at each offset of each target patch is in the hole. (Column-major,
+        as the column selection of a whole (targets, patch) array was: the weights' sums are made in that order.)"""
+        flat_hole = self.padded(self.hole.view(np.uint8)[:, :, None])[:, 0]
+        out = np.empty((self.ty.size, offs.size), bool, order="F")
+        for j, o in enumerate(offs):  # (one offset at a time: no (targets x patch) index array)
+            out[:, j] = flat_hole[self.t_lin + o]
+        return out
+
+    @property
+    def thole(self):
+        return self._in_hole(self.offs)
 
     @property
     def vy(self):
@@ -641,7 +649,7 @@ def _grain_subset(level, keep):
     sub.tidx = np.full((level.h, level.w), -1, np.int64)
     sub.tidx[sub.ty, sub.tx] = np.arange(sub.ty.size)
     sub.t_lin = level.t_lin[keep]
-    sub.thole, sub.sthole = level.thole[keep], level.sthole[keep]
+    sub.sthole = level.sthole[keep]
     return sub
 
 
