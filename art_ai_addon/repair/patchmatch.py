@@ -231,16 +231,16 @@ class _RowWeights:
     ndim = 2
 
     def __init__(self, thole, weight, channels):
-        self.thole, self.weight = thole, np.float32(weight)
-        self.norm = np.empty((thole.shape[0], 1), np.float32)
+        self.thole, weight = thole, np.float32(weight)
+        norm = np.empty((thole.shape[0], 1), np.float32)
         for a in range(0, thole.shape[0], COST_BLOCK):
             rows = slice(a, a + COST_BLOCK)
-            self.norm[rows] = np.where(thole[rows], self.weight, np.float32(1.0)).sum(axis=1, keepdims=True) * channels
+            norm[rows] = np.where(thole[rows], weight, np.float32(1.0)).sum(axis=1, keepdims=True) * channels
+        # (a row's two weights, divided once: the same quotients as the whole array's division)
+        self.hole_w, self.known_w = weight / norm, np.float32(1.0) / norm
 
     def __getitem__(self, rows):
-        w = np.where(self.thole[rows], self.weight, np.float32(1.0))
-        w /= self.norm[rows]
-        return w
+        return np.where(self.thole[rows], self.hole_w[rows], self.known_w[rows])
 
 
 class _RowOffsets:
@@ -251,10 +251,10 @@ class _RowOffsets:
     ndim = 2
 
     def __init__(self, soffs, thole):
-        self.soffs2, self.thole = 2 * soffs[None, :], thole
+        self.soffs2, self.thole = (2 * soffs[None, :]).astype(np.int32), thole
 
     def __getitem__(self, rows):
-        return (self.soffs2 + self.thole[rows]).astype(np.int32)
+        return np.add(self.soffs2, self.thole[rows], dtype=np.int32)
 
 
 def _try(level, ctx, sy, sx, cost, cy, cx, sel=None):
