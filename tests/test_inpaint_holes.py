@@ -327,8 +327,8 @@ def test_patch_distance_data_match_their_plain_definitions():
 def test_patch_fill_lean_layouts_are_the_plain_ones_to_the_bit():
     """The patch fill's memory-lean layouts (issue 32) give exactly what the plain ones did: the valid centres as one
     linear index, the target patches' weights and (sharp, blurred) offsets made per block of targets (against the
-    whole (targets x patch) arrays, in blocks and for subsets), and a fill written into its scratch input (overwrite)
-    against one into a copy, which leaves the input as it was."""
+    whole (targets x patch) arrays, in blocks and for subsets), _cost's temporaries kept from call to call, and a fill
+    written into its scratch input (overwrite) against one into a copy, which leaves the input as it was."""
     from art_ai_addon.repair import patchmatch as pm
 
     rng = np.random.default_rng(3)
@@ -356,6 +356,19 @@ def test_patch_fill_lean_layouts_are_the_plain_ones_to_the_bit():
     lean = pm._RowOffsets(level.soffs, level.sthole)
     for rows in (slice(None), slice(10, 90), sub):
         assert np.array_equal(lean[rows], toffs[rows]) and lean[rows].dtype == np.int32
+    # _cost with its temporaries kept in _CostBuffers (in blocks, for subsets) as with new arrays
+    flat = pm._features(level, img, cv2.GaussianBlur(img, (0, 0), 1.0))
+    tidx = (level.t_lin[:, None] + level.soffs[None, :]) * 2
+    tpatch = np.stack([flat[ch].take(tidx) for ch in range(flat.shape[0])])
+    ctx = (flat, tpatch, pm._RowWeights(level.sthole, pm.HOLE_WEIGHT, 5), pm._RowOffsets(level.soffs, level.sthole), 2)
+    y, x = level.valid_at(rng.integers(0, level.nvalid, level.ty.size))
+    try:
+        pm.COST_BLOCK = 37
+        kept = ctx + (pm._CostBuffers(37, level.soffs.size),)
+        assert np.array_equal(pm._cost(kept, level, y, x), pm._cost(ctx, level, y, x))
+        assert np.array_equal(pm._cost(kept, level, y[sub], x[sub], sub), pm._cost(ctx, level, y[sub], x[sub], sub))
+    finally:
+        pm.COST_BLOCK = old
     before = img.copy()
     plain = pm.patch_inpaint(img, hole, seed=1)
     assert np.array_equal(img, before)  # (its input untouched)

@@ -190,14 +190,16 @@ def _cost(ctx, level, sy, sx, sub=None):
     per pixel (2: the sharp value, then the blurred one); tpatch (C, n, P) the target patches; tw (n, P) the
     per-pixel weights of the target patches (known pixels count more than the current guess inside the
     hole), normalised to sum 1; toffs: where each patch pixel's value is, from its patch's source entry
-    ((P,) or (n, P)). sub: score only these targets (indices or a slice)."""
+    ((P,) or (n, P)). sub: score only these targets (indices or a slice). An optional sixth entry, a _CostBuffers,
+    holds the (targets x patch) temporaries from one call to the next."""
     if sy.size > COST_BLOCK:  # in blocks of targets: the (targets x patch) temporaries stay small
         c = np.empty(sy.size, np.float32)
         for a in range(0, sy.size, COST_BLOCK):
             b = min(a + COST_BLOCK, sy.size)
             c[a:b] = _cost(ctx, level, sy[a:b], sx[a:b], slice(a, b) if sub is None else sub[a:b])
         return c
-    flat, tpatch, tw, toffs, scale = ctx
+    flat, tpatch, tw, toffs, scale = ctx[:5]
+    bufs = ctx[5] if len(ctx) > 5 else None
     rows = slice(None) if sub is None else sub
     if sub is not None:
         tpatch = tpatch[:, sub]
@@ -205,10 +207,17 @@ def _cost(ctx, level, sy, sx, sub=None):
     if toffs.ndim == 2:
         toffs = toffs[rows]
     base = level.src_lin(sy, sx) * scale
-    idx = base[:, None] + (toffs if toffs.ndim == 2 else toffs[None, :])
+    toffs = toffs if toffs.ndim == 2 else toffs[None, :]
+    if bufs is None:
+        idx = base[:, None] + toffs
+    else:
+        idx = np.add(base[:, None], toffs, out=bufs.idx[:sy.size])
     tot = None
     for ch in range(flat.shape[0]):
-        d = flat[ch].take(idx)
+        if bufs is None:
+            d = flat[ch].take(idx)
+        else:  # (mode "clip": no bounds-checked copy of the output; every index is inside the padded features)
+            d = flat[ch].take(idx, out=(bufs.tot if tot is None else bufs.d)[:sy.size], mode="clip")
         d -= tpatch[ch]
         d *= d
         if tot is None:
@@ -220,6 +229,17 @@ def _cost(ctx, level, sy, sx, sub=None):
         ty, tx = (level.ty, level.tx) if sub is None else (level.ty[sub], level.tx[sub])
         c += (level.dw / level.d2) * ((sy - ty) ** 2 + (sx - tx) ** 2)
     return c
+
+
+class _CostBuffers:
+    """_cost's (targets x patch) temporaries for up to `rows` targets, kept from one call to the next: the indices
+    gathered, one channel's differences and their sum (new arrays each call were fresh pages to fault in, more so
+    as the fill holds less memory)."""
+
+    def __init__(self, rows, p):
+        self.idx = np.empty((rows, p), np.int64)
+        self.d = np.empty((rows, p), np.float32)
+        self.tot = np.empty((rows, p), np.float32)
 
 
 class _RowWeights:
@@ -306,7 +326,8 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
     for ch in range(flat.shape[0]):
         flat[ch].take(tidx, out=tpatch[ch])
     del tidx
-    ctx = (flat, tpatch, _RowWeights(level.sthole, hole_weight, flat.shape[0]), toffs, scale)
+    ctx = (flat, tpatch, _RowWeights(level.sthole, hole_weight, flat.shape[0]), toffs, scale,
+           _CostBuffers(min(sy.size, COST_BLOCK), level.soffs.size))
     cost = _cost(ctx, level, sy, sx)
     n = sy.size
     radius0 = min(max(level.h, level.w), search)
