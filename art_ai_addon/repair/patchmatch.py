@@ -657,7 +657,7 @@ def _grain_ctx(level, flat):
     tpatch = np.stack([flat[ch].take(level.t_lin[:, None] + toffs[None, :]) for ch in range(flat.shape[0])])
     tw = np.where(level.sthole, np.float32(HOLE_WEIGHT_START), np.float32(1.0))
     tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
-    return flat, tpatch, tw, toffs, 1
+    return flat, tpatch, tw, toffs, 1, _CostBuffers(min(level.ty.size, COST_BLOCK), toffs.size)
 
 
 def _grain_subset(level, keep):
