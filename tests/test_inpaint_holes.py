@@ -322,3 +322,56 @@ def test_patch_distance_data_match_their_plain_definitions():
     finally:
         pm.COST_BLOCK = old
     assert whole.min() >= 0 and np.isfinite(whole).all()
+
+
+def test_patch_fill_lean_layouts_are_the_plain_ones_to_the_bit():
+    """The patch fill's memory-lean layouts (issue 32) give exactly what the plain ones did: the valid centres as one
+    linear index, the target patches' weights and (sharp, blurred) offsets made per block of targets (against the
+    whole (targets x patch) arrays, in blocks and for subsets), _cost's temporaries kept from call to call, and a fill
+    written into its scratch input (overwrite) against one into a copy, which leaves the input as it was."""
+    from art_ai_addon.repair import patchmatch as pm
+
+    rng = np.random.default_rng(3)
+    img = rng.random((48, 60, 3)).astype(np.float32)
+    hole = ellipse(60, 24, 28, 9, 13)[:48]
+    level = pm._Level(img, hole, ~hole, 3)
+    vy, vx = np.nonzero(level.valid)
+    assert np.array_equal(level.vy, vy) and np.array_equal(level.vx, vx) and level.nvalid == vy.size
+    k = rng.integers(0, level.nvalid, 200)
+    y, x = level.valid_at(k)
+    assert np.array_equal(y, vy[k]) and np.array_equal(x, vx[k])
+    sub = np.sort(rng.choice(level.ty.size, level.ty.size // 3, replace=False))
+    old = pm.COST_BLOCK
+    try:
+        pm.COST_BLOCK = 37  # (the weights' sums made in blocks)
+        for hw in (pm.HOLE_WEIGHT_START, pm.HOLE_WEIGHT, 1.0):
+            tw = np.where(level.sthole, np.float32(hw), np.float32(1.0))
+            tw /= tw.sum(axis=1, keepdims=True) * 5
+            lean = pm._RowWeights(level.sthole, hw, 5)
+            for rows in (slice(None), slice(10, 90), sub):
+                assert np.array_equal(lean[rows], tw[rows])
+    finally:
+        pm.COST_BLOCK = old
+    toffs = (2 * level.soffs[None, :] + level.sthole).astype(np.int32)
+    lean = pm._RowOffsets(level.soffs, level.sthole)
+    for rows in (slice(None), slice(10, 90), sub):
+        assert np.array_equal(lean[rows], toffs[rows]) and lean[rows].dtype == np.int32
+    # _cost with its temporaries kept in _CostBuffers (in blocks, for subsets) as with new arrays
+    flat = pm._features(level, img, cv2.GaussianBlur(img, (0, 0), 1.0))
+    tidx = (level.t_lin[:, None] + level.soffs[None, :]) * 2
+    tpatch = np.stack([flat[ch].take(tidx) for ch in range(flat.shape[0])])
+    ctx = (flat, tpatch, pm._RowWeights(level.sthole, pm.HOLE_WEIGHT, 5), pm._RowOffsets(level.soffs, level.sthole), 2)
+    y, x = level.valid_at(rng.integers(0, level.nvalid, level.ty.size))
+    try:
+        pm.COST_BLOCK = 37
+        kept = ctx + (pm._CostBuffers(37, level.soffs.size),)
+        assert np.array_equal(pm._cost(kept, level, y, x), pm._cost(ctx, level, y, x))
+        assert np.array_equal(pm._cost(kept, level, y[sub], x[sub], sub), pm._cost(ctx, level, y[sub], x[sub], sub))
+    finally:
+        pm.COST_BLOCK = old
+    before = img.copy()
+    plain = pm.patch_inpaint(img, hole, seed=1)
+    assert np.array_equal(img, before)  # (its input untouched)
+    scratch = img.copy()
+    got = pm.patch_inpaint(scratch, hole, seed=1, overwrite=True)
+    assert got is scratch and np.array_equal(got, plain)

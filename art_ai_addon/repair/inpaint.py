@@ -73,11 +73,11 @@ def _smooth(rgb, hole, *, solve=None, rep=None, max_iter=400, init=None, **_):
     return biharmonic_fill(telea, solve, telea, rep=rep, max_iter=max_iter)
 
 
-def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, **_):
+def _patch(rgb, hole, *, seed=0, patch_size=7, em_iters=None, source_ok=None, rep=None, overwrite=False, **_):
     from .patchmatch import patch_inpaint
 
     out = patch_inpaint(rgb, hole, source_ok=source_ok, patch_size=patch_size, seed=seed, em_iters=em_iters,
-                        rep=rep)
+                        rep=rep, overwrite=overwrite)
     if out is None:
         warnings.warn("patch inpainting: the known area is too small for a single patch; used Telea instead",
                       RuntimeWarning, stacklevel=3)
@@ -428,7 +428,7 @@ def _choose(fills, truth_img, owner, labels_n, test):
     return picks
 
 
-def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
+def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, scratch=False, **options):
     """Per hole: thin parts get the smooth fill with PatchMatch's grain; each large one the fill that wins on its
     test copies.
 
@@ -438,7 +438,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
     for fills with more detail (a hole without room for a copy gets PatchMatch). Then the chosen fills run at
     full size on the holes alone: the choice costs a fraction of a fill, not a second one.
     keep_out: damage that is not this call's to fill (another window's): left as it is, never a source of patches,
-    never under a test copy.
+    never under a test copy. scratch: `rgb` (float32, C-contiguous) is the caller's scratch copy, whose hole pixels
+    the patch fill may overwrite (no copy of the window for it).
     """
     import cv2
 
@@ -447,7 +448,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
     rep = reporter(rep)
     sub = rep.sub
     out = _thin_fill(rgb, hole, thin, seed, sub(0.0, 0.25) if large.any() else rep, source_ok=~keep,
-                     **options) if thin.any() else rgb.copy()
+                     **options) if thin.any() else None  # (None: rgb's copy is made once the large fills are done)
     counts = {"thin": _count(thin)}
     chosen = {c: 0 for c in _CHOICES}
     if large.any():
@@ -456,7 +457,8 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
         test, owner = _test_copies(large, hole | keep, labels, n, margin=2 * radius + 2, per_hole=_COPIES)
         # large holes are filled with the repair of the scratches as context, but patches are never copied
         # from any damaged pixel nor from the test copies
-        base = out.copy() if thin.any() else rgb  # (without thin parts, the picture itself: no copy)
+        # (the thin fill itself: its large pixels are all replaced at the end; without thin parts, the picture)
+        base = out if thin.any() else rgb
         if thin.any():
             base[large] = rgb[large]
         picks = {i: "patch" for i in range(1, n)}
@@ -482,11 +484,15 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
         need = (code >= 0) & (code != _CHOICES.index("patch"))  # the holes that take the smooth fill,
         patched = (code >= 0) & (code != _CHOICES.index("smooth"))  # and those that take the patch fill
         smooth = None
-        if need.any():
+
+        def smooth_fill():
             # started from the half-size solution (which has the large-scale shading), a few conjugate-gradient
             # steps at full size converge; from Telea's fill they would need hundreds
             up = cv2.resize(smooth_half, hole.shape[::-1], interpolation=cv2.INTER_LINEAR)
-            smooth = _smooth(base, large, solve=need, init=up, max_iter=100)
+            return _smooth(base, large, solve=need, init=up, max_iter=100)
+
+        if (need & ~patched).any():  # (else it comes after the patch fill: not held through it)
+            smooth = smooth_fill()
         # the patch fill only where a pick uses it (on bench/scaling.py's 4K scratches 3 small holes in 4 take the
         # smooth fill alone); the holes that take the smooth fill are context for it with that fill, never a source
         patch = detail = None
@@ -495,7 +501,15 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
             if (need & ~patched).any():
                 ctx = base.copy()
                 ctx[need & ~patched] = smooth[need & ~patched]
-            patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), **options)
+            # (the fill written into its context: a copy made here, or the caller's scratch copy of the window; the
+            # smooth fill that may come after reads none of the hole's pixels: Telea's fill, then the solve, never do)
+            mine = ctx is not base or (scratch and not thin.any())
+            patch = _patch(ctx, patched, seed=seed, source_ok=~(hole | keep), rep=sub(0.45, 0.95), overwrite=mine,
+                           **options)
+            del ctx
+        if smooth is None and need.any():
+            smooth = smooth_fill()
+        out = rgb.copy() if out is None else out
         for pick in picks.values():
             chosen[pick] += 1
         for c, pick in enumerate(_CHOICES):
@@ -515,7 +529,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, **options):
         parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
         info["note"] = "auto: " + (", ".join(parts) or "nothing to fill")
         info["holes"] = dict(chosen, thin=counts["thin"])
-    return out
+    return rgb.copy() if out is None else out
 
 
 # windows: damage closer than _JOIN px is one sub-problem, filled in a window of the picture around it that reaches
@@ -675,11 +689,36 @@ def _thin_windows(thin):
             yield ys, xs, own
 
 
-def _put(out, rgb, got, m, ys, xs, where):
-    """Blend a window's fill into `out` at `where` (window coordinates) by the weight min(1, 2 * mask)."""
-    wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
-    region = out[ys, xs]
-    region[where] = rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
+class _Filled:
+    """The result of a windowed fill: `rgb` and the filled pixels, kept window by window (their positions and values)
+    until the copy of the picture is made, at the end (not held through the fills: at 4K a copy is 100 MB)."""
+
+    def __init__(self, rgb):
+        self.rgb, self.parts = rgb, []
+
+    def put(self, got, m, ys, xs, where):
+        """Blend a window's fill in at `where` (window coordinates) by the weight min(1, 2 * mask)."""
+        rgb = self.rgb
+        wgt = np.clip(m[ys, xs][where] * 2.0, 0.0, 1.0)[:, None]
+        vals = rgb[ys, xs][where] * (1.0 - wgt) + np.clip(got[where], 0.0, 1.0) * wgt
+        py, px = np.nonzero(where)
+        self.parts.append((ys.start + py.astype(np.int32), xs.start + px.astype(np.int32), vals,
+                           (ys.start, ys.stop, xs.start, xs.stop)))
+
+    def crop(self, ys, xs):
+        """rgb[ys, xs] with the pixels filled so far (a copy)."""
+        out = self.rgb[ys, xs].copy()
+        for py, px, vals, (y0, y1, x0, x1) in self.parts:
+            if y0 < ys.stop and ys.start < y1 and x0 < xs.stop and xs.start < x1:
+                sel = (py >= ys.start) & (py < ys.stop) & (px >= xs.start) & (px < xs.stop)
+                out[py[sel] - ys.start, px[sel] - xs.start] = vals[sel]
+        return out
+
+    def result(self):
+        out = self.rgb.copy()
+        for py, px, vals, _ in self.parts:
+            out[py, px] = vals
+        return out
 
 
 def _windowed(name, rgb, hole, m, seed, rep, info, options):
@@ -701,11 +740,11 @@ def _windowed(name, rgb, hole, m, seed, rep, info, options):
 
 
 def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
-    out = rgb.copy()
     thin, large = _split(hole) if name == "auto" else thin_and_large(hole) if name in ("patch", "structure") \
         else (hole, None)
     if name != "auto":
         wins = list(_windows(hole, large))
+        filled = _Filled(rgb)
         for k, (ys, xs, own) in enumerate(wins):
             sub = rep.sub(k / len(wins), (k + 1) / len(wins))
             crop = rgb[ys, xs] if name == "patch" else rgb[ys, xs].copy()  # (patch_inpaint never writes its input)
@@ -719,9 +758,10 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
                 got = _structure(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
             else:
                 got = _patch(crop, own, seed=seed, source_ok=~(hole[ys, xs] & ~own), rep=sub, **options)
-            _put(out, rgb, got, m, ys, xs, own)
+            filled.put(got, m, ys, xs, own)
             del got, crop  # (not held while the next window is filled)
-        return out
+        return filled.result()
+    filled = _Filled(rgb)
     thin_n, chosen = 0, {c: 0 for c in _CHOICES}
     split = 0.25 if large.any() else 1.0
     if thin.any():
@@ -731,7 +771,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
             crop = rgb[ys, xs].copy()
             # all the window's damage is filled (the neighbouring tiles' as context), the tile's own part is kept
             got = _thin_fill(crop, hole[ys, xs], thin[ys, xs], seed, sub, source_ok=~hole[ys, xs], **options)
-            _put(out, rgb, got, m, ys, xs, part)
+            filled.put(got, m, ys, xs, part)
         thin_n = _count(thin)
     if large.any():
         wins = list(_windows(large, large))
@@ -745,14 +785,14 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
             crops = []
             for ys, xs, own in group:
                 fill = todo[ys, xs]
-                crop = out[ys, xs].copy()
+                crop = filled.crop(ys, xs)
                 crop[fill] = rgb[ys, xs][fill]
                 crops.append((crop, own, fill & ~own))
             img, own, keep, boxes = _mosaic(crops) if len(group) > 1 else crops[0] + ([(slice(None),) * 2],)
             said = {}
-            got = _auto(img, own, seed=seed, rep=sub, info=said, keep_out=keep, **options)
+            got = _auto(img, own, seed=seed, rep=sub, info=said, keep_out=keep, scratch=True, **options)
             for (ys, xs, own), box in zip(group, boxes, strict=True):
-                _put(out, rgb, got[box], m, ys, xs, own)
+                filled.put(got[box], m, ys, xs, own)
                 todo[ys, xs] &= ~own
             del got, img  # (not held while the next window is filled)
             for c in _CHOICES:
@@ -763,7 +803,7 @@ def _windowed_fill(name, rgb, hole, m, seed, rep, info, options):
         parts += [f"{v} large hole{'s' * (v != 1)} {k}" for k, v in chosen.items() if v]
         info["note"] = "auto: " + (", ".join(parts) or "nothing to fill")
         info["holes"] = dict(chosen, thin=thin_n)
-    return out
+    return filled.result()
 
 
 def _binary_ints(mask):

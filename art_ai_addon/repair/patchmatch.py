@@ -114,8 +114,10 @@ class _Level:
         ok = cv2.erode(source_ok.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
         self.valid = ok
         self._near = None
-        # (int32 coordinates and index planes: half the memory of numpy's int64, the same values)
-        self.vy, self.vx = (v.astype(np.int32) for v in np.nonzero(ok))
+        # the valid centres: their linear indices, int32 (a third of the memory of int64 (y, x) pairs; the coordinates
+        # of the few drawn at a time come from valid_at)
+        self.vlin = np.flatnonzero(ok).astype(np.int32)
+        self.nvalid = self.vlin.size
         # target centres: every patch that touches the hole (centred: only those centred in it)
         tmask = hole if centred else cv2.dilate(hole.astype(np.uint8), kernel) > 0
         self.ty, self.tx = np.nonzero(tmask)
@@ -126,15 +128,36 @@ class _Level:
         dy, dx = dy.ravel(), dx.ravel()
         self.offs = dy * self.wp + dx
         self.t_lin = (self.ty + radius) * self.wp + (self.tx + radius)
-        # which pixels of each target patch are in the hole (the current guess there weighs less)
-        flat_hole = self.padded(hole.view(np.uint8)[:, :, None])[:, 0]
-        self.thole = np.empty((self.ty.size, self.offs.size), bool)
-        for j, o in enumerate(self.offs):  # (one offset at a time: no (targets x patch) index array)
-            self.thole[:, j] = flat_hole[self.t_lin + o]
-        # the pixels patch distances are measured on during the search
-        sub = (dy + dx) % 2 == 0
-        self.soffs = self.offs[sub]
-        self.sthole = self.thole[:, sub]
+        # the pixels patch distances are measured on during the search, and which of them are in the hole in each
+        # target patch (the current guess there weighs less; the whole patch's: thole)
+        self.soffs = self.offs[(dy + dx) % 2 == 0]
+        self.sthole = self._in_hole(self.soffs)
+
+    def _in_hole(self, offs):
+        """(targets, offsets) bool: whether the pixel at each offset of each target patch is in the hole. (Column-major,
+        as the column selection of a whole (targets, patch) array was: the weights' sums are made in that order.)"""
+        flat_hole = self.padded(self.hole.view(np.uint8)[:, :, None])[:, 0]
+        out = np.empty((self.ty.size, offs.size), bool, order="F")
+        for j, o in enumerate(offs):  # (one offset at a time: no (targets x patch) index array)
+            out[:, j] = flat_hole[self.t_lin + o]
+        return out
+
+    @property
+    def thole(self):
+        return self._in_hole(self.offs)
+
+    @property
+    def vy(self):
+        return self.vlin // np.int32(self.w)
+
+    @property
+    def vx(self):
+        return self.vlin % np.int32(self.w)
+
+    def valid_at(self, k):
+        """The coordinates (y, x) of the valid centres numbered k."""
+        v = self.vlin[k]
+        return v // np.int32(self.w), v % np.int32(self.w)
 
     def nearest_valid(self, y, x):
         """The valid source centre nearest to each (y, x)."""
@@ -144,7 +167,7 @@ class _Level:
             lab = cv2.distanceTransformWithLabels((~self.valid).view(np.uint8), cv2.DIST_L2, 5,
                                                   labelType=cv2.DIST_LABEL_PIXEL)[1]
             lut = np.zeros(lab.max() + 1, np.int32)
-            lut[lab[self.vy, self.vx]] = self.vy * np.int32(self.w) + self.vx
+            lut[lab.reshape(-1)[self.vlin]] = self.vlin
             self._near = lut[lab]
         near = self._near[np.clip(y, 0, self.h - 1), np.clip(x, 0, self.w - 1)]
         return near // self.w, near % self.w
@@ -167,23 +190,34 @@ def _cost(ctx, level, sy, sx, sub=None):
     per pixel (2: the sharp value, then the blurred one); tpatch (C, n, P) the target patches; tw (n, P) the
     per-pixel weights of the target patches (known pixels count more than the current guess inside the
     hole), normalised to sum 1; toffs: where each patch pixel's value is, from its patch's source entry
-    ((P,) or (n, P)). sub: score only these targets (indices or a slice)."""
+    ((P,) or (n, P)). sub: score only these targets (indices or a slice). An optional sixth entry, a _CostBuffers,
+    holds the (targets x patch) temporaries from one call to the next."""
     if sy.size > COST_BLOCK:  # in blocks of targets: the (targets x patch) temporaries stay small
         c = np.empty(sy.size, np.float32)
         for a in range(0, sy.size, COST_BLOCK):
             b = min(a + COST_BLOCK, sy.size)
             c[a:b] = _cost(ctx, level, sy[a:b], sx[a:b], slice(a, b) if sub is None else sub[a:b])
         return c
-    flat, tpatch, tw, toffs, scale = ctx
+    flat, tpatch, tw, toffs, scale = ctx[:5]
+    bufs = ctx[5] if len(ctx) > 5 else None
+    rows = slice(None) if sub is None else sub
     if sub is not None:
-        tpatch, tw = tpatch[:, sub], tw[sub]
-        if toffs.ndim == 2:
-            toffs = toffs[sub]
+        tpatch = tpatch[:, sub]
+    tw = tw[rows]
+    if toffs.ndim == 2:
+        toffs = toffs[rows]
     base = level.src_lin(sy, sx) * scale
-    idx = base[:, None] + (toffs if toffs.ndim == 2 else toffs[None, :])
+    toffs = toffs if toffs.ndim == 2 else toffs[None, :]
+    if bufs is None:
+        idx = base[:, None] + toffs
+    else:
+        idx = np.add(base[:, None], toffs, out=bufs.idx[:sy.size])
     tot = None
     for ch in range(flat.shape[0]):
-        d = flat[ch].take(idx)
+        if bufs is None:
+            d = flat[ch].take(idx)
+        else:  # (mode "clip": no bounds-checked copy of the output; every index is inside the padded features)
+            d = flat[ch].take(idx, out=(bufs.tot if tot is None else bufs.d)[:sy.size], mode="clip")
         d -= tpatch[ch]
         d *= d
         if tot is None:
@@ -195,6 +229,52 @@ def _cost(ctx, level, sy, sx, sub=None):
         ty, tx = (level.ty, level.tx) if sub is None else (level.ty[sub], level.tx[sub])
         c += (level.dw / level.d2) * ((sy - ty) ** 2 + (sx - tx) ** 2)
     return c
+
+
+class _CostBuffers:
+    """_cost's (targets x patch) temporaries for up to `rows` targets, kept from one call to the next: the indices
+    gathered, one channel's differences and their sum (new arrays each call were fresh pages to fault in, more so
+    as the fill holds less memory)."""
+
+    def __init__(self, rows, p):
+        self.idx = np.empty((rows, p), np.int64)
+        self.d = np.empty((rows, p), np.float32)
+        self.tot = np.empty((rows, p), np.float32)
+
+
+class _RowWeights:
+    """_cost's weights of the target patches' pixels, (targets, P) float32, made a block of targets at a time
+    (indexing it gives the rows asked for): `weight` on the patches' hole pixels (`thole`), 1 on the known ones,
+    each row normalised to sum 1 over `channels` channels. The same operations on each row as on the whole
+    array, so the same weights to the bit, without holding (targets x patch) floats through the search."""
+
+    ndim = 2
+
+    def __init__(self, thole, weight, channels):
+        self.thole, weight = thole, np.float32(weight)
+        norm = np.empty((thole.shape[0], 1), np.float32)
+        for a in range(0, thole.shape[0], COST_BLOCK):
+            rows = slice(a, a + COST_BLOCK)
+            norm[rows] = np.where(thole[rows], weight, np.float32(1.0)).sum(axis=1, keepdims=True) * channels
+        # (a row's two weights, divided once: the same quotients as the whole array's division)
+        self.hole_w, self.known_w = weight / norm, np.float32(1.0) / norm
+
+    def __getitem__(self, rows):
+        return np.where(self.thole[rows], self.hole_w[rows], self.known_w[rows])
+
+
+class _RowOffsets:
+    """_cost's toffs when the features hold (sharp, blurred) per pixel: per target patch pixel, its entry from the
+    source patch's (2 x the pixel's offset, + 1 where the target's pixel is in the hole), int32, made a block of
+    targets at a time (indexing it gives the rows asked for)."""
+
+    ndim = 2
+
+    def __init__(self, soffs, thole):
+        self.soffs2, self.thole = (2 * soffs[None, :]).astype(np.int32), thole
+
+    def __getitem__(self, rows):
+        return np.add(self.soffs2, self.thole[rows], dtype=np.int32)
 
 
 def _try(level, ctx, sy, sx, cost, cy, cx, sel=None):
@@ -238,7 +318,7 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
         blurred = cv2.GaussianBlur(cur * known[:, :, None], (0, 0), blur)
         blurred /= np.maximum(cv2.GaussianBlur(known, (0, 0), blur), 1e-6)[:, :, None]
         del known
-        toffs, scale = (2 * level.soffs[None, :] + level.sthole).astype(np.int32), 2
+        toffs, scale = _RowOffsets(level.soffs, level.sthole), 2
     flat = _features(level, cur, blurred)  # (blurred: sharp, blurred per pixel)
     del blurred
     tidx = (level.t_lin[:, None] + level.soffs[None, :]) * scale
@@ -246,9 +326,8 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
     for ch in range(flat.shape[0]):
         flat[ch].take(tidx, out=tpatch[ch])
     del tidx
-    tw = np.where(level.sthole, np.float32(hole_weight), np.float32(1.0))
-    tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
-    ctx = (flat, tpatch, tw, toffs, scale)
+    ctx = (flat, tpatch, _RowWeights(level.sthole, hole_weight, flat.shape[0]), toffs, scale,
+           _CostBuffers(min(sy.size, COST_BLOCK), level.soffs.size))
     cost = _cost(ctx, level, sy, sx)
     n = sy.size
     radius0 = min(max(level.h, level.w), search)
@@ -268,26 +347,27 @@ def _patchmatch(level, cur, sy, sx, iters, rng, hole_weight=1.0, search=64, blur
             cx = sx + rng.integers(-rad, rad + 1, n)
             _try(level, ctx, sy, sx, cost, cy, cx)
             rad //= 2
-        k = rng.integers(0, level.vy.size, n)
-        _try(level, ctx, sy, sx, cost, level.vy[k], level.vx[k])
+        k = rng.integers(0, level.nvalid, n)
+        _try(level, ctx, sy, sx, cost, *level.valid_at(k))
     return cost
 
 
-def _centre(level, cur, im, sy, sx):
-    """New hole pixels: each takes the centre of its own patch's source (a copy, no averaging)."""
-    out = cur.copy()
+def _centre(level, cur, im, sy, sx, out=None):
+    """New hole pixels: each takes the centre of its own patch's source (a copy, no averaging). out: the image to
+    write them into (`cur` itself, or `im`: sources never lie in the hole), else a copy of `cur`."""
+    out = cur.copy() if out is None else out
     hy, hx = np.nonzero(level.hole)
     t = level.tidx[hy, hx]
     out[hy, hx] = im[sy[t], sx[t]]
     return out
 
 
-def _vote(level, cur, im, sy, sx, cost):
+def _vote(level, cur, im, sy, sx, cost, out=None):
     """New hole pixels: the weighted mean of the proposals of all the patches that cover each of them.
 
     Weights exp(-(cost - min) / (VOTE_H * median cost)): good matches count, bad ones hardly. Summed one patch
     offset at a time into per-hole-pixel sums, so the memory is a few arrays of the targets' size, not (targets x
-    patch pixels) ones."""
+    patch pixels) ones. out: as _centre's (written once all proposals are summed)."""
     r = level.r
     hy, hx = np.nonzero(level.hole)
     at = np.full((level.h + 2 * r) * level.wp, -1, np.int32)  # padded position -> hole pixel number
@@ -305,7 +385,7 @@ def _vote(level, cur, im, sy, sx, cost):
         den += np.bincount(dst, wk, hy.size)
         for ch in range(im.shape[2]):
             num[ch] += np.bincount(dst, wk * flat[src, ch], hy.size)
-    out = cur.copy()
+    out = cur.copy() if out is None else out
     got = den > 0
     out[hy[got], hx[got]] = (num[:, got] / den[got]).T
     return out
@@ -349,7 +429,7 @@ def _smooth_fill(img, hole):
 
 
 def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=None, rep=None, init=None,
-                  max_levels=None, coarse_init=None):
+                  max_levels=None, coarse_init=None, overwrite=False):
     """Fill `hole` (bool (H, W)) of float image (H, W, C) from patches of the known part; returns a new image.
 
     `source_ok` restricts where source patches may come from (default: everywhere outside the hole), so
@@ -357,13 +437,19 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
     this many pyramid levels (1 for scratches, which vanish at half size). init: the first guess inside the
     hole when there is one level (default Telea's fill; e.g. the smooth fill). coarse_init: a function
     (img, hole, source_ok) -> the first guess at the coarsest level (default Telea's fill; e.g.
-    structure.structure_fill). Returns None when no whole patch fits in the known area.
+    structure.structure_fill). Returns None when no whole patch fits in the known area. overwrite: `img` (float32,
+    C-contiguous) is the caller's scratch copy: the fill is written into its hole pixels and it is returned (no
+    copy of it is made).
     """
     import cv2
 
     rep = reporter(rep)
     rng = np.random.default_rng(seed)
+    given = img
     img = np.ascontiguousarray(img, dtype=np.float32)
+    # the estimate below the coarsest level lives in the level's image itself (its hole pixels are never read
+    # otherwise: a source patch lies outside the hole); at the finest level when `img` is a copy made here
+    owned = overwrite or not (isinstance(given, np.ndarray) and np.may_share_memory(img, given))
     hole = np.asarray(hole, bool)
     source_ok = ~hole if source_ok is None else (np.asarray(source_ok, bool) & ~hole)
     radius = max(1, patch_size // 2)
@@ -396,26 +482,28 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
         ref = distance_ref.get()
         if ref:
             level.d2 = (ref / 2 ** li) ** 2
-        if level.vy.size == 0:
+        if level.nvalid == 0:
             return None
         rep.check()
+        mine = True  # (cur is an array made here: each new estimate is written into it, no copy)
         if cur is None:
             if init is not None and nlev == 1:
                 cur = np.where(ho[:, :, None], init, im)
             elif coarse_init is not None:
                 cur = np.asarray(coarse_init(im, ho, so), np.float32)
+                mine = False
             else:
                 cur = _smooth_fill(im, ho)
-            k = rng.integers(0, level.vy.size, level.ty.size)
-            sy, sx = level.vy[k].copy(), level.vx[k].copy()
+            k = rng.integers(0, level.nvalid, level.ty.size)
+            sy, sx = level.valid_at(k)
         else:
             # upsample the NNF: a fine target takes its coarse parent's source, scaled, plus its sub-offset
             pl, psy, psx = prev
             py = np.clip(level.ty // 2, 0, pl.h - 1)
             px = np.clip(level.tx // 2, 0, pl.w - 1)
             pi = pl.tidx[py, px]
-            k = rng.integers(0, level.vy.size, level.ty.size)
-            sy, sx = level.vy[k].copy(), level.vx[k].copy()
+            k = rng.integers(0, level.nvalid, level.ty.size)
+            sy, sx = level.valid_at(k)
             has = pi >= 0
             cy = psy[np.where(has, pi, 0)] * 2 + (level.ty & 1)
             cx = psx[np.where(has, pi, 0)] * 2 + (level.tx & 1)
@@ -433,7 +521,7 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
             # the first estimate of the fine hole: the fine source pixels the inherited NNF points at (an
             # upsampled coarse image or an average of the overlapping proposals would be blurry, and blurry
             # targets pick smooth sources: the fill would lose its grain)
-            cur = _centre(level, im, im, sy, sx)
+            cur = _centre(level, im, im, sy, sx, out=im if li > 0 or owned else None)
             prev = level._near = None  # (the coarser level and the nearest-centre plane are done with)
         n_em = em_iters or EM_ITERS[min(li, len(EM_ITERS) - 1)]
         for it in range(n_em):
@@ -444,10 +532,11 @@ def patch_inpaint(img, hole, *, source_ok=None, patch_size=7, seed=0, em_iters=N
                                BLUR_SIGMA if li < BLUR_LEVELS else 0.0)
             if li == 0 and it == n_em - 1:
                 # the result: each hole pixel copies the centre of its own patch's source (the grain stays)
-                cur = _centre(level, cur, im, sy, sx)
+                cur = _centre(level, cur, im, sy, sx, out=cur if mine else None)
             else:
                 # on the way: the vote of all proposals (coherent layout, structure that continues)
-                cur = _vote(level, cur, im, sy, sx, cost)
+                cur = _vote(level, cur, im, sy, sx, cost, out=cur if mine else None)
+            mine = True
             done = (nlev - 1 - li + (it + 1) / n_em) / nlev
             rep(done, f"patch fill, level {nlev - li}/{nlev}")
         prev = (level, sy, sx)
@@ -473,15 +562,15 @@ def grain_inpaint(img, hole, *, source_ok=None, patch_size=GRAIN_PATCH, seed=0, 
     hole = np.asarray(hole, bool)
     source_ok = ~hole if source_ok is None else (np.asarray(source_ok, bool) & ~hole)
     level = _Level(img, hole, source_ok, max(1, patch_size // 2), centred=True)
-    if level.vy.size == 0:
+    if level.nvalid == 0:
         return None
     level.dw = DISTANCE_WEIGHT
     flat = _features(level, img)
     # the search on the cover
     keep = _grain_cover(hole)[level.ty, level.tx]
     cover = _grain_subset(level, keep)
-    k = rng.integers(0, level.vy.size, cover.ty.size)
-    sy, sx = level.vy[k].copy(), level.vx[k].copy()
+    k = rng.integers(0, level.nvalid, cover.ty.size)
+    sy, sx = level.valid_at(k)
     _grain_search(cover, _grain_ctx(cover, flat), sy, sx, iters, rng)
     # every hole pixel: from its target's source, at its offset
     n = level.ty.size
@@ -568,7 +657,7 @@ def _grain_ctx(level, flat):
     tpatch = np.stack([flat[ch].take(level.t_lin[:, None] + toffs[None, :]) for ch in range(flat.shape[0])])
     tw = np.where(level.sthole, np.float32(HOLE_WEIGHT_START), np.float32(1.0))
     tw /= tw.sum(axis=1, keepdims=True) * flat.shape[0]
-    return flat, tpatch, tw, toffs, 1
+    return flat, tpatch, tw, toffs, 1, _CostBuffers(min(level.ty.size, COST_BLOCK), toffs.size)
 
 
 def _grain_subset(level, keep):
@@ -581,7 +670,7 @@ def _grain_subset(level, keep):
     sub.tidx = np.full((level.h, level.w), -1, np.int64)
     sub.tidx[sub.ty, sub.tx] = np.arange(sub.ty.size)
     sub.t_lin = level.t_lin[keep]
-    sub.thole, sub.sthole = level.thole[keep], level.sthole[keep]
+    sub.sthole = level.sthole[keep]
     return sub
 
 
@@ -654,6 +743,6 @@ def _grain_search(level, ctx, sy, sx, iters, rng):
         while rad >= 1:
             _try(level, ctx, sy, sx, cost, sy + rng.integers(-rad, rad + 1, n), sx + rng.integers(-rad, rad + 1, n))
             rad //= GRAIN_RADIUS_STEP
-        k = rng.integers(0, level.vy.size, n)
-        _try(level, ctx, sy, sx, cost, level.vy[k], level.vx[k])
+        k = rng.integers(0, level.nvalid, n)
+        _try(level, ctx, sy, sx, cost, *level.valid_at(k))
     return cost
