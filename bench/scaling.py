@@ -173,23 +173,26 @@ def _reset_peak() -> None:
         pass
 
 
-def _rss_mb() -> float:
+def _status_mb(key: str) -> float | None:
+    """A memory figure of /proc/self/status (VmRSS, VmHWM) in MB; None where there is none (not Linux)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return float("nan")
+    return None
+
+
+def _rss_mb() -> float:
+    rss = _status_mb("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def _peak_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -332,12 +335,17 @@ def run(features, sizes, reps: int, seed: int = 0, timeout: float = 1800, log=pr
     return rows
 
 
+def _mb(r: dict) -> str:
+    """The peak, and in brackets what the call added above the process's memory just before it."""
+    return f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r.get('base_mb', r['peak_mb']):.0f})"
+
+
 def fmt_row(r: dict) -> str:
     if "error" in r:
         return f"{r['feature']:18} {r['size']:6} {r['method']:20} ERROR {r['error']}"
     q = " ".join(f"{k} {v}" for k, v in (r.get("quality") or {}).items())
     return (f"{r['feature']:18} {r['size']:6} {r['method']:20} {r['seconds']:8.2f} s  cpu {r['cpu_seconds']:7.2f} s  "
-            f"peak {r['peak_mb']:7.0f} MB (+{r['peak_mb'] - r.get('base_mb', r['peak_mb']):.0f})  {q}")
+            f"peak {_mb(r)} MB  {q}")
 
 
 def slope(rows, feature, method) -> float | None:
@@ -366,13 +374,10 @@ def table(rows, sizes) -> str:
                     continue
                 label = f"{TEXTURE_SIZES[size]}²" if feature == "texture" else size
 
-                def mb(r):  # the peak, and above it what the call added to the process's memory before it
-                    return f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r.get('base_mb', r['peak_mb']):.0f})"
-
                 def q(r):
                     return ", ".join(f"{k} {v}" for k, v in (r.get("quality") or {}).items()) or "-"
                 lines.append(f"| {feature} | {label} | {ours} | {o['seconds']:.2f} | {o['cpu_seconds']:.2f} | "
-                             f"{mb(o)} | {q(o)} | {peer} | {p['seconds']:.2f} | {mb(p)} | "
+                             f"{_mb(o)} | {q(o)} | {peer} | {p['seconds']:.2f} | {_mb(p)} | "
                              f"{q(p)} | {o['seconds'] / p['seconds']:.2f}x | "
                              f"{o['peak_mb'] / max(p['peak_mb'], 1):.2f}x |")
     lines.append("")
