@@ -310,8 +310,7 @@ def test_patch_distance_data_match_their_plain_definitions():
     tpatch = np.stack([flat[ch].take(level.t_lin[:, None] + level.soffs[None, :]) for ch in range(flat.shape[0])])
     tw = np.full(level.sthole.shape, 1.0 / (level.soffs.size * flat.shape[0]), np.float32)
     ctx = (flat, tpatch, tw, level.soffs, 1)
-    k = rng.integers(0, level.vy.size, level.ty.size)
-    sy, sx = level.vy[k], level.vx[k]
+    sy, sx = level.valid_at(rng.integers(0, level.nvalid, level.ty.size))
     whole = pm._cost(ctx, level, sy, sx)
     old = pm.COST_BLOCK
     try:
@@ -336,7 +335,8 @@ def test_patch_fill_lean_layouts_are_the_plain_ones_to_the_bit():
     hole = ellipse(60, 24, 28, 9, 13)[:48]
     level = pm._Level(img, hole, ~hole, 3)
     vy, vx = np.nonzero(level.valid)
-    assert np.array_equal(level.vy, vy) and np.array_equal(level.vx, vx) and level.nvalid == vy.size
+    all_y, all_x = level.valid_at(np.arange(level.nvalid))
+    assert np.array_equal(all_y, vy) and np.array_equal(all_x, vx) and level.nvalid == vy.size
     k = rng.integers(0, level.nvalid, 200)
     y, x = level.valid_at(k)
     assert np.array_equal(y, vy[k]) and np.array_equal(x, vx[k])

@@ -495,7 +495,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, scratch=Fals
             smooth = smooth_fill()
         # the patch fill only where a pick uses it (on bench/scaling.py's 4K scratches 3 small holes in 4 take the
         # smooth fill alone); the holes that take the smooth fill are context for it with that fill, never a source
-        patch = detail = None
+        patch = None
         if patched.any():
             ctx = base
             if (need & ~patched).any():
@@ -521,8 +521,7 @@ def _auto(rgb, hole, *, seed=0, rep=None, info=None, keep_out=None, scratch=Fals
             elif pick == "smooth":
                 out[part] = smooth[part]
             else:
-                detail = _with_detail(smooth, patch, _DETAIL_SIGMA)
-                out[part] = detail[part]
+                out[part] = _with_detail(smooth, patch, _DETAIL_SIGMA)[part]
     if info is not None:
         thin_n = counts["thin"]
         parts = [f"{thin_n} thin hole{'s' * (thin_n != 1)} smooth+detail"] if thin_n else []

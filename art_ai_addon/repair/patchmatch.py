@@ -146,14 +146,6 @@ class _Level:
     def thole(self):
         return self._in_hole(self.offs)
 
-    @property
-    def vy(self):
-        return self.vlin // np.int32(self.w)
-
-    @property
-    def vx(self):
-        return self.vlin % np.int32(self.w)
-
     def valid_at(self, k):
         """The coordinates (y, x) of the valid centres numbered k."""
         v = self.vlin[k]
